@@ -1,0 +1,142 @@
+//! `Labels`: the sorted, de-duplicated label pairs that, with the metric name,
+//! identify a series.
+//!
+//! Sorting once at construction makes equality, hashing and the series key
+//! cheap and canonical: `{host="a",region="eu"}` and `{region="eu",host="a"}`
+//! are the same series everywhere in the pipeline. Story: docs chapter 0.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Label pairs sorted by name, each name at most once.
+///
+/// An empty value means "no such label" (Prometheus' rule), so pairs with an
+/// empty value are dropped at construction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// No labels.
+    pub fn empty() -> Self {
+        Labels(Vec::new())
+    }
+
+    /// Builds a label set from pairs in any order. When a name repeats, the
+    /// last pair wins, as it does for a JSON object with a repeated key.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut map = BTreeMap::new();
+        for (name, value) in pairs {
+            map.insert(name.into(), value.into());
+        }
+        Labels(map.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+    }
+
+    /// The value of label `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Pairs in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Prometheus' text form: `{host="a",region="eu"}`, or nothing when empty.
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        f.write_str("{")?;
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{name}=\"")?;
+            for c in value.chars() {
+                match c {
+                    '"' => f.write_str("\\\"")?,
+                    '\\' => f.write_str("\\\\")?,
+                    '\n' => f.write_str("\\n")?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, String>::deserialize(deserializer)?;
+        Ok(Labels::from_pairs(map))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_sorted_and_last_duplicate_wins() {
+        let labels = Labels::from_pairs([("region", "eu"), ("host", "a"), ("host", "b")]);
+        let pairs: Vec<_> = labels.iter().collect();
+        assert_eq!(pairs, vec![("host", "b"), ("region", "eu")]);
+        assert_eq!(labels.get("host"), Some("b"));
+        assert_eq!(labels.get("zone"), None);
+    }
+
+    #[test]
+    fn empty_values_mean_absent() {
+        let labels = Labels::from_pairs([("host", ""), ("region", "eu")]);
+        assert_eq!(labels.len(), 1);
+        assert_eq!(labels.get("host"), None);
+    }
+
+    #[test]
+    fn order_of_construction_does_not_change_identity() {
+        let a = Labels::from_pairs([("a", "1"), ("b", "2")]);
+        let b = Labels::from_pairs([("b", "2"), ("a", "1")]);
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), r#"{a="1",b="2"}"#);
+    }
+
+    #[test]
+    fn display_escapes_quotes_and_backslashes() {
+        let labels = Labels::from_pairs([("path", "C:\\x \"y\"")]);
+        assert_eq!(labels.to_string(), r#"{path="C:\\x \"y\""}"#);
+    }
+}
