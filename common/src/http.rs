@@ -267,8 +267,13 @@ impl Routes {
             return Response::error(400, format!("start {start} is after end {end}"));
         }
         match self.query.samples(&name, TimeRange::new(start, end)) {
-            Ok(metrics) => match serde_json::to_value(&metrics) {
-                Ok(value) => Response::json(200, &value),
+            Ok(metrics) => match serde_json::to_vec(&metrics) {
+                Ok(body) => Response {
+                    status: 200,
+                    content_type: "application/json",
+                    headers: Vec::new(),
+                    body,
+                },
                 Err(e) => Response::error(500, e.to_string()),
             },
             Err(e) => query_error(e),

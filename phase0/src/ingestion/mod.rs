@@ -1,0 +1,78 @@
+//! phase0's ingestion server: one thread, a blocking accept loop, one
+//! request per connection, hand-written HTTP/1.1 (`http1.rs`).
+//!
+//! The bottleneck the seed ends on: while this thread reads one client's
+//! request, parses it, pushes to the queue and writes the answer, every other
+//! client waits in the kernel's accept backlog. A slow client (chapter 0's
+//! `--slow-body` run) stalls everyone; `Connection: close` costs a TCP
+//! handshake per metric. Craft 1 removes both, step by step.
+//! Story: docs chapter 0, "The ingestion server".
+
+pub mod http1;
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::http::Routes;
+use common::{IngestionError, IngestionServer, Shutdown};
+
+pub use http1::Limits;
+
+/// The seed's server: everything on the calling thread.
+#[derive(Debug, Default, Clone)]
+pub struct SingleThreadServer {
+    limits: Limits,
+}
+
+impl SingleThreadServer {
+    /// A server enforcing `limits`.
+    pub fn new(limits: Limits) -> Self {
+        SingleThreadServer { limits }
+    }
+
+    fn handle_connection(&self, mut stream: TcpStream, routes: &Routes) {
+        let _ = stream.set_write_timeout(Some(self.limits.request_timeout));
+        match http1::read_request(&mut stream, &self.limits) {
+            Ok(request) => {
+                let response = routes.handle(&request);
+                let _ = http1::write_response(&mut stream, &response);
+            }
+            Err(error) => {
+                if let Some(response) = error.response(&self.limits) {
+                    let _ = http1::write_response(&mut stream, &response);
+                    http1::close_after_error(&mut stream);
+                }
+            }
+        }
+        // Dropping the stream closes it: one request per connection.
+    }
+}
+
+impl IngestionServer for SingleThreadServer {
+    fn serve(&self, listener: TcpListener, routes: Arc<Routes>, shutdown: Shutdown) -> Result<(), IngestionError> {
+        listener.set_nonblocking(false)?;
+        for connection in listener.incoming() {
+            if shutdown.is_triggered() {
+                break;
+            }
+            match connection {
+                Ok(stream) => self.handle_connection(stream, &routes),
+                Err(e) => {
+                    // Transient (ECONNABORTED, EMFILE): note it, breathe, go on.
+                    eprintln!("[Ingestion] accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "phase0"
+    }
+
+    fn describe(&self) -> String {
+        "single thread, blocking I/O, one request per connection".to_string()
+    }
+}
