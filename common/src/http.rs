@@ -12,7 +12,10 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::query::{ApiCall, ApiEndpoint};
-use crate::{AlertEngine, Clock, MetricQueue, MetricStore, QueryError, QueueError, TimeRange, decode_metric_json};
+use crate::{
+    AlertEngine, Clock, MetricQueue, MetricStore, QueryError, QueueError, TimeRange,
+    decode_metric_json,
+};
 
 /// A parsed HTTP request, as any server hands it over.
 #[derive(Debug, Clone, Default)]
@@ -55,7 +58,9 @@ impl Request {
 
     /// Query-string pairs, percent-decoded, in order.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
-        form_urlencoded::parse(self.query.as_bytes()).into_owned().collect()
+        form_urlencoded::parse(self.query.as_bytes())
+            .into_owned()
+            .collect()
     }
 }
 
@@ -214,9 +219,12 @@ impl Routes {
         match self.queue.push(metrics) {
             Ok(()) if count == 1 => Response::json(202, &json!({"status": "accepted"})),
             Ok(()) => Response::json(202, &json!({"status": "accepted", "count": count})),
-            Err(e @ QueueError::Full { .. }) => Response::error(503, e.to_string()).with_header("Retry-After", "1"),
+            Err(e @ QueueError::Full { .. }) => {
+                Response::error(503, e.to_string()).with_header("Retry-After", "1")
+            }
             Err(e @ QueueError::Closed) => {
-                Response::error(503, format!("{e}: the server is shutting down")).with_header("Retry-After", "5")
+                Response::error(503, format!("{e}: the server is shutting down"))
+                    .with_header("Retry-After", "5")
             }
             Err(e) => Response::error(500, e.to_string()),
         }
@@ -228,7 +236,9 @@ impl Routes {
         {
             return Response::error(
                 415,
-                format!("Content-Encoding {encoding:?} is not supported by this server; send the body uncompressed"),
+                format!(
+                    "Content-Encoding {encoding:?} is not supported by this server; send the body uncompressed"
+                ),
             );
         }
         match decode_metric_json(&request.body, self.clock.now_ms()) {
@@ -248,7 +258,9 @@ impl Routes {
                     let Ok(ms) = value.trim().parse::<i64>() else {
                         return Response::error(
                             400,
-                            format!("invalid {key} {value:?}: expected an integer number of milliseconds since the epoch"),
+                            format!(
+                                "invalid {key} {value:?}: expected an integer number of milliseconds since the epoch"
+                            ),
                         );
                     };
                     if key == "start" {
@@ -321,7 +333,9 @@ fn api_endpoint(path: &str) -> Option<ApiEndpoint> {
         "/api/v1/labels" => Some(ApiEndpoint::Labels),
         "/api/v1/status/buildinfo" => Some(ApiEndpoint::BuildInfo),
         _ => {
-            let name = path.strip_prefix("/api/v1/label/")?.strip_suffix("/values")?;
+            let name = path
+                .strip_prefix("/api/v1/label/")?
+                .strip_suffix("/values")?;
             let name = percent_decode(name);
             (!name.is_empty() && !name.contains('/')).then_some(ApiEndpoint::LabelValues(name))
         }
@@ -353,7 +367,11 @@ fn query_error(error: QueryError) -> Response {
 }
 
 fn method_not_allowed(method: &str, path: &str, allowed: &str) -> Response {
-    Response::error(405, format!("method {method} not allowed on {path}; allowed: {allowed}")).with_header("Allow", allowed)
+    Response::error(
+        405,
+        format!("method {method} not allowed on {path}; allowed: {allowed}"),
+    )
+    .with_header("Allow", allowed)
 }
 
 #[cfg(test)]
@@ -366,13 +384,19 @@ mod tests {
         assert_eq!(request.path, "/query");
         assert_eq!(
             request.query_pairs(),
-            vec![("name".to_string(), "cpu_usage".to_string()), ("start".to_string(), "1".to_string())]
+            vec![
+                ("name".to_string(), "cpu_usage".to_string()),
+                ("start".to_string(), "1".to_string())
+            ]
         );
     }
 
     #[test]
     fn api_paths_map_to_endpoints() {
-        assert_eq!(api_endpoint("/api/v1/query_range"), Some(ApiEndpoint::QueryRange));
+        assert_eq!(
+            api_endpoint("/api/v1/query_range"),
+            Some(ApiEndpoint::QueryRange)
+        );
         assert_eq!(
             api_endpoint("/api/v1/label/__name__/values"),
             Some(ApiEndpoint::LabelValues("__name__".into()))
@@ -383,7 +407,12 @@ mod tests {
 
     #[test]
     fn headers_are_case_insensitive() {
-        let request = Request::new("POST", "/", vec![("Content-Type".into(), "a".into())], vec![]);
+        let request = Request::new(
+            "POST",
+            "/",
+            vec![("Content-Type".into(), "a".into())],
+            vec![],
+        );
         assert_eq!(request.header("content-type"), Some("a"));
     }
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::http::Routes;
 use crate::Shutdown;
+use crate::http::Routes;
 
 /// Why a server stopped abnormally.
 #[derive(Debug, Error)]
@@ -41,7 +41,12 @@ pub trait IngestionServer: Send + Sync {
     ///
     /// # Errors
     /// [`IngestionError`] when the listener itself fails.
-    fn serve(&self, listener: TcpListener, routes: Arc<Routes>, shutdown: Shutdown) -> Result<(), IngestionError>;
+    fn serve(
+        &self,
+        listener: TcpListener,
+        routes: Arc<Routes>,
+        shutdown: Shutdown,
+    ) -> Result<(), IngestionError>;
 
     /// A short name (`phase0`, `threads`, `pool`, `craft1`).
     fn name(&self) -> &'static str;

@@ -43,9 +43,13 @@ pub use ingestion::{IngestionError, IngestionServer};
 pub use labels::Labels;
 pub use metric::{Metric, MetricError, MetricInput, decode_metric_json};
 pub use notifier::{Alert, Notifier, NotifyError};
-pub use pipeline::{Components, Pipeline, PipelineError, PipelineOptions, RunningPipeline, ShutdownReport};
+pub use pipeline::{
+    Components, Pipeline, PipelineError, PipelineOptions, RunningPipeline, ShutdownReport,
+};
 pub use query::{ApiCall, ApiEndpoint, QueryEngine, QueryError};
 pub use queue::{AckToken, Delivery, Durability, MetricQueue, QueueError};
 pub use rule::{AlertRule, Condition, RuleError, load_rules, parse_rules};
 pub use shutdown::Shutdown;
-pub use storage::{LabelMatcher, MatchOp, MetricStore, Sample, Series, StorageError, TimeRange, matches_all};
+pub use storage::{
+    LabelMatcher, MatchOp, MetricStore, Sample, Series, StorageError, TimeRange, matches_all,
+};

@@ -80,7 +80,9 @@ pub enum MetricError {
     #[error("value {0} is not a finite number")]
     NonFiniteValue(f64),
     /// Before the epoch or after year 9999.
-    #[error("timestamp {0} is out of range: expected milliseconds since the Unix epoch between 0 and 253402300799999")]
+    #[error(
+        "timestamp {0} is out of range: expected milliseconds since the Unix epoch between 0 and 253402300799999"
+    )]
     TimestampOutOfRange(i64),
 }
 
@@ -143,7 +145,10 @@ impl Metric {
                 return Err(MetricError::ReservedLabelName(name.to_string()));
             }
             if value.len() > MAX_LABEL_VALUE_LEN {
-                return Err(MetricError::LabelValueTooLong(name.to_string(), value.len()));
+                return Err(MetricError::LabelValueTooLong(
+                    name.to_string(),
+                    value.len(),
+                ));
             }
         }
         if !self.value.is_finite() {
@@ -222,9 +227,18 @@ mod tests {
             (br#"{"name":"x"}"#, "missing field `value`"),
             (br#"{"name":"x","value":"85"}"#, "invalid type"),
             (br#"{"name":"1x","value":1}"#, "invalid metric name \"1x\""),
-            (br#"{"name":"x","value":1,"labels":{"a-b":"c"}}"#, "invalid label name \"a-b\""),
-            (br#"{"name":"x","value":1,"labels":{"__x":"c"}}"#, "reserved"),
-            (br#"{"name":"x","value":1,"timestamp":-5}"#, "timestamp -5 is out of range"),
+            (
+                br#"{"name":"x","value":1,"labels":{"a-b":"c"}}"#,
+                "invalid label name \"a-b\"",
+            ),
+            (
+                br#"{"name":"x","value":1,"labels":{"__x":"c"}}"#,
+                "reserved",
+            ),
+            (
+                br#"{"name":"x","value":1,"timestamp":-5}"#,
+                "timestamp -5 is out of range",
+            ),
             (br#"{"name":"x","value":1e999}"#, "invalid JSON"),
             (b"[]", "invalid JSON"),
         ];

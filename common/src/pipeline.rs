@@ -118,7 +118,11 @@ impl Pipeline {
     ///
     /// # Errors
     /// [`PipelineError::Io`] when a thread cannot be spawned.
-    pub fn start(components: Components, listener: TcpListener, options: PipelineOptions) -> Result<RunningPipeline, PipelineError> {
+    pub fn start(
+        components: Components,
+        listener: TcpListener,
+        options: PipelineOptions,
+    ) -> Result<RunningPipeline, PipelineError> {
         let local_addr = listener.local_addr()?;
         let shutdown = Shutdown::new();
         let draining = Arc::new(AtomicBool::new(false));
@@ -134,10 +138,15 @@ impl Pipeline {
             let options = options.clone();
             std::thread::Builder::new()
                 .name("storage-consumer".into())
-                .spawn(move || run_storage_consumer(&*queue, &*store, &*alerting, &draining, &stats, &options))?
+                .spawn(move || {
+                    run_storage_consumer(&*queue, &*store, &*alerting, &draining, &stats, &options)
+                })?
         };
         if verbose {
-            println!("[Storage] Storage consumer started: {}", components.store.describe());
+            println!(
+                "[Storage] Storage consumer started: {}",
+                components.store.describe()
+            );
         }
 
         let rules = components.alerting.rules();
@@ -190,8 +199,12 @@ impl Pipeline {
                 components.ingestion.describe()
             );
             println!("\nEndpoints:");
-            println!("  POST /metrics   {{\"name\":\"cpu_usage\",\"value\":85}}  -> 202 {{\"status\":\"accepted\"}}");
-            println!("  GET  /query?name=cpu_usage&start=<ms>&end=<ms>  (inclusive, both optional)");
+            println!(
+                "  POST /metrics   {{\"name\":\"cpu_usage\",\"value\":85}}  -> 202 {{\"status\":\"accepted\"}}"
+            );
+            println!(
+                "  GET  /query?name=cpu_usage&start=<ms>&end=<ms>  (inclusive, both optional)"
+            );
             println!("  GET  /health");
             println!("\nTry:");
             println!(
@@ -287,7 +300,8 @@ impl Drop for RunningPipeline {
         // Dropped without stop(): still end the threads rather than leak them.
         if self.server.is_some() {
             self.shutdown.trigger();
-            let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
+            let _ =
+                TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
             self.components.queue.close();
             self.draining.store(true, Ordering::SeqCst);
         }
@@ -307,7 +321,10 @@ fn wake_address(local: SocketAddr) -> SocketAddr {
 
 fn join<T>(handle: Option<JoinHandle<T>>, name: &'static str) -> Result<Option<T>, PipelineError> {
     match handle {
-        Some(handle) => handle.join().map(Some).map_err(|_| PipelineError::ThreadPanicked(name)),
+        Some(handle) => handle
+            .join()
+            .map(Some)
+            .map_err(|_| PipelineError::ThreadPanicked(name)),
         None => Ok(None),
     }
 }
@@ -348,7 +365,9 @@ fn run_storage_consumer(
         loop {
             match store.append(&delivery.metrics) {
                 Ok(()) => {
-                    stats.stored.fetch_add(delivery.metrics.len() as u64, Ordering::Relaxed);
+                    stats
+                        .stored
+                        .fetch_add(delivery.metrics.len() as u64, Ordering::Relaxed);
                     if options.log_writes {
                         log_write(&delivery.metrics, store);
                     }
@@ -366,7 +385,9 @@ fn run_storage_consumer(
                     );
                     *stats.last_error.lock() = e.to_string();
                     if draining.load(Ordering::SeqCst) && attempt >= DRAIN_RETRIES {
-                        stats.lost.fetch_add(delivery.metrics.len() as u64, Ordering::Relaxed);
+                        stats
+                            .lost
+                            .fetch_add(delivery.metrics.len() as u64, Ordering::Relaxed);
                         break;
                     }
                     std::thread::sleep(backoff);

@@ -89,7 +89,12 @@ pub enum RuleError {
 
 impl AlertRule {
     /// A rule; see [`AlertRule::validate`].
-    pub fn new(metric: impl Into<String>, condition: Condition, threshold: f64, window: Duration) -> Self {
+    pub fn new(
+        metric: impl Into<String>,
+        condition: Condition,
+        threshold: f64,
+        window: Duration,
+    ) -> Self {
         AlertRule {
             metric: metric.into(),
             condition,
@@ -113,7 +118,10 @@ impl AlertRule {
             return Err(format!("invalid metric name {:?}", self.metric));
         }
         if !self.threshold.is_finite() {
-            return Err(format!("threshold {} is not a finite number", self.threshold));
+            return Err(format!(
+                "threshold {} is not a finite number",
+                self.threshold
+            ));
         }
         if self.window < Duration::from_millis(1) {
             return Err("window must be at least 1 ms".to_string());
@@ -240,17 +248,20 @@ mod tests {
 
     #[test]
     fn bad_rules_are_named() {
-        let err = parse_rules(r#"[{"metric":"x","condition":">=","threshold":1,"window_seconds":1}]"#)
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse_rules(r#"[{"metric":"x","condition":">=","threshold":1,"window_seconds":1}]"#)
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("unknown variant `>=`"), "{err}");
-        let err = parse_rules(r#"[{"metric":"x","condition":">","threshold":1,"window_seconds":0}]"#)
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse_rules(r#"[{"metric":"x","condition":">","threshold":1,"window_seconds":0}]"#)
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("rule 0") && err.contains("window"), "{err}");
-        let err = parse_rules(r#"[{"metric":"x","condition":">","threshold":1,"window_seconds":-1}]"#)
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse_rules(r#"[{"metric":"x","condition":">","threshold":1,"window_seconds":-1}]"#)
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("window_seconds -1"), "{err}");
     }
 }

@@ -43,7 +43,12 @@ impl Shutdown {
         let deadline = Instant::now() + timeout;
         let mut triggered = self.inner.triggered.lock();
         while !*triggered {
-            if self.inner.changed.wait_until(&mut triggered, deadline).timed_out() {
+            if self
+                .inner
+                .changed
+                .wait_until(&mut triggered, deadline)
+                .timed_out()
+            {
                 break;
             }
         }
@@ -70,8 +75,14 @@ impl Shutdown {
             .name("signals".into())
             .spawn(move || {
                 if let Some(signal) = signals.forever().next() {
-                    let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
-                    println!("\n[Shutdown] {name} received: stopping ingestion, draining the queue…");
+                    let name = if signal == SIGINT {
+                        "SIGINT"
+                    } else {
+                        "SIGTERM"
+                    };
+                    println!(
+                        "\n[Shutdown] {name} received: stopping ingestion, draining the queue…"
+                    );
                     shutdown.trigger();
                 }
             })?;

@@ -71,7 +71,11 @@ impl LabelMatcher {
     ///
     /// # Errors
     /// [`StorageError::InvalidSelector`] for a pattern that does not compile.
-    pub fn new(name: impl Into<String>, op: MatchOp, value: impl Into<String>) -> Result<Self, StorageError> {
+    pub fn new(
+        name: impl Into<String>,
+        op: MatchOp,
+        value: impl Into<String>,
+    ) -> Result<Self, StorageError> {
         let name = name.into();
         let value = value.into();
         let regex = match op {
@@ -81,7 +85,12 @@ impl LabelMatcher {
             ),
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
-        Ok(LabelMatcher { name, op, value, regex })
+        Ok(LabelMatcher {
+            name,
+            op,
+            value,
+            regex,
+        })
     }
 
     /// `__name__ = name`: the seed's only question.
@@ -194,7 +203,11 @@ pub trait MetricStore: Send + Sync {
     /// # Errors
     /// [`StorageError::Io`] or [`StorageError::Corrupt`] when stored data
     /// cannot be read.
-    fn select(&self, matchers: &[LabelMatcher], range: TimeRange) -> Result<Vec<Series>, StorageError>;
+    fn select(
+        &self,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Result<Vec<Series>, StorageError>;
 
     /// All label names in use, sorted, `__name__` included when any series
     /// exists.

@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Alert, AlertEngine, AlertError, AlertRule, Condition, Notifier, QueryEngine, TimeRange};
+use common::{
+    Alert, AlertEngine, AlertError, AlertRule, Condition, Notifier, QueryEngine, TimeRange,
+};
 
 /// The seed's check interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -19,7 +21,12 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 pub fn default_rules() -> Vec<AlertRule> {
     vec![
         AlertRule::new("cpu_usage", Condition::Above, 80.0, Duration::from_secs(60)),
-        AlertRule::new("memory_usage", Condition::Above, 90.0, Duration::from_secs(60)),
+        AlertRule::new(
+            "memory_usage",
+            Condition::Above,
+            90.0,
+            Duration::from_secs(60),
+        ),
         AlertRule::new("error_rate", Condition::Above, 5.0, Duration::from_secs(30)),
     ]
 }

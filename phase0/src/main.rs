@@ -60,9 +60,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("invalid duration unit {unit:?} in {text:?}: use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {text:?}: use ms, s, m or h"
+            ));
+        }
     };
-    let duration = Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))?;
+    let duration =
+        Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))?;
     if duration.is_zero() {
         return Err(format!("duration {text:?} must be greater than zero"));
     }
@@ -94,11 +99,18 @@ fn main() -> anyhow::Result<()> {
     let components = phase0::build(config, Arc::new(SystemClock))
         .with_context(|| format!("cannot use data directory {}", args.data_dir.display()))?;
     let address = format!("{}:{}", args.host, args.port);
-    let listener = TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
+    let listener =
+        TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
 
-    let running = Pipeline::start(components, listener, phase0::seed_pipeline_options(!args.quiet))?;
+    let running = Pipeline::start(
+        components,
+        listener,
+        phase0::seed_pipeline_options(!args.quiet),
+    )?;
     let shutdown: Shutdown = running.shutdown_signal();
-    shutdown.trigger_on_signals().context("cannot install signal handlers")?;
+    shutdown
+        .trigger_on_signals()
+        .context("cannot install signal handlers")?;
     let report = running.run_until_shutdown()?;
     println!(
         "[Shutdown] Queue drained: {} metrics stored this run, {} left. Bye.",

@@ -27,7 +27,9 @@ impl QueryEngine for ScanQueryEngine {
         if range.start_ms > range.end_ms {
             return Ok(Vec::new());
         }
-        let series = self.store.select(&[LabelMatcher::metric_name(name)], range)?;
+        let series = self
+            .store
+            .select(&[LabelMatcher::metric_name(name)], range)?;
         let mut metrics: Vec<Metric> = series
             .into_iter()
             .flat_map(|s| {

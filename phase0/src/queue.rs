@@ -52,7 +52,9 @@ impl MutexQueue {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the deque half-updated
         // (each operation is a single push/pop), so a poisoned lock is usable.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn take(&self, max: usize) -> Option<Delivery> {

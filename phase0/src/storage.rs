@@ -13,7 +13,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use common::{LabelMatcher, Labels, Metric, MetricStore, Sample, Series, StorageError, TimeRange, matches_all};
+use common::{
+    LabelMatcher, Labels, Metric, MetricStore, Sample, Series, StorageError, TimeRange, matches_all,
+};
 
 /// The seed's file name.
 pub const FILE_NAME: &str = "phase0_metrics.jsonl";
@@ -38,7 +40,8 @@ impl JsonlFileStore {
             let len = file.metadata().map_err(|e| io_error(&path, e))?.len();
             if len > 0 {
                 let mut last = [0u8; 1];
-                file.seek(SeekFrom::End(-1)).map_err(|e| io_error(&path, e))?;
+                file.seek(SeekFrom::End(-1))
+                    .map_err(|e| io_error(&path, e))?;
                 file.read_exact(&mut last).map_err(|e| io_error(&path, e))?;
                 if last[0] != b'\n' {
                     file.write_all(b"\n").map_err(|e| io_error(&path, e))?;
@@ -68,7 +71,9 @@ impl JsonlFileStore {
         let mut line = Vec::with_capacity(256);
         loop {
             line.clear();
-            let n = reader.read_until(b'\n', &mut line).map_err(|e| io_error(&self.path, e))?;
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| io_error(&self.path, e))?;
             if n == 0 {
                 return Ok(());
             }
@@ -106,13 +111,20 @@ impl MetricStore for JsonlFileStore {
         Ok(())
     }
 
-    fn select(&self, matchers: &[LabelMatcher], range: TimeRange) -> Result<Vec<Series>, StorageError> {
+    fn select(
+        &self,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Result<Vec<Series>, StorageError> {
         // (name, labels) → timestamp → value; later lines overwrite earlier
         // ones, which is "last write wins" for duplicates.
         let mut series: BTreeMap<(String, Labels), BTreeMap<i64, f64>> = BTreeMap::new();
         self.scan(|m| {
             if range.contains(m.timestamp_ms) && matches_all(matchers, &m.name, &m.labels) {
-                series.entry((m.name, m.labels)).or_default().insert(m.timestamp_ms, m.value);
+                series
+                    .entry((m.name, m.labels))
+                    .or_default()
+                    .insert(m.timestamp_ms, m.value);
             }
         })?;
         Ok(series
@@ -122,7 +134,10 @@ impl MetricStore for JsonlFileStore {
                 labels,
                 samples: samples
                     .into_iter()
-                    .map(|(timestamp_ms, value)| Sample { timestamp_ms, value })
+                    .map(|(timestamp_ms, value)| Sample {
+                        timestamp_ms,
+                        value,
+                    })
                     .collect(),
             })
             .collect())
@@ -187,27 +202,44 @@ mod tests {
 
     #[test]
     fn conformance() {
-        common::testkit::storage::run_all(&|dir| Arc::new(JsonlFileStore::open(dir).expect("open store")));
+        common::testkit::storage::run_all(&|dir| {
+            Arc::new(JsonlFileStore::open(dir).expect("open store"))
+        });
     }
 
     #[test]
     fn lines_are_the_seed_format() {
         let dir = tempfile::tempdir().unwrap();
         let store = JsonlFileStore::open(dir.path()).unwrap();
-        store.append(&[Metric::new("cpu_usage", 85.0, 1_700_000_000_000)]).unwrap();
+        store
+            .append(&[Metric::new("cpu_usage", 85.0, 1_700_000_000_000)])
+            .unwrap();
         let text = std::fs::read_to_string(store.path()).unwrap();
-        assert_eq!(text, "{\"name\":\"cpu_usage\",\"value\":85.0,\"timestamp\":1700000000000}\n");
+        assert_eq!(
+            text,
+            "{\"name\":\"cpu_usage\",\"value\":85.0,\"timestamp\":1700000000000}\n"
+        );
     }
 
     #[test]
     fn a_torn_last_line_is_skipped_and_ended() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
-        std::fs::write(&path, "{\"name\":\"a\",\"value\":1.0,\"timestamp\":1}\n{\"name\":\"a\",\"val").unwrap();
+        std::fs::write(
+            &path,
+            "{\"name\":\"a\",\"value\":1.0,\"timestamp\":1}\n{\"name\":\"a\",\"val",
+        )
+        .unwrap();
         let store = JsonlFileStore::open(dir.path()).unwrap();
         store.append(&[Metric::new("a", 2.0, 2)]).unwrap();
-        let series = store.select(&[LabelMatcher::metric_name("a")], TimeRange::ALL).unwrap();
+        let series = store
+            .select(&[LabelMatcher::metric_name("a")], TimeRange::ALL)
+            .unwrap();
         let values: Vec<f64> = series[0].samples.iter().map(|s| s.value).collect();
-        assert_eq!(values, vec![1.0, 2.0], "torn line skipped, the next append intact");
+        assert_eq!(
+            values,
+            vec![1.0, 2.0],
+            "torn line skipped, the next append intact"
+        );
     }
 }

@@ -19,7 +19,10 @@ pub struct AlertingFixture {
 
 /// Runs every alerting check. `store` must be empty; `make` builds the engine
 /// (and whatever query engine it needs) from the fixture.
-pub fn run_all(store: Arc<dyn MetricStore>, make: &dyn Fn(AlertingFixture) -> Arc<dyn AlertEngine>) {
+pub fn run_all(
+    store: Arc<dyn MetricStore>,
+    make: &dyn Fn(AlertingFixture) -> Arc<dyn AlertEngine>,
+) {
     let clock = ManualClock::new(1_000_000);
     let notifier = CollectingNotifier::shared();
     let rules = vec![
@@ -31,15 +34,27 @@ pub fn run_all(store: Arc<dyn MetricStore>, make: &dyn Fn(AlertingFixture) -> Ar
         store: store.clone(),
         notifier: notifier.clone(),
     });
-    assert_eq!(engine.rules(), rules, "the engine reports the rules it was given");
+    assert_eq!(
+        engine.rules(),
+        rules,
+        "the engine reports the rules it was given"
+    );
 
     // No data: nothing fires.
-    assert!(engine.evaluate(clock.now_ms()).expect("evaluate").is_empty(), "an empty window never fires");
+    assert!(
+        engine
+            .evaluate(clock.now_ms())
+            .expect("evaluate")
+            .is_empty(),
+        "an empty window never fires"
+    );
     assert!(notifier.take().is_empty());
 
     // Ten samples at 92 inside the window: the seed's demo.
     let now = clock.now_ms();
-    let burst: Vec<_> = (0..10).map(|i| metric("cpu_usage", &[("host", "a")], 92.0, now - 9_000 + i * 1_000)).collect();
+    let burst: Vec<_> = (0..10)
+        .map(|i| metric("cpu_usage", &[("host", "a")], 92.0, now - 9_000 + i * 1_000))
+        .collect();
     store.append(&burst).expect("append");
     let fired = engine.evaluate(now).expect("evaluate");
     assert_eq!(fired.len(), 1, "avg 92 > 80 fires");
@@ -69,28 +84,50 @@ pub fn run_all(store: Arc<dyn MetricStore>, make: &dyn Fn(AlertingFixture) -> Ar
         .collect();
     let fired = engine.evaluate(t).expect("evaluate");
     assert_eq!(fired.len(), 1, "avg of {in_window:?} is above 80");
-    assert_eq!(fired[0].sample_count, in_window.len(), "start of window inclusive, sample 1 ms before excluded");
+    assert_eq!(
+        fired[0].sample_count,
+        in_window.len(),
+        "start of window inclusive, sample 1 ms before excluded"
+    );
     notifier.take();
 
     // Threshold is strict: an average exactly at 80 does not fire.
     clock.advance(Duration::from_secs(600));
     let t = clock.now_ms();
     store
-        .append(&[metric("cpu_usage", &[], 80.0, t - 1_000), metric("cpu_usage", &[], 80.0, t)])
+        .append(&[
+            metric("cpu_usage", &[], 80.0, t - 1_000),
+            metric("cpu_usage", &[], 80.0, t),
+        ])
         .expect("append");
-    assert!(engine.evaluate(t).expect("evaluate").is_empty(), "avg == threshold does not fire");
+    assert!(
+        engine.evaluate(t).expect("evaluate").is_empty(),
+        "avg == threshold does not fire"
+    );
 
     // `<` fires below, and windows are per rule (30 s here).
     store
-        .append(&[metric("free_disk", &[], 5.0, t - 31_000), metric("free_disk", &[], 8.0, t - 30_000)])
+        .append(&[
+            metric("free_disk", &[], 5.0, t - 31_000),
+            metric("free_disk", &[], 8.0, t - 30_000),
+        ])
         .expect("append");
     let fired = engine.evaluate(t).expect("evaluate");
     assert_eq!(fired.len(), 1, "8 < 10 fires");
     assert_eq!(fired[0].rule.metric, "free_disk");
-    assert_eq!(fired[0].sample_count, 1, "the 30 s window excludes the sample at t-31s");
+    assert_eq!(
+        fired[0].sample_count, 1,
+        "the 30 s window excludes the sample at t-31s"
+    );
     notifier.take();
 
     // Once the samples age out of the window, nothing fires.
     clock.advance(Duration::from_secs(3_600));
-    assert!(engine.evaluate(clock.now_ms()).expect("evaluate").is_empty(), "old samples age out");
+    assert!(
+        engine
+            .evaluate(clock.now_ms())
+            .expect("evaluate")
+            .is_empty(),
+        "old samples age out"
+    );
 }

@@ -24,15 +24,24 @@ fn drain(queue: &dyn MetricQueue, expected: usize) -> Vec<Metric> {
     let mut out = Vec::with_capacity(expected);
     let deadline = Instant::now() + Duration::from_secs(30);
     while out.len() < expected {
-        assert!(Instant::now() < deadline, "queue delivered {} of {expected} metrics within 30 s", out.len());
+        assert!(
+            Instant::now() < deadline,
+            "queue delivered {} of {expected} metrics within 30 s",
+            out.len()
+        );
         if let Some(delivery) = queue
             .consume(500, Duration::from_millis(100))
             .expect("consume must not fail on a healthy queue")
         {
-            assert!(!delivery.metrics.is_empty(), "a delivery must carry at least one metric");
+            assert!(
+                !delivery.metrics.is_empty(),
+                "a delivery must carry at least one metric"
+            );
             assert!(delivery.metrics.len() <= 500, "a delivery must respect max");
             out.extend(delivery.metrics);
-            queue.ack(delivery.ack).expect("acking a fresh delivery must succeed");
+            queue
+                .ack(delivery.ack)
+                .expect("acking a fresh delivery must succeed");
         }
     }
     out
@@ -41,16 +50,23 @@ fn drain(queue: &dyn MetricQueue, expected: usize) -> Vec<Metric> {
 /// `consume` on an empty queue returns `None` within about its wait.
 pub fn empty_queue_times_out(queue: Arc<dyn MetricQueue>) {
     let started = Instant::now();
-    let got = queue.consume(10, Duration::from_millis(50)).expect("consume on empty queue");
+    let got = queue
+        .consume(10, Duration::from_millis(50))
+        .expect("consume on empty queue");
     assert!(got.is_none(), "an empty queue must return None");
-    assert!(started.elapsed() < Duration::from_secs(5), "consume must respect its wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "consume must respect its wait"
+    );
     assert_eq!(queue.len(), 0);
     assert!(queue.is_empty());
 }
 
 /// What goes in comes out, in order, and `len` tracks the backlog.
 pub fn push_then_consume_round_trips(queue: Arc<dyn MetricQueue>) {
-    let batch: Vec<Metric> = (0..5).map(|i| metric("cpu_usage", &[("host", "a")], i as f64, 1_000 + i)).collect();
+    let batch: Vec<Metric> = (0..5)
+        .map(|i| metric("cpu_usage", &[("host", "a")], i as f64, 1_000 + i))
+        .collect();
     queue.push(batch.clone()).expect("push into an empty queue");
     assert_eq!(queue.len(), 5, "len counts metrics, not batches");
     let out = drain(&*queue, 5);
@@ -92,11 +108,17 @@ pub fn no_loss_and_per_producer_fifo_under_concurrency(queue: Arc<dyn MetricQueu
     for m in &out {
         let host = m.labels.get("host").unwrap_or_default().to_string();
         let expected = next.entry(host.clone()).or_insert(0);
-        assert_eq!(m.value as usize, *expected, "{host}: metrics out of push order or lost/duplicated");
+        assert_eq!(
+            m.value as usize, *expected,
+            "{host}: metrics out of push order or lost/duplicated"
+        );
         *expected += 1;
     }
     assert_eq!(next.len(), PRODUCERS);
-    assert!(next.values().all(|n| *n == PER_PRODUCER), "every producer's metrics arrive: {next:?}");
+    assert!(
+        next.values().all(|n| *n == PER_PRODUCER),
+        "every producer's metrics arrive: {next:?}"
+    );
     assert!(queue.is_empty());
 }
 
@@ -110,23 +132,40 @@ pub fn full_queue_refuses_whole_batch(queue: Arc<dyn MetricQueue>) {
         Err(QueueError::Full { capacity }) => assert_eq!(capacity, 10, "Full reports the capacity"),
         other => panic!("a batch that does not fit must fail with Full, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(1), "push must not block on a full queue");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "push must not block on a full queue"
+    );
     assert_eq!(queue.len(), 8, "a refused batch must enqueue nothing");
-    queue.push(ten[8..].to_vec()).expect("exactly filling the queue is allowed");
-    assert!(matches!(queue.push(vec![metric("m", &[], 0.0, 0)]), Err(QueueError::Full { .. })));
+    queue
+        .push(ten[8..].to_vec())
+        .expect("exactly filling the queue is allowed");
+    assert!(matches!(
+        queue.push(vec![metric("m", &[], 0.0, 0)]),
+        Err(QueueError::Full { .. })
+    ));
     let out = drain(&*queue, 10);
     assert_eq!(out, ten);
-    queue.push(vec![metric("m", &[], 0.0, 0)]).expect("room again after draining");
+    queue
+        .push(vec![metric("m", &[], 0.0, 0)])
+        .expect("room again after draining");
 }
 
 /// After `close`, pushes fail with `Closed` and the backlog still drains.
 pub fn close_refuses_pushes_but_drains(queue: Arc<dyn MetricQueue>) {
-    queue.push(vec![metric("m", &[], 1.0, 1), metric("m", &[], 2.0, 2)]).expect("push");
+    queue
+        .push(vec![metric("m", &[], 1.0, 1), metric("m", &[], 2.0, 2)])
+        .expect("push");
     queue.close();
-    assert!(matches!(queue.push(vec![metric("m", &[], 3.0, 3)]), Err(QueueError::Closed)));
+    assert!(matches!(
+        queue.push(vec![metric("m", &[], 3.0, 3)]),
+        Err(QueueError::Closed)
+    ));
     let out = drain(&*queue, 2);
     assert_eq!(out.len(), 2, "a closed queue still hands out its backlog");
-    let none = queue.consume(10, Duration::from_millis(10)).expect("consume after drain");
+    let none = queue
+        .consume(10, Duration::from_millis(10))
+        .expect("consume after drain");
     assert!(none.is_none());
 }
 
@@ -142,5 +181,8 @@ pub fn acks_are_checked(queue: Arc<dyn MetricQueue>) {
         matches!(queue.ack(delivery.ack), Err(QueueError::UnknownAck(_))),
         "a second ack of the same token must fail with UnknownAck"
     );
-    assert!(matches!(queue.ack(AckToken(u64::MAX)), Err(QueueError::UnknownAck(_))));
+    assert!(matches!(
+        queue.ack(AckToken(u64::MAX)),
+        Err(QueueError::UnknownAck(_))
+    ));
 }

@@ -11,7 +11,9 @@ use crate::{LabelMatcher, MatchOp, MetricStore, Sample, TimeRange};
 /// Runs every storage check. `open(dir)` opens (or reopens) a store keeping
 /// its files under `dir`.
 pub fn run_all(open: &dyn Fn(&Path) -> Arc<dyn MetricStore>) {
-    let dirs: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let dirs: Vec<tempfile::TempDir> = (0..5)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
     select_by_name_and_inclusive_range(open(dirs[0].path()));
     unknown_name_is_empty(open(dirs[1].path()));
     labels_separate_series_and_matchers_filter(open(dirs[2].path()));
@@ -24,7 +26,13 @@ fn name(n: &str) -> Vec<LabelMatcher> {
 }
 
 fn samples(points: &[(i64, f64)]) -> Vec<Sample> {
-    points.iter().map(|&(timestamp_ms, value)| Sample { timestamp_ms, value }).collect()
+    points
+        .iter()
+        .map(|&(timestamp_ms, value)| Sample {
+            timestamp_ms,
+            value,
+        })
+        .collect()
 }
 
 /// Range ends are inclusive; samples come back in time order even when
@@ -38,30 +46,58 @@ pub fn select_by_name_and_inclusive_range(store: Arc<dyn MetricStore>) {
         ])
         .expect("append");
     store
-        .append(&[metric("cpu_usage", &[], 20.0, 2_000), metric("cpu_usage", &[], 40.0, 4_000)])
+        .append(&[
+            metric("cpu_usage", &[], 20.0, 2_000),
+            metric("cpu_usage", &[], 40.0, 4_000),
+        ])
         .expect("append");
-    let got = store.select(&name("cpu_usage"), TimeRange::new(2_000, 3_000)).expect("select");
+    let got = store
+        .select(&name("cpu_usage"), TimeRange::new(2_000, 3_000))
+        .expect("select");
     assert_eq!(got.len(), 1, "one series");
     assert_eq!(got[0].name, "cpu_usage");
-    assert_eq!(got[0].samples, samples(&[(2_000, 20.0), (3_000, 30.0)]), "both ends inclusive, time order");
-    let all = store.select(&name("cpu_usage"), TimeRange::ALL).expect("select all");
+    assert_eq!(
+        got[0].samples,
+        samples(&[(2_000, 20.0), (3_000, 30.0)]),
+        "both ends inclusive, time order"
+    );
+    let all = store
+        .select(&name("cpu_usage"), TimeRange::ALL)
+        .expect("select all");
     assert_eq!(
         all[0].samples,
         samples(&[(1_000, 10.0), (2_000, 20.0), (3_000, 30.0), (4_000, 40.0)]),
         "out-of-order appends come back sorted"
     );
-    let none = store.select(&name("cpu_usage"), TimeRange::new(4_001, 9_000)).expect("select");
-    assert!(none.is_empty(), "a series with no sample in range is left out");
-    let single = store.select(&name("cpu_usage"), TimeRange::new(4_000, 4_000)).expect("select");
-    assert_eq!(single[0].samples, samples(&[(4_000, 40.0)]), "a one-ms range includes its sample");
+    let none = store
+        .select(&name("cpu_usage"), TimeRange::new(4_001, 9_000))
+        .expect("select");
+    assert!(
+        none.is_empty(),
+        "a series with no sample in range is left out"
+    );
+    let single = store
+        .select(&name("cpu_usage"), TimeRange::new(4_000, 4_000))
+        .expect("select");
+    assert_eq!(
+        single[0].samples,
+        samples(&[(4_000, 40.0)]),
+        "a one-ms range includes its sample"
+    );
 }
 
 /// An unknown name gives an empty result, not an error.
 pub fn unknown_name_is_empty(store: Arc<dyn MetricStore>) {
-    let got = store.select(&name("nothing_here"), TimeRange::ALL).expect("select on empty store");
+    let got = store
+        .select(&name("nothing_here"), TimeRange::ALL)
+        .expect("select on empty store");
     assert!(got.is_empty());
-    store.append(&[metric("cpu_usage", &[], 1.0, 1)]).expect("append");
-    let got = store.select(&name("nothing_here"), TimeRange::ALL).expect("select unknown");
+    store
+        .append(&[metric("cpu_usage", &[], 1.0, 1)])
+        .expect("append");
+    let got = store
+        .select(&name("nothing_here"), TimeRange::ALL)
+        .expect("select unknown");
     assert!(got.is_empty(), "an unknown name returns no series");
 }
 
@@ -76,9 +112,15 @@ pub fn labels_separate_series_and_matchers_filter(store: Arc<dyn MetricStore>) {
             metric("cpu_usage", &[("host", "a"), ("region", "us")], 1.5, 20),
         ])
         .expect("append");
-    let all = store.select(&name("cpu_usage"), TimeRange::ALL).expect("select");
+    let all = store
+        .select(&name("cpu_usage"), TimeRange::ALL)
+        .expect("select");
     let hosts: Vec<Option<&str>> = all.iter().map(|s| s.labels.get("host")).collect();
-    assert_eq!(hosts, vec![None, Some("a"), Some("b")], "one entry per series, ordered by labels");
+    assert_eq!(
+        hosts,
+        vec![None, Some("a"), Some("b")],
+        "one entry per series, ordered by labels"
+    );
     assert_eq!(all[1].samples, samples(&[(10, 1.0), (20, 1.5)]));
 
     let select = |matchers: Vec<LabelMatcher>| -> Vec<Option<String>> {
@@ -91,36 +133,79 @@ pub fn labels_separate_series_and_matchers_filter(store: Arc<dyn MetricStore>) {
     };
     let m = |n: &str, op, v: &str| LabelMatcher::new(n, op, v).expect("matcher");
     let cpu = || LabelMatcher::metric_name("cpu_usage");
-    assert_eq!(select(vec![cpu(), m("host", MatchOp::Equal, "a")]), vec![Some("a".into())]);
+    assert_eq!(
+        select(vec![cpu(), m("host", MatchOp::Equal, "a")]),
+        vec![Some("a".into())]
+    );
     assert_eq!(
         select(vec![cpu(), m("host", MatchOp::NotEqual, "a")]),
         vec![None, Some("b".into())],
         "!= keeps series without the label"
     );
-    assert_eq!(select(vec![cpu(), m("region", MatchOp::Regex, "e.")]), vec![Some("b".into())]);
+    assert_eq!(
+        select(vec![cpu(), m("region", MatchOp::Regex, "e.")]),
+        vec![Some("b".into())]
+    );
     assert_eq!(
         select(vec![cpu(), m("region", MatchOp::Regex, "e")]),
         Vec::<Option<String>>::new(),
         "regexes are anchored"
     );
-    assert_eq!(select(vec![cpu(), m("host", MatchOp::NotRegex, "a|b")]), vec![None]);
-    assert_eq!(select(vec![cpu(), m("host", MatchOp::Equal, "")]), vec![None], "missing label equals \"\"");
-    assert_eq!(select(vec![m("__name__", MatchOp::Regex, "cpu_.*"), m("host", MatchOp::Equal, "b")]), vec![Some("b".into())]);
+    assert_eq!(
+        select(vec![cpu(), m("host", MatchOp::NotRegex, "a|b")]),
+        vec![None]
+    );
+    assert_eq!(
+        select(vec![cpu(), m("host", MatchOp::Equal, "")]),
+        vec![None],
+        "missing label equals \"\""
+    );
+    assert_eq!(
+        select(vec![
+            m("__name__", MatchOp::Regex, "cpu_.*"),
+            m("host", MatchOp::Equal, "b")
+        ]),
+        vec![Some("b".into())]
+    );
 
-    assert_eq!(store.label_names().expect("label names"), vec!["__name__", "host", "region"]);
+    assert_eq!(
+        store.label_names().expect("label names"),
+        vec!["__name__", "host", "region"]
+    );
     assert_eq!(store.label_values("host").expect("values"), vec!["a", "b"]);
-    assert_eq!(store.label_values("__name__").expect("names"), vec!["cpu_usage"]);
-    assert!(store.label_values("nope").expect("unknown label").is_empty());
+    assert_eq!(
+        store.label_values("__name__").expect("names"),
+        vec!["cpu_usage"]
+    );
+    assert!(
+        store
+            .label_values("nope")
+            .expect("unknown label")
+            .is_empty()
+    );
 }
 
 /// The same series and timestamp appended twice keeps the last value, once.
 pub fn last_write_wins_for_duplicate_timestamp(store: Arc<dyn MetricStore>) {
-    store.append(&[metric("m", &[("k", "v")], 1.0, 100)]).expect("append");
-    store.append(&[metric("m", &[("k", "v")], 2.0, 100), metric("m", &[("k", "v")], 3.0, 200)]).expect("append");
-    store.append(&[metric("m", &[("k", "v")], 4.0, 100)]).expect("append again");
+    store
+        .append(&[metric("m", &[("k", "v")], 1.0, 100)])
+        .expect("append");
+    store
+        .append(&[
+            metric("m", &[("k", "v")], 2.0, 100),
+            metric("m", &[("k", "v")], 3.0, 200),
+        ])
+        .expect("append");
+    store
+        .append(&[metric("m", &[("k", "v")], 4.0, 100)])
+        .expect("append again");
     let got = store.select(&name("m"), TimeRange::ALL).expect("select");
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].samples, samples(&[(100, 4.0), (200, 3.0)]), "last write wins, no duplicates");
+    assert_eq!(
+        got[0].samples,
+        samples(&[(100, 4.0), (200, 3.0)]),
+        "last write wins, no duplicates"
+    );
 }
 
 /// What was appended and flushed is there after the store is reopened.
@@ -128,12 +213,17 @@ pub fn data_survives_reopen(dir: &Path, open: &dyn Fn(&Path) -> Arc<dyn MetricSt
     {
         let store = open(dir);
         store
-            .append(&[metric("disk_io", &[("host", "a")], 120.0, 5_000), metric("disk_io", &[("host", "a")], 130.0, 6_000)])
+            .append(&[
+                metric("disk_io", &[("host", "a")], 120.0, 5_000),
+                metric("disk_io", &[("host", "a")], 130.0, 6_000),
+            ])
             .expect("append");
         store.flush().expect("flush");
     }
     let store = open(dir);
-    let got = store.select(&name("disk_io"), TimeRange::ALL).expect("select after reopen");
+    let got = store
+        .select(&name("disk_io"), TimeRange::ALL)
+        .expect("select after reopen");
     assert_eq!(got.len(), 1, "the series survives reopen");
     assert_eq!(got[0].samples, samples(&[(5_000, 120.0), (6_000, 130.0)]));
 }

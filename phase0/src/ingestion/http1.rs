@@ -68,7 +68,10 @@ impl ReadError {
                     limits.request_timeout.as_millis()
                 ),
             )),
-            ReadError::Malformed(why) => Some(Response::error(400, format!("malformed HTTP request: {why}"))),
+            ReadError::Malformed(why) => Some(Response::error(
+                400,
+                format!("malformed HTTP request: {why}"),
+            )),
             ReadError::HeadersTooLarge(limit) => Some(Response::error(
                 431,
                 format!("request line and headers exceed {limit} bytes"),
@@ -103,16 +106,30 @@ impl DeadlineReader<'_> {
         if remaining.is_zero() {
             return Err(ReadError::TimedOut);
         }
-        self.stream.set_read_timeout(Some(remaining)).map_err(ReadError::Io)?;
+        self.stream
+            .set_read_timeout(Some(remaining))
+            .map_err(ReadError::Io)?;
         let mut chunk = [0u8; 4096];
         match self.stream.read(&mut chunk) {
             Ok(n) => {
                 self.buffer.extend_from_slice(&chunk[..n]);
                 Ok(n)
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Err(ReadError::TimedOut),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err(ReadError::TimedOut)
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(self.fill()?),
-            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
                 Err(ReadError::Closed)
             }
             Err(e) => Err(ReadError::Io(e)),
@@ -153,7 +170,10 @@ impl DeadlineReader<'_> {
 
 /// Where the header block ends: the index after the blank line.
 fn header_end(buffer: &[u8]) -> Option<usize> {
-    let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let crlf = buffer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
     let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
     match (crlf, lf) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -177,7 +197,15 @@ pub fn read_request(stream: &mut TcpStream, limits: &Limits) -> Result<Request, 
         deadline: Instant::now() + limits.request_timeout,
         buffer: Vec::with_capacity(1024),
     };
+    let mut request_line_checked = false;
     let head_len = loop {
+        // Judge the request line as soon as it is complete, so garbage is
+        // refused at once instead of after the deadline.
+        if !request_line_checked && let Some(end) = reader.buffer.iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&reader.buffer[..end]);
+            parse_request_line(line.strip_suffix('\r').unwrap_or(&line))?;
+            request_line_checked = true;
+        }
         if let Some(end) = header_end(&reader.buffer) {
             if end > limits.max_header_bytes {
                 return Err(ReadError::HeadersTooLarge(limits.max_header_bytes));
@@ -196,23 +224,11 @@ pub fn read_request(stream: &mut TcpStream, limits: &Limits) -> Result<Request, 
         }
     };
     let head_bytes = reader.take_exact(head_len)?;
-    let head = std::str::from_utf8(&head_bytes).map_err(|_| ReadError::Malformed("headers are not UTF-8".into()))?;
+    let head = std::str::from_utf8(&head_bytes)
+        .map_err(|_| ReadError::Malformed("headers are not UTF-8".into()))?;
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
 
-    let request_line = lines.next().unwrap_or_default();
-    let parts: Vec<&str> = request_line.split(' ').collect();
-    let [method, target, version] = parts[..] else {
-        return Err(ReadError::Malformed(format!("bad request line {request_line:?}")));
-    };
-    if !is_token(method) {
-        return Err(ReadError::Malformed(format!("bad method {method:?}")));
-    }
-    match version {
-        "HTTP/1.1" | "HTTP/1.0" => {}
-        v if v.starts_with("HTTP/") => return Err(ReadError::UnsupportedVersion(v.to_string())),
-        v => return Err(ReadError::Malformed(format!("bad HTTP version {v:?}"))),
-    }
-    let target = origin_form(target)?;
+    let (method, target) = parse_request_line(lines.next().unwrap_or_default())?;
 
     let mut headers = Vec::new();
     for line in lines {
@@ -220,10 +236,14 @@ pub fn read_request(stream: &mut TcpStream, limits: &Limits) -> Result<Request, 
             continue;
         }
         if line.starts_with([' ', '\t']) {
-            return Err(ReadError::Malformed("folded header lines are not allowed".into()));
+            return Err(ReadError::Malformed(
+                "folded header lines are not allowed".into(),
+            ));
         }
         let Some((name, value)) = line.split_once(':') else {
-            return Err(ReadError::Malformed(format!("header line without a colon: {line:?}")));
+            return Err(ReadError::Malformed(format!(
+                "header line without a colon: {line:?}"
+            )));
         };
         if !is_token(name) {
             return Err(ReadError::Malformed(format!("bad header name {name:?}")));
@@ -235,23 +255,56 @@ pub fn read_request(stream: &mut TcpStream, limits: &Limits) -> Result<Request, 
     Ok(Request { body, ..request })
 }
 
+/// `METHOD SP target SP HTTP/1.x` → (method, origin-form target).
+fn parse_request_line(request_line: &str) -> Result<(&str, &str), ReadError> {
+    let shown: String = request_line.chars().take(100).collect();
+    let parts: Vec<&str> = request_line.split(' ').collect();
+    let [method, target, version] = parts[..] else {
+        return Err(ReadError::Malformed(format!("bad request line {shown:?}")));
+    };
+    if !is_token(method) {
+        return Err(ReadError::Malformed(format!(
+            "bad method in request line {shown:?}"
+        )));
+    }
+    match version {
+        "HTTP/1.1" | "HTTP/1.0" => {}
+        v if v.starts_with("HTTP/") => return Err(ReadError::UnsupportedVersion(v.to_string())),
+        v => return Err(ReadError::Malformed(format!("bad HTTP version {v:?}"))),
+    }
+    Ok((method, origin_form(target)?))
+}
+
 /// Accepts `/path?query`, and the absolute form `http://host/path` that
 /// proxies send, as its path.
 fn origin_form(target: &str) -> Result<&str, ReadError> {
     if target.starts_with('/') {
         return Ok(target);
     }
-    if let Some(rest) = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+    if let Some(rest) = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
         return Ok(rest.find('/').map_or("/", |i| &rest[i..]));
     }
-    Err(ReadError::Malformed(format!("bad request target {target:?}")))
+    Err(ReadError::Malformed(format!(
+        "bad request target {target:?}"
+    )))
 }
 
-fn read_body(reader: &mut DeadlineReader<'_>, request: &Request, limits: &Limits) -> Result<Vec<u8>, ReadError> {
+fn read_body(
+    reader: &mut DeadlineReader<'_>,
+    request: &Request,
+    limits: &Limits,
+) -> Result<Vec<u8>, ReadError> {
     let chunked = match request.header("transfer-encoding") {
         None => false,
         Some(te) if te.eq_ignore_ascii_case("chunked") => true,
-        Some(te) => return Err(ReadError::Malformed(format!("unsupported Transfer-Encoding {te:?}"))),
+        Some(te) => {
+            return Err(ReadError::Malformed(format!(
+                "unsupported Transfer-Encoding {te:?}"
+            )));
+        }
     };
     let mut lengths = request
         .headers
@@ -262,7 +315,9 @@ fn read_body(reader: &mut DeadlineReader<'_>, request: &Request, limits: &Limits
         None => None,
         Some(first) => {
             if lengths.any(|other| other != first) {
-                return Err(ReadError::Malformed("conflicting Content-Length headers".into()));
+                return Err(ReadError::Malformed(
+                    "conflicting Content-Length headers".into(),
+                ));
             }
             let length: u64 = first
                 .parse()
@@ -272,7 +327,9 @@ fn read_body(reader: &mut DeadlineReader<'_>, request: &Request, limits: &Limits
     };
     if chunked && content_length.is_some() {
         // Both at once is how request smuggling starts; refuse it.
-        return Err(ReadError::Malformed("both Transfer-Encoding and Content-Length".into()));
+        return Err(ReadError::Malformed(
+            "both Transfer-Encoding and Content-Length".into(),
+        ));
     }
     if let Some(length) = content_length
         && length > limits.max_body_bytes as u64
@@ -282,7 +339,8 @@ fn read_body(reader: &mut DeadlineReader<'_>, request: &Request, limits: &Limits
     let expects_continue = request
         .header("expect")
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    if expects_continue && (chunked || content_length.unwrap_or(0) > 0) && reader.buffer.is_empty() {
+    if expects_continue && (chunked || content_length.unwrap_or(0) > 0) && reader.buffer.is_empty()
+    {
         reader
             .stream
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -50,7 +50,12 @@ impl SingleThreadServer {
 }
 
 impl IngestionServer for SingleThreadServer {
-    fn serve(&self, listener: TcpListener, routes: Arc<Routes>, shutdown: Shutdown) -> Result<(), IngestionError> {
+    fn serve(
+        &self,
+        listener: TcpListener,
+        routes: Arc<Routes>,
+        shutdown: Shutdown,
+    ) -> Result<(), IngestionError> {
         listener.set_nonblocking(false)?;
         for connection in listener.incoming() {
             if shutdown.is_triggered() {
