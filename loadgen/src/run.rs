@@ -1,0 +1,201 @@
+//! `loadgen run`: sustained closed-loop load — C workers, each sending its
+//! next request as soon as the previous one is answered, for a duration.
+//!
+//! Why closed loop: each worker models one client that waits for its answer,
+//! so offered load adapts to the server and the figures read directly as
+//! "C clients get this throughput at this latency". Keep-alive is on by
+//! default so connection setup is not what gets measured (phase0 answers
+//! `Connection: close`, so against it every request still reconnects — which
+//! the `connections opened` figure makes visible). `--no-keep-alive` measures
+//! setup on purpose; `--slow-body` holds each request's body back to expose
+//! head-of-line blocking in servers that read one request at a time;
+//! `--batch` sends JSON arrays to show how amortising per-request cost moves
+//! metrics/s.
+//!
+//! Requests still in flight when the duration is up are abandoned (and
+//! counted as cut off), so a stalled server cannot stretch the run by up to
+//! `--timeout`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::task::JoinSet;
+use tokio::time::timeout_at;
+
+use crate::client::{Client, ClientOptions, FailureKind, RequestTemplate, WireRequest};
+use crate::generator::{MetricGenerator, worker_seed};
+use crate::health::{HealthMonitor, HealthSummary};
+use crate::stats::Tally;
+use crate::target::Target;
+
+/// Pause after a failed connect. Without it a dead or refusing server turns
+/// every worker into a busy loop of failing syscalls that starves the health
+/// poller and buries the report under meaningless error counts.
+const CONNECT_FAILURE_BACKOFF: Duration = Duration::from_millis(10);
+
+#[derive(Clone)]
+pub struct RunConfig {
+    pub target: Target,
+    pub addr: SocketAddr,
+    pub connections: u64,
+    pub duration: Duration,
+    pub keep_alive: bool,
+    pub batch: usize,
+    pub slow_body: Option<Duration>,
+    pub seed: u64,
+    pub hosts: usize,
+    pub timeout: Duration,
+    pub max_requests: Option<u64>,
+    /// `None`: do not poll /health.
+    pub drain_timeout: Option<Duration>,
+}
+
+pub struct RunOutcome {
+    pub tally: Tally,
+    pub elapsed: Duration,
+    pub health: Option<HealthSummary>,
+}
+
+pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
+    let template = Arc::new(RequestTemplate::post_json(
+        &config.target.write_path,
+        &config.target.authority,
+        config.keep_alive,
+    ));
+    let health = config
+        .drain_timeout
+        .map(|drain| HealthMonitor::start(config.addr, &config.target.authority, drain));
+
+    let started = Instant::now();
+    let deadline = started + config.duration;
+    // Requests still allowed by --max-requests; u64::MAX when unbounded.
+    let budget = Arc::new(AtomicU64::new(config.max_requests.unwrap_or(u64::MAX)));
+    let mut workers = JoinSet::new();
+    for worker in 0..config.connections {
+        let worker_config = WorkerConfig {
+            addr: config.addr,
+            template: template.clone(),
+            options: ClientOptions {
+                keep_alive: config.keep_alive,
+                slow_body: config.slow_body,
+            },
+            batch: config.batch,
+            seed: worker_seed(config.seed, worker),
+            hosts: config.hosts,
+            timeout: config.timeout,
+            deadline,
+            budget: budget.clone(),
+        };
+        workers.spawn(run_worker(worker_config));
+    }
+
+    let mut tally = Tally::new();
+    while let Some(joined) = workers.join_next().await {
+        tally.merge(&joined.context("a load worker panicked")?);
+    }
+    let stopped = Instant::now();
+    let health = match health {
+        Some(monitor) => Some(monitor.finish(stopped).await),
+        None => None,
+    };
+    Ok(RunOutcome {
+        tally,
+        elapsed: stopped - started,
+        health,
+    })
+}
+
+struct WorkerConfig {
+    addr: SocketAddr,
+    template: Arc<RequestTemplate>,
+    options: ClientOptions,
+    batch: usize,
+    seed: u64,
+    hosts: usize,
+    timeout: Duration,
+    deadline: Instant,
+    budget: Arc<AtomicU64>,
+}
+
+/// Takes one request from the shared budget; false once it is exhausted.
+fn take_one(budget: &AtomicU64) -> bool {
+    budget
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok()
+}
+
+async fn run_worker(config: WorkerConfig) -> Tally {
+    let mut tally = Tally::new();
+    let mut client = Client::new(config.addr, config.options);
+    let mut generator = MetricGenerator::new(config.seed, config.hosts);
+    // Reused for every request: the hot path allocates nothing.
+    let mut body = Vec::with_capacity(200 * config.batch.max(1));
+    let mut wire = WireRequest::default();
+    let metrics_per_request = config.batch.max(1) as u64;
+
+    while Instant::now() < config.deadline && take_one(&config.budget) {
+        body.clear();
+        generator.write_body(config.batch, &mut body);
+        config.template.render(&body, &mut wire);
+
+        let sent_at = Instant::now();
+        let timeout_at_ = sent_at + config.timeout;
+        // One timer serves both limits: the request's own timeout and the end
+        // of the run, whichever comes first.
+        let limit = timeout_at_.min(config.deadline);
+        match timeout_at(limit.into(), client.send(&wire, None)).await {
+            Ok(Ok(status)) => tally.record_response(status, sent_at.elapsed(), metrics_per_request),
+            Ok(Err(error)) => {
+                tally.record_failure(error.kind);
+                if matches!(
+                    error.kind,
+                    FailureKind::ConnectRefused
+                        | FailureKind::Connect
+                        | FailureKind::NoLocalPort
+                        | FailureKind::FdLimit
+                ) {
+                    tokio::time::sleep(CONNECT_FAILURE_BACKOFF).await;
+                }
+            }
+            Err(_) if limit < timeout_at_ => {
+                tally.in_flight_at_end += 1;
+                break;
+            }
+            Err(_) => tally.record_failure(FailureKind::Timeout),
+        }
+    }
+    tally.connections_opened = client.connections_opened();
+    tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_is_exact_under_contention() {
+        let budget = Arc::new(AtomicU64::new(1000));
+        let taken: u64 = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let budget = budget.clone();
+                    scope.spawn(move || {
+                        let mut taken = 0u64;
+                        while take_one(&budget) {
+                            taken += 1;
+                        }
+                        taken
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+        });
+        assert_eq!(taken, 1000);
+        assert!(!take_one(&budget));
+    }
+}
