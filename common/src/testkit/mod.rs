@@ -6,6 +6,7 @@
 //! factory. Enable with the `testkit` feature in `[dev-dependencies]`.
 
 pub mod alerting;
+pub mod ingestion;
 pub mod query;
 pub mod queue;
 pub mod storage;

@@ -81,3 +81,22 @@ impl IngestionServer for SingleThreadServer {
         "single thread, blocking I/O, one request per connection".to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use common::SystemClock;
+
+    #[test]
+    fn conformance() {
+        common::testkit::ingestion::run_all(&|dir| {
+            let config = crate::Config {
+                data_dir: dir.to_path_buf(),
+                notifiers: vec![],
+                ..Default::default()
+            };
+            crate::build(config, Arc::new(SystemClock)).expect("phase0 components")
+        });
+    }
+}
