@@ -108,6 +108,10 @@ struct RunArgs {
     /// Send each request's headers, wait MS milliseconds, then send the body.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     slow_body: Option<u64>,
+    /// With --slow-body: only this many connections are slow, the rest send
+    /// at full speed, and the report shows the fast clients' figures apart.
+    #[arg(long, value_name = "K", requires = "slow_body")]
+    slow_clients: Option<u64>,
     /// Stop after this many requests in total (across all workers).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_requests: Option<u64>,
@@ -188,6 +192,7 @@ async fn run_command(args: RunArgs) -> Result<()> {
         keep_alive: !args.no_keep_alive,
         batch: args.batch as usize,
         slow_body: args.slow_body.map(Duration::from_millis),
+        slow_clients: args.slow_clients,
         seed: common.seed,
         hosts: common.hosts as usize,
         timeout: common.timeout,
@@ -204,7 +209,10 @@ async fn run_command(args: RunArgs) -> Result<()> {
         batch: u64::from(args.batch),
         slow_body: config.slow_body,
     };
-    let report = Report::new(&shape, &outcome.tally, outcome.elapsed, outcome.health);
+    let mut report = Report::new(&shape, &outcome.tally, outcome.elapsed, outcome.health);
+    if let Some((clients, fast)) = &outcome.fast_tally {
+        report.add_fast_clients(*clients, fast, outcome.elapsed);
+    }
     print_report(&report, common.json);
     Ok(())
 }

@@ -67,6 +67,17 @@ pub struct Report {
     /// Set when the queue did not drain within the drain timeout.
     pub queue_size_after_drain: Option<u64>,
     pub drain_waited_s: Option<f64>,
+    /// With `--slow-clients`: the figures of the clients that were not slow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast_clients: Option<ClientGroup>,
+}
+
+/// Throughput and latency of a subset of the clients.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct ClientGroup {
+    pub connections: u64,
+    pub rps: f64,
+    pub latency_ms: LatencyMs,
 }
 
 impl Report {
@@ -139,7 +150,30 @@ impl Report {
             catch_up_s,
             queue_size_after_drain,
             drain_waited_s,
+            fast_clients: None,
         }
+    }
+
+    /// Adds the figures of the clients that sent at full speed.
+    pub fn add_fast_clients(&mut self, connections: u64, tally: &Tally, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let responses = tally.responses();
+        let quantile_ms =
+            |q: f64| (responses > 0).then(|| tally.latency_us.value_at_quantile(q) as f64 / 1000.0);
+        self.fast_clients = Some(ClientGroup {
+            connections,
+            rps: if seconds > 0.0 {
+                responses as f64 / seconds
+            } else {
+                0.0
+            },
+            latency_ms: LatencyMs {
+                p50: quantile_ms(0.50),
+                p90: quantile_ms(0.90),
+                p99: quantile_ms(0.99),
+                max: (responses > 0).then(|| tally.latency_us.max() as f64 / 1000.0),
+            },
+        });
     }
 
     /// Requests that did not get a 2xx: failures plus non-2xx responses.
@@ -183,7 +217,18 @@ impl Report {
                     self.batch
                 );
                 if let Some(ms) = self.slow_body_ms {
-                    let _ = write!(shape, ", slow body {ms} ms");
+                    match &self.fast_clients {
+                        Some(fast) => {
+                            let _ = write!(
+                                shape,
+                                ", slow body {ms} ms on {} of them",
+                                self.concurrency - fast.connections
+                            );
+                        }
+                        None => {
+                            let _ = write!(shape, ", slow body {ms} ms");
+                        }
+                    }
                 }
                 shape
             }
@@ -226,6 +271,19 @@ impl Report {
                 ms(latency.max)
             ),
         )?;
+        if let Some(fast) = &self.fast_clients {
+            row(
+                out,
+                "fast clients",
+                &format!(
+                    "{} of them: {:.1} req/s, p50 {}   p99 {}",
+                    fast.connections,
+                    fast.rps,
+                    ms(fast.latency_ms.p50),
+                    ms(fast.latency_ms.p99)
+                ),
+            )?;
+        }
         row(out, "statuses", &counts(&self.statuses))?;
         row(out, "errors", &counts(&self.errors))?;
         row(

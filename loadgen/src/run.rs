@@ -45,6 +45,10 @@ pub struct RunConfig {
     pub keep_alive: bool,
     pub batch: usize,
     pub slow_body: Option<Duration>,
+    /// How many of the connections hold their bodies back (all when `None`).
+    /// A mix shows head-of-line blocking: fast clients wait behind slow ones
+    /// on a server that reads one request at a time.
+    pub slow_clients: Option<u64>,
     pub seed: u64,
     pub hosts: usize,
     pub timeout: Duration,
@@ -55,6 +59,8 @@ pub struct RunConfig {
 
 pub struct RunOutcome {
     pub tally: Tally,
+    /// The clients sending at full speed, when only some are slow.
+    pub fast_tally: Option<(u64, Tally)>,
     pub elapsed: Duration,
     pub health: Option<HealthSummary>,
 }
@@ -74,13 +80,21 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     // Requests still allowed by --max-requests; u64::MAX when unbounded.
     let budget = Arc::new(AtomicU64::new(config.max_requests.unwrap_or(u64::MAX)));
     let mut workers = JoinSet::new();
+    let slow_clients = match config.slow_body {
+        Some(_) => config
+            .slow_clients
+            .unwrap_or(config.connections)
+            .min(config.connections),
+        None => 0,
+    };
     for worker in 0..config.connections {
+        let slow = worker < slow_clients;
         let worker_config = WorkerConfig {
             addr: config.addr,
             template: template.clone(),
             options: ClientOptions {
                 keep_alive: config.keep_alive,
-                slow_body: config.slow_body,
+                slow_body: if slow { config.slow_body } else { None },
             },
             batch: config.batch,
             seed: worker_seed(config.seed, worker),
@@ -89,13 +103,20 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
             deadline,
             budget: budget.clone(),
         };
-        workers.spawn(run_worker(worker_config));
+        workers.spawn(async move { (slow, run_worker(worker_config).await) });
     }
 
     let mut tally = Tally::new();
+    let mut fast_tally = Tally::new();
     while let Some(joined) = workers.join_next().await {
-        tally.merge(&joined.context("a load worker panicked")?);
+        let (slow, worker_tally) = joined.context("a load worker panicked")?;
+        tally.merge(&worker_tally);
+        if !slow {
+            fast_tally.merge(&worker_tally);
+        }
     }
+    let fast_clients = config.connections - slow_clients;
+    let fast_tally = (slow_clients > 0 && fast_clients > 0).then_some((fast_clients, fast_tally));
     let stopped = Instant::now();
     let health = match health {
         Some(monitor) => Some(monitor.finish(stopped).await),
@@ -103,6 +124,7 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     };
     Ok(RunOutcome {
         tally,
+        fast_tally,
         elapsed: stopped - started,
         health,
     })

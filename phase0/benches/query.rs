@@ -13,14 +13,24 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use phase0::query::ScanQueryEngine;
 use phase0::storage::{FILE_NAME, JsonlFileStore};
 
-const NAMES: [&str; 5] = ["cpu_usage", "memory_usage", "disk_io", "network_latency", "error_rate"];
+const NAMES: [&str; 5] = [
+    "cpu_usage",
+    "memory_usage",
+    "disk_io",
+    "network_latency",
+    "error_rate",
+];
 
 /// Writes `lines` samples round-robin over five names, 10 s apart.
 fn write_dataset(dir: &std::path::Path, lines: usize) {
     let file = File::create(dir.join(FILE_NAME)).expect("dataset file");
     let mut writer = BufWriter::new(file);
     for i in 0..lines {
-        let metric = Metric::new(NAMES[i % NAMES.len()], (i % 100) as f64, 1_764_000_000_000 + i as i64 * 2_000);
+        let metric = Metric::new(
+            NAMES[i % NAMES.len()],
+            (i % 100) as f64,
+            1_764_000_000_000 + i as i64 * 2_000,
+        );
         serde_json::to_writer(&mut writer, &metric).expect("encode");
         writer.write_all(b"\n").expect("write");
     }
@@ -34,14 +44,19 @@ fn scan(c: &mut Criterion) {
     for lines in [1_000usize, 100_000, 1_000_000] {
         let dir = tempfile::tempdir().expect("temp dir");
         write_dataset(dir.path(), lines);
-        let store: Arc<dyn MetricStore> = Arc::new(JsonlFileStore::open(dir.path()).expect("store"));
+        let store: Arc<dyn MetricStore> =
+            Arc::new(JsonlFileStore::open(dir.path()).expect("store"));
         let engine = ScanQueryEngine::new(store);
         let end = 1_764_000_000_000 + lines as i64 * 2_000;
         let range = TimeRange::new(end - 300_000, end);
         group.throughput(Throughput::Elements(lines as u64));
-        group.bench_with_input(BenchmarkId::new("phase0_scan", lines), &range, |b, range| {
-            b.iter(|| engine.samples("cpu_usage", *range).expect("query"));
-        });
+        group.bench_with_input(
+            BenchmarkId::new("phase0_scan", lines),
+            &range,
+            |b, range| {
+                b.iter(|| engine.samples("cpu_usage", *range).expect("query"));
+            },
+        );
     }
     group.finish();
 }

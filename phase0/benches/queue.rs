@@ -29,15 +29,19 @@ fn push_then_consume(c: &mut Criterion) {
     group.throughput(Throughput::Elements(MESSAGES as u64));
     let metrics: Vec<Metric> = (0..MESSAGES).map(sample).collect();
     for batch in [1usize, 100] {
-        group.bench_with_input(BenchmarkId::new("phase0", format!("batch{batch}")), &batch, |b, &batch| {
-            let queue = MutexQueue::new(MESSAGES);
-            b.iter(|| {
-                for chunk in metrics.chunks(batch) {
-                    queue.push(chunk.to_vec()).expect("capacity fits the run");
-                }
-                drain(&queue, MESSAGES, batch);
-            });
-        });
+        group.bench_with_input(
+            BenchmarkId::new("phase0", format!("batch{batch}")),
+            &batch,
+            |b, &batch| {
+                let queue = MutexQueue::new(MESSAGES);
+                b.iter(|| {
+                    for chunk in metrics.chunks(batch) {
+                        queue.push(chunk.to_vec()).expect("capacity fits the run");
+                    }
+                    drain(&queue, MESSAGES, batch);
+                });
+            },
+        );
     }
     group.finish();
 }
@@ -53,7 +57,9 @@ fn contended(c: &mut Criterion) {
                     let queue = queue.clone();
                     std::thread::spawn(move || {
                         for i in 0..MESSAGES / 4 {
-                            queue.push(vec![sample(p * MESSAGES + i)]).expect("capacity fits the run");
+                            queue
+                                .push(vec![sample(p * MESSAGES + i)])
+                                .expect("capacity fits the run");
                         }
                     })
                 })

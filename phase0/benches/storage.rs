@@ -14,7 +14,13 @@ const SAMPLES: usize = 1_000;
 
 fn samples() -> Vec<Metric> {
     (0..SAMPLES)
-        .map(|i| Metric::new("cpu_usage", (i % 100) as f64 + 0.5, 1_764_000_000_000 + i as i64 * 10_000))
+        .map(|i| {
+            Metric::new(
+                "cpu_usage",
+                (i % 100) as f64 + 0.5,
+                1_764_000_000_000 + i as i64 * 10_000,
+            )
+        })
         .collect()
 }
 
@@ -23,23 +29,29 @@ fn append(c: &mut Criterion) {
     let mut group = c.benchmark_group("storage/append_1000");
     group.throughput(Throughput::Elements(SAMPLES as u64));
 
-    group.bench_function(BenchmarkId::new("phase0", "open_append_close_per_metric"), |b| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = JsonlFileStore::open(dir.path()).expect("store");
-        b.iter(|| {
-            for metric in &metrics {
-                store.append(std::slice::from_ref(metric)).expect("append");
-            }
-        });
-    });
+    group.bench_function(
+        BenchmarkId::new("phase0", "open_append_close_per_metric"),
+        |b| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = JsonlFileStore::open(dir.path()).expect("store");
+            b.iter(|| {
+                for metric in &metrics {
+                    store.append(std::slice::from_ref(metric)).expect("append");
+                }
+            });
+        },
+    );
 
-    group.bench_function(BenchmarkId::new("phase0", "one_append_call_per_batch"), |b| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = JsonlFileStore::open(dir.path()).expect("store");
-        // Still one open/close per metric inside: batching the call alone
-        // does not remove the cost.
-        b.iter(|| store.append(&metrics).expect("append"));
-    });
+    group.bench_function(
+        BenchmarkId::new("phase0", "one_append_call_per_batch"),
+        |b| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = JsonlFileStore::open(dir.path()).expect("store");
+            // Still one open/close per metric inside: batching the call alone
+            // does not remove the cost.
+            b.iter(|| store.append(&metrics).expect("append"));
+        },
+    );
 
     group.bench_function(BenchmarkId::new("buffered", "bufwriter_kept_open"), |b| {
         let dir = tempfile::tempdir().expect("temp dir");

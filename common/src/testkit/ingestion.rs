@@ -28,7 +28,8 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON; panics with the body when it is not.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body {:?} is not JSON: {e}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body {:?} is not JSON: {e}", self.body))
     }
 
     /// The `error` member of a JSON error body; panics when absent.
@@ -44,7 +45,9 @@ impl Reply {
 /// whole response (the request says `Connection: close`).
 pub fn send(addr: SocketAddr, parts: &[&[u8]], pause: Duration) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect to the server under test");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     stream.set_nodelay(true).expect("nodelay");
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
@@ -66,7 +69,10 @@ pub fn read_reply(stream: &mut TcpStream) -> Reply {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -81,7 +87,10 @@ pub fn read_reply(stream: &mut TcpStream) -> Reply {
 fn dechunk(mut rest: &str) -> String {
     let mut out = String::new();
     while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else { break };
+        let Ok(size) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+        else {
+            break;
+        };
         if size == 0 || after.len() < size {
             break;
         }
@@ -107,7 +116,10 @@ pub fn get(addr: SocketAddr, target: &str) -> Reply {
 }
 
 fn assert_error(reply: &Reply, status: u16, needle: &str) {
-    assert_eq!(reply.status, status, "expected {status} ({needle:?}), got {reply:?}");
+    assert_eq!(
+        reply.status, status,
+        "expected {status} ({needle:?}), got {reply:?}"
+    );
     let error = reply.error();
     assert!(error.contains(needle), "error {error:?} lacks {needle:?}");
 }
@@ -131,31 +143,56 @@ pub fn run_all(make: &dyn Fn(&Path) -> Components) {
     assert_eq!(reply.status, 202, "{reply:?}");
     assert_eq!(reply.json(), serde_json::json!({"status": "accepted"}));
     let body = r#"{"name":"cpu_usage","value":86,"labels":{"host":"a"},"timestamp":1700000000000}"#;
-    let bare = format!("POST /metrics HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-    assert_eq!(send(addr, &[bare.as_bytes()], Duration::ZERO).status, 202, "Content-Type is optional");
+    let bare = format!(
+        "POST /metrics HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(
+        send(addr, &[bare.as_bytes()], Duration::ZERO).status,
+        202,
+        "Content-Type is optional"
+    );
 
     // Split across packets: the request line, then the headers' end, then
     // the body in two pieces.
     let body = r#"{"name":"split_body","value":7}"#;
-    let whole = format!("POST /metrics HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let whole = format!(
+        "POST /metrics HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     let bytes = whole.as_bytes();
     let head_end = whole.find("\r\n\r\n").expect("head") + 4;
     let reply = send(
         addr,
-        &[&bytes[..9], &bytes[9..head_end], &bytes[head_end..head_end + 5], &bytes[head_end + 5..]],
+        &[
+            &bytes[..9],
+            &bytes[9..head_end],
+            &bytes[head_end..head_end + 5],
+            &bytes[head_end + 5..],
+        ],
         Duration::from_millis(30),
     );
-    assert_eq!(reply.status, 202, "a body split across packets is read whole: {reply:?}");
+    assert_eq!(
+        reply.status, 202,
+        "a body split across packets is read whole: {reply:?}"
+    );
 
     // Chunked transfer encoding.
-    let chunked = b"POST /metrics HTTP/1.1\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n\
+    let chunked =
+        b"POST /metrics HTTP/1.1\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n\
         14\r\n{\"name\":\"chunked\",\"v\r\n8\r\nalue\":3}\r\n0\r\n\r\n";
-    assert_eq!(send(addr, &[chunked], Duration::ZERO).status, 202, "chunked bodies are decoded");
+    assert_eq!(
+        send(addr, &[chunked], Duration::ZERO).status,
+        202,
+        "chunked bodies are decoded"
+    );
 
     // Expect: 100-continue (curl sends it for bodies over 1 KiB).
     let body = r#"{"name":"expect_continue","value":1}"#;
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     write!(
         stream,
         "POST /metrics HTTP/1.1\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
@@ -168,30 +205,66 @@ pub fn run_all(make: &dyn Fn(&Path) -> Components) {
         stream.read_exact(&mut byte).expect("interim response");
         interim.push(byte[0]);
     }
-    assert!(interim.starts_with(b"HTTP/1.1 100"), "100 Continue before the body: {:?}", String::from_utf8_lossy(&interim));
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "100 Continue before the body: {:?}",
+        String::from_utf8_lossy(&interim)
+    );
     stream.write_all(body.as_bytes()).expect("write body");
-    assert!(read_reply(&mut stream).head.contains(" 202 "), "the final answer follows 100 Continue");
+    assert!(
+        read_reply(&mut stream).head.contains(" 202 "),
+        "the final answer follows 100 Continue"
+    );
 
     // Errors are JSON with the right status.
     assert_error(&post(addr, "/metrics", "{oops"), 400, "invalid JSON");
-    assert_error(&post(addr, "/metrics", r#"{"name":"x"}"#), 400, "missing field `value`");
-    assert_error(&post(addr, "/metrics", r#"{"name":"x","value":"1"}"#), 400, "invalid type");
-    assert_error(&post(addr, "/metrics", r#"{"name":"9x","value":1}"#), 400, "invalid metric name");
-    assert_error(&get(addr, "/query?name=x&start=abc"), 400, "invalid start \"abc\"");
+    assert_error(
+        &post(addr, "/metrics", r#"{"name":"x"}"#),
+        400,
+        "missing field `value`",
+    );
+    assert_error(
+        &post(addr, "/metrics", r#"{"name":"x","value":"1"}"#),
+        400,
+        "invalid type",
+    );
+    assert_error(
+        &post(addr, "/metrics", r#"{"name":"9x","value":1}"#),
+        400,
+        "invalid metric name",
+    );
+    assert_error(
+        &get(addr, "/query?name=x&start=abc"),
+        400,
+        "invalid start \"abc\"",
+    );
     assert_error(&get(addr, "/query"), 400, "name");
     assert_error(&get(addr, "/no/such/route"), 404, "no route");
-    let reply = send(addr, &[b"PATCH /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"], Duration::ZERO);
+    let reply = send(
+        addr,
+        &[b"PATCH /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"],
+        Duration::ZERO,
+    );
     assert_eq!(reply.status, 405, "{reply:?}");
-    assert!(reply.head.to_ascii_lowercase().contains("allow:"), "405 names the allowed methods");
+    assert!(
+        reply.head.to_ascii_lowercase().contains("allow:"),
+        "405 names the allowed methods"
+    );
     let huge = b"POST /metrics HTTP/1.1\r\nConnection: close\r\nContent-Length: 5000000000\r\n\r\n";
     let reply = send(addr, &[huge], Duration::ZERO);
-    assert_eq!(reply.status, 413, "a body over the limit is refused before it is read: {reply:?}");
+    assert_eq!(
+        reply.status, 413,
+        "a body over the limit is refused before it is read: {reply:?}"
+    );
 
     // Health and the seed's query.
     let health = get(addr, "/health");
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "healthy");
-    assert!(health.json()["queue_size"].is_u64(), "health reports queue_size");
+    assert!(
+        health.json()["queue_size"].is_u64(),
+        "health reports queue_size"
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let stored = store
@@ -203,17 +276,30 @@ pub fn run_all(make: &dyn Fn(&Path) -> Components) {
         if stored == 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "accepted metrics reach the store within 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "accepted metrics reach the store within 20 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let reply = get(addr, "/query?name=cpu_usage&start=1700000000000&end=1700000000000");
+    let reply = get(
+        addr,
+        "/query?name=cpu_usage&start=1700000000000&end=1700000000000",
+    );
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.json().as_array().map(Vec::len), Some(1), "inclusive bounds: {reply:?}");
+    assert_eq!(
+        reply.json().as_array().map(Vec::len),
+        Some(1),
+        "inclusive bounds: {reply:?}"
+    );
     assert_eq!(reply.json()[0]["labels"]["host"], "a");
 
     // Still serving after all of that, then a stop that drains.
     for i in 0..50 {
-        let body = format!(r#"{{"name":"before_stop","value":{i},"timestamp":{}}}"#, 1_700_000_001_000i64 + i);
+        let body = format!(
+            r#"{{"name":"before_stop","value":{i},"timestamp":{}}}"#,
+            1_700_000_001_000i64 + i
+        );
         assert_eq!(post(addr, "/metrics", &body).status, 202);
     }
     let report = running.stop().expect("clean stop");
@@ -224,6 +310,12 @@ pub fn run_all(make: &dyn Fn(&Path) -> Components) {
         .iter()
         .map(|s| s.samples.len())
         .sum();
-    assert_eq!(stored, 50, "every accepted metric is stored by the time stop returns");
-    assert!(TcpStream::connect(addr).is_err(), "a stopped server accepts no connection");
+    assert_eq!(
+        stored, 50,
+        "every accepted metric is stored by the time stop returns"
+    );
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "a stopped server accepts no connection"
+    );
 }
