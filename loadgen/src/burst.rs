@@ -73,11 +73,17 @@ pub async fn burst(config: &BurstConfig) -> Result<BurstOutcome> {
         });
     }
     start.wait().await;
-    let started = Instant::now();
+    // Wall time spans the first request's start to the last one's end, as
+    // the tasks saw them: this task may be scheduled after the barrier opens
+    // later than the requests it released.
+    let mut first_start: Option<Instant> = None;
+    let mut last_end: Option<Instant> = None;
 
     let mut tally = Tally::new();
     while let Some(joined) = tasks.join_next().await {
-        let (outcome, latency, opened) = joined.context("a burst request task panicked")?;
+        let (outcome, latency, opened, began) = joined.context("a burst request task panicked")?;
+        first_start = Some(first_start.map_or(began, |t| t.min(began)));
+        last_end = Some(last_end.map_or(began + latency, |t| t.max(began + latency)));
         tally.connections_opened += opened;
         match outcome {
             Ok(status) => tally.record_response(status, latency, 1),
@@ -85,7 +91,10 @@ pub async fn burst(config: &BurstConfig) -> Result<BurstOutcome> {
         }
     }
     let stopped = Instant::now();
-    let wall_time = stopped - started;
+    let wall_time = match (first_start, last_end) {
+        (Some(first), Some(last)) => last - first,
+        _ => Duration::ZERO,
+    };
     let health = match health {
         Some(monitor) => Some(monitor.finish(stopped).await),
         None => None,
@@ -97,12 +106,13 @@ pub async fn burst(config: &BurstConfig) -> Result<BurstOutcome> {
     })
 }
 
-/// One request on a fresh connection: (status or failure, latency, connections opened).
+/// One request on a fresh connection: (status or failure, latency,
+/// connections opened, when it started).
 async fn one_shot(
     addr: SocketAddr,
     wire: &WireRequest,
     timeout: Duration,
-) -> (Result<u16, FailureKind>, Duration, u64) {
+) -> (Result<u16, FailureKind>, Duration, u64, Instant) {
     let mut client = Client::new(
         addr,
         ClientOptions {
@@ -116,5 +126,5 @@ async fn one_shot(
         Ok(Err(error)) => Err(error.kind),
         Err(_) => Err(FailureKind::Timeout),
     };
-    (outcome, started.elapsed(), client.connections_opened())
+    (outcome, started.elapsed(), client.connections_opened(), started)
 }
