@@ -126,5 +126,10 @@ async fn one_shot(
         Ok(Err(error)) => Err(error.kind),
         Err(_) => Err(FailureKind::Timeout),
     };
-    (outcome, started.elapsed(), client.connections_opened(), started)
+    (
+        outcome,
+        started.elapsed(),
+        client.connections_opened(),
+        started,
+    )
 }

@@ -9,18 +9,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-fn assert_error(reply: &Reply, status: u16, needle: &str) {
-    assert_eq!(
-        reply.status, status,
-        "expected {status} for {needle:?}, got {reply:?}"
-    );
-    let error = reply.json()["error"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("no JSON error in {reply:?}"));
-    assert!(error.contains(needle), "error {error:?} lacks {needle:?}");
-}
-
 fn assert_healthy(server: &Server) {
     let reply = get(server.addr, "/health");
     assert_eq!(reply.status, 200);

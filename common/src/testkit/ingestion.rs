@@ -32,6 +32,14 @@ impl Reply {
             .unwrap_or_else(|e| panic!("body {:?} is not JSON: {e}", self.body))
     }
 
+    /// The first header named `name` (case-insensitive), trimmed.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
     /// The `error` member of a JSON error body; panics when absent.
     pub fn error(&self) -> String {
         self.json()["error"]
@@ -115,7 +123,8 @@ pub fn get(addr: SocketAddr, target: &str) -> Reply {
     send(addr, &[request.as_bytes()], Duration::ZERO)
 }
 
-fn assert_error(reply: &Reply, status: u16, needle: &str) {
+/// Asserts `status` and a JSON `{"error": …}` containing `needle`.
+pub fn assert_error(reply: &Reply, status: u16, needle: &str) {
     assert_eq!(
         reply.status, status,
         "expected {status} ({needle:?}), got {reply:?}"

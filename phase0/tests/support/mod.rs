@@ -2,8 +2,8 @@
 //! 127.0.0.1 port 0, talk raw HTTP to it, wait with bounds.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -147,82 +147,14 @@ pub fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
     }
 }
 
-/// A parsed response.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub head: String,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body {:?} is not JSON: {e}", self.body))
-    }
-
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-}
+#[allow(unused_imports)] // each test file uses a different subset
+pub use common::testkit::ingestion::{
+    Reply, assert_error, get, post, read_reply, send as send_parts,
+};
 
 /// Writes `raw` in one go and reads the whole response (the server closes).
 pub fn raw(addr: SocketAddr, raw: &[u8]) -> Reply {
     send_parts(addr, &[raw], Duration::ZERO)
-}
-
-/// Writes each part with `pause` between them, then reads the response.
-pub fn send_parts(addr: SocketAddr, parts: &[&[u8]], pause: Duration) -> Reply {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream.set_nodelay(true).unwrap();
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            std::thread::sleep(pause);
-        }
-        stream.write_all(part).expect("write");
-    }
-    read_reply(&mut stream)
-}
-
-pub fn read_reply(stream: &mut TcpStream) -> Reply {
-    let mut bytes = Vec::new();
-    let _ = stream.read_to_end(&mut bytes);
-    let text = String::from_utf8_lossy(&bytes).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    Reply {
-        status,
-        head: head.to_string(),
-        body: body.to_string(),
-    }
-}
-
-pub fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
-    raw(
-        addr,
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-}
-
-pub fn get(addr: SocketAddr, target: &str) -> Reply {
-    raw(
-        addr,
-        format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes(),
-    )
 }
 
 pub fn now_ms() -> i64 {
