@@ -25,6 +25,16 @@ pub enum AlertError {
     },
 }
 
+/// The outcome of one evaluation: the alerts that fired and the rules that
+/// could not be evaluated. One failing rule never hides another's alert.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// Alerts whose condition held, in rule order.
+    pub fired: Vec<Alert>,
+    /// Rules whose window could not be read.
+    pub errors: Vec<AlertError>,
+}
+
 /// A rule evaluator.
 ///
 /// # Contract
@@ -33,9 +43,11 @@ pub enum AlertError {
 ///   of the rule's metric (all series) in it. A window with no sample never
 ///   fires. The condition is strict (`>` fires above, not at, the threshold).
 /// - It returns the alerts whose condition holds at `now_ms` and notifies
-///   them per the engine's policy (phase0: every evaluation, no dedup).
-///   Notifier failures are logged and counted, not returned: one bad channel
-///   must not stop the other rules.
+///   them per the engine's policy (phase0: every evaluation, no dedup). A
+///   rule whose query fails is reported in [`Evaluation::errors`] and the
+///   other rules are still evaluated and notified. Notifier failures are
+///   logged and counted ([`notify_failures`](Self::notify_failures)), not
+///   returned: one bad channel must not stop the others.
 /// - The pipeline calls `evaluate` every [`interval`](Self::interval) and
 ///   [`observe`](Self::observe) after each batch is stored.
 pub trait AlertEngine: Send + Sync {
@@ -46,11 +58,10 @@ pub trait AlertEngine: Send + Sync {
     fn interval(&self) -> Duration;
 
     /// Evaluates every rule at `now_ms`.
-    ///
-    /// # Errors
-    /// [`AlertError::Query`] for the first rule whose window could not be
-    /// read; other rules are still evaluated and notified.
-    fn evaluate(&self, now_ms: i64) -> Result<Vec<Alert>, AlertError>;
+    fn evaluate(&self, now_ms: i64) -> Evaluation;
+
+    /// Notifications that failed since start.
+    fn notify_failures(&self) -> u64;
 
     /// Sees each batch right after it is stored. Polling engines (phase0)
     /// ignore it, which is the bottleneck craft 5 removes.

@@ -23,6 +23,8 @@
 
 pub mod alerting;
 pub mod clock;
+pub mod console;
+pub mod duration;
 pub mod http;
 pub mod ingestion;
 pub mod labels;
@@ -37,7 +39,7 @@ pub mod storage;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use alerting::{AlertEngine, AlertError};
+pub use alerting::{AlertEngine, AlertError, Evaluation};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ingestion::{IngestionError, IngestionServer};
 pub use labels::Labels;

@@ -123,8 +123,22 @@ impl Pipeline {
         listener: TcpListener,
         options: PipelineOptions,
     ) -> Result<RunningPipeline, PipelineError> {
+        Self::start_with_shutdown(components, listener, options, Shutdown::new())
+    }
+
+    /// As [`start`](Self::start), watching a shutdown signal the caller made
+    /// earlier — so signal handlers can be installed before the port opens,
+    /// and tests can see the moment shutdown begins.
+    ///
+    /// # Errors
+    /// [`PipelineError::Io`] when a thread cannot be spawned.
+    pub fn start_with_shutdown(
+        components: Components,
+        listener: TcpListener,
+        options: PipelineOptions,
+        shutdown: Shutdown,
+    ) -> Result<RunningPipeline, PipelineError> {
         let local_addr = listener.local_addr()?;
-        let shutdown = Shutdown::new();
         let draining = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ConsumerStats::default());
         let verbose = options.verbose;
@@ -136,14 +150,16 @@ impl Pipeline {
             let draining = draining.clone();
             let stats = stats.clone();
             let options = options.clone();
+            let guard = TriggerOnPanic(shutdown.clone(), "storage consumer");
             std::thread::Builder::new()
                 .name("storage-consumer".into())
                 .spawn(move || {
+                    let _guard = guard;
                     run_storage_consumer(&*queue, &*store, &*alerting, &draining, &stats, &options)
                 })?
         };
         if verbose {
-            println!(
+            crate::say!(
                 "[Storage] Storage consumer started: {}",
                 components.store.describe()
             );
@@ -151,9 +167,9 @@ impl Pipeline {
 
         let rules = components.alerting.rules();
         if verbose {
-            println!("[Alerting] Loaded {} alert rules:", rules.len());
+            crate::say!("[Alerting] Loaded {} alert rules:", rules.len());
             for rule in &rules {
-                println!("  - {} {}", rule.metric, rule.describe_condition());
+                crate::say!("  - {} {}", rule.metric, rule.describe_condition());
             }
         }
         let alert_loop = {
@@ -165,7 +181,7 @@ impl Pipeline {
                 .spawn(move || run_alert_loop(&*alerting, &*clock, &shutdown))?
         };
         if verbose {
-            println!(
+            crate::say!(
                 "[Alerting] Alerting engine started, checking every {} ({})",
                 describe_interval(components.alerting.interval()),
                 components.alerting.name()
@@ -183,9 +199,11 @@ impl Pipeline {
         let server = {
             let ingestion = components.ingestion.clone();
             let shutdown = shutdown.clone();
+            let guard = TriggerOnPanic(shutdown.clone(), "ingestion");
             std::thread::Builder::new()
                 .name("ingestion".into())
                 .spawn(move || {
+                    let _guard = guard;
                     let result = ingestion.serve(listener, routes, shutdown.clone());
                     // A server that dies on its own takes the pipeline down
                     // cleanly rather than leaving a process that accepts nothing.
@@ -194,24 +212,24 @@ impl Pipeline {
                 })?
         };
         if verbose {
-            println!(
+            crate::say!(
                 "[Ingestion] Server listening on {local_addr} ({})",
                 components.ingestion.describe()
             );
-            println!("\nEndpoints:");
-            println!(
+            crate::say!("\nEndpoints:");
+            crate::say!(
                 "  POST /metrics   {{\"name\":\"cpu_usage\",\"value\":85}}  -> 202 {{\"status\":\"accepted\"}}"
             );
-            println!(
+            crate::say!(
                 "  GET  /query?name=cpu_usage&start=<ms>&end=<ms>  (inclusive, both optional)"
             );
-            println!("  GET  /health");
-            println!("\nTry:");
-            println!(
+            crate::say!("  GET  /health");
+            crate::say!("\nTry:");
+            crate::say!(
                 "  curl -X POST http://localhost:{}/metrics -H \"Content-Type: application/json\" -d '{{\"name\":\"cpu_usage\",\"value\":85}}'",
                 local_addr.port()
             );
-            println!("\nPress Ctrl-C to stop (the queue is drained into storage first).");
+            crate::say!("\nPress Ctrl-C to stop (the queue is drained into storage first).");
         }
 
         Ok(RunningPipeline {
@@ -254,44 +272,73 @@ impl RunningPipeline {
     }
 
     /// Stops accepting, finishes in-flight requests, drains the queue into
-    /// storage, flushes and joins every thread.
+    /// storage, flushes and joins every thread. Every step runs even when an
+    /// earlier one failed (a panicked server must not cost the backlog).
     ///
     /// # Errors
-    /// [`PipelineError::Lost`] if accepted metrics could not be stored;
-    /// [`PipelineError::Ingestion`] if the server had failed.
+    /// The first of: [`PipelineError::ThreadPanicked`],
+    /// [`PipelineError::Ingestion`] if the server had failed,
+    /// [`PipelineError::Lost`] if accepted metrics could not be stored.
     pub fn stop(mut self) -> Result<ShutdownReport, PipelineError> {
         self.shutdown.trigger();
         // A blocking accept() only notices the flag when a connection arrives.
         let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
-        let server_result = join(self.server.take(), "ingestion")?;
+        let mut first_error: Option<PipelineError> = None;
+        match self.server.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => {
+                first_error.get_or_insert(e.into());
+            }
+            Some(Err(_)) => {
+                first_error.get_or_insert(PipelineError::ThreadPanicked("ingestion"));
+            }
+            Some(Ok(Ok(()))) | None => {}
+        }
 
         self.components.queue.close();
         self.draining.store(true, Ordering::SeqCst);
-        join(self.consumer.take(), "storage consumer")?;
-        join(self.alert_loop.take(), "alert loop")?;
+        if let Some(Err(_)) = self.consumer.take().map(JoinHandle::join) {
+            first_error.get_or_insert(PipelineError::ThreadPanicked("storage consumer"));
+        }
+        if let Some(Err(_)) = self.alert_loop.take().map(JoinHandle::join) {
+            first_error.get_or_insert(PipelineError::ThreadPanicked("alert loop"));
+        }
         let flush = self.components.store.flush();
 
         let left_in_queue = self.components.queue.len();
         let lost = self.stats.lost.load(Ordering::Relaxed) + left_in_queue as u64;
-        if let Some(Err(e)) = server_result {
-            return Err(e.into());
-        }
         if lost > 0 {
-            return Err(PipelineError::Lost {
+            first_error.get_or_insert(PipelineError::Lost {
                 lost,
                 last_error: self.stats.last_error.lock().clone(),
             });
         }
         if let Err(e) = flush {
-            return Err(PipelineError::Lost {
+            first_error.get_or_insert(PipelineError::Lost {
                 lost: 0,
                 last_error: format!("final flush failed: {e}"),
             });
         }
-        Ok(ShutdownReport {
-            stored: self.stats.stored.load(Ordering::Relaxed),
-            left_in_queue,
-        })
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(ShutdownReport {
+                stored: self.stats.stored.load(Ordering::Relaxed),
+                left_in_queue,
+            }),
+        }
+    }
+}
+
+/// Triggers shutdown if the thread holding it unwinds: a dead component
+/// takes the pipeline down (and `stop` still drains) instead of leaving a
+/// process that answers 202 into the void.
+struct TriggerOnPanic(Shutdown, &'static str);
+
+impl Drop for TriggerOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            crate::say_err!("[Pipeline] the {} thread panicked; shutting down", self.1);
+            self.0.trigger();
+        }
     }
 }
 
@@ -319,19 +366,11 @@ fn wake_address(local: SocketAddr) -> SocketAddr {
     addr
 }
 
-fn join<T>(handle: Option<JoinHandle<T>>, name: &'static str) -> Result<Option<T>, PipelineError> {
-    match handle {
-        Some(handle) => handle
-            .join()
-            .map(Some)
-            .map_err(|_| PipelineError::ThreadPanicked(name)),
-        None => Ok(None),
-    }
-}
-
 /// How many times a failing append is retried while draining for shutdown
 /// before the batch is counted as lost (in normal running it retries forever:
-/// giving up would silently drop accepted data).
+/// giving up would silently drop accepted data). Once one batch is lost in
+/// the drain the store is evidently down, and the rest get one try each, so
+/// a dead disk cannot stretch shutdown to hours.
 const DRAIN_RETRIES: u32 = 5;
 
 fn run_storage_consumer(
@@ -352,7 +391,7 @@ fn run_storage_consumer(
                 continue;
             }
             Err(e) => {
-                eprintln!("[Storage] consume failed: {e}");
+                crate::say_err!("[Storage] consume failed: {e}");
                 if draining.load(Ordering::SeqCst) {
                     return;
                 }
@@ -372,14 +411,14 @@ fn run_storage_consumer(
                         log_write(&delivery.metrics, store);
                     }
                     if let Err(e) = queue.ack(delivery.ack) {
-                        eprintln!("[Storage] ack failed: {e}");
+                        crate::say_err!("[Storage] ack failed: {e}");
                     }
                     alerting.observe(&delivery.metrics);
                     break;
                 }
                 Err(e) => {
                     attempt += 1;
-                    eprintln!(
+                    crate::say_err!(
                         "[Storage] append of {} metrics failed (attempt {attempt}): {e}",
                         delivery.metrics.len()
                     );
@@ -400,7 +439,7 @@ fn run_storage_consumer(
 
 fn log_write(metrics: &[crate::Metric], store: &dyn MetricStore) {
     match metrics {
-        [one] => println!(
+        [one] => crate::say!(
             "[Storage] Wrote {}{}={} @ {} ({})",
             one.name,
             one.labels,
@@ -408,15 +447,25 @@ fn log_write(metrics: &[crate::Metric], store: &dyn MetricStore) {
             one.timestamp_ms,
             store.name()
         ),
-        many => println!("[Storage] Wrote {} metrics ({})", many.len(), store.name()),
+        many => crate::say!("[Storage] Wrote {} metrics ({})", many.len(), store.name()),
     }
 }
 
 fn run_alert_loop(alerting: &dyn AlertEngine, clock: &dyn Clock, shutdown: &Shutdown) {
     let interval = alerting.interval().max(Duration::from_millis(1));
     while !shutdown.wait_timeout(interval) {
-        if let Err(e) = alerting.evaluate(clock.now_ms()) {
-            eprintln!("[Alerting] evaluation failed: {e}");
+        // A bug in one evaluation must not end alerting for good: report it
+        // and try again at the next tick.
+        let evaluation = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            alerting.evaluate(clock.now_ms())
+        }));
+        match evaluation {
+            Ok(evaluation) => {
+                for error in evaluation.errors {
+                    crate::say_err!("[Alerting] {error}");
+                }
+            }
+            Err(_) => crate::say_err!("[Alerting] evaluation panicked; retrying at the next check"),
         }
     }
 }

@@ -61,7 +61,8 @@ pub struct ApiCall {
 /// - [`samples`](Self::samples): every sample of every series named `name`
 ///   with a timestamp in `range` (both ends inclusive), ordered by timestamp
 ///   (ties: by labels). An unknown name, or `start > end`, gives an empty
-///   `Vec`. May block on storage I/O.
+///   `Vec` (the HTTP route refuses `start > end` with 400 before asking, to
+///   tell the client about its likely mistake). May block on storage I/O.
 /// - [`api`](Self::api): the `data` member of a Prometheus API success
 ///   response; errors map to Prometheus' `errorType`s.
 pub trait QueryEngine: Send + Sync {

@@ -40,7 +40,11 @@ impl Shutdown {
     /// triggered. Use it instead of `sleep` in periodic loops so shutdown is
     /// immediate.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            // Further than an Instant can express: the same as forever.
+            self.wait();
+            return true;
+        };
         let mut triggered = self.inner.triggered.lock();
         while !*triggered {
             if self
@@ -63,7 +67,8 @@ impl Shutdown {
         }
     }
 
-    /// Triggers this signal on SIGINT (Ctrl-C) or SIGTERM.
+    /// Triggers this signal on SIGINT (Ctrl-C) or SIGTERM; a second signal
+    /// exits the process at once (status 130) without finishing the drain.
     ///
     /// # Errors
     /// When the signal handlers cannot be installed.
@@ -74,16 +79,19 @@ impl Shutdown {
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
-                if let Some(signal) = signals.forever().next() {
-                    let name = if signal == SIGINT {
-                        "SIGINT"
+                for (count, signal) in signals.forever().enumerate() {
+                    let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+                    if count == 0 {
+                        // Trigger first: if stdout is gone, the message is
+                        // lost, not the shutdown.
+                        shutdown.trigger();
+                        crate::say!("\n[Shutdown] {name} received: stopping ingestion, draining the queue… (again to force)");
                     } else {
-                        "SIGTERM"
-                    };
-                    println!(
-                        "\n[Shutdown] {name} received: stopping ingestion, draining the queue…"
-                    );
-                    shutdown.trigger();
+                        // A second signal is the operator saying "now":
+                        // whatever is still queued is abandoned, loudly.
+                        crate::say_err!("[Shutdown] second {name}: exiting without finishing the drain");
+                        std::process::exit(130);
+                    }
                 }
             })?;
         Ok(())

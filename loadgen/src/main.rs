@@ -20,6 +20,7 @@ mod run;
 mod stats;
 mod target;
 
+use common::duration::{parse_duration, parse_positive_duration};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -225,61 +226,10 @@ fn print_report(report: &Report, json: bool) {
     }
 }
 
-/// Parses `10s`, `500ms`, `2m`, `1h`, `1.5s`, or a bare number of seconds.
-fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let text = raw.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let seconds_per_unit = match unit.trim() {
-        "" | "s" | "sec" | "secs" => 1.0,
-        "ms" => 0.001,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(duration_error(raw)),
-    };
-    let value: f64 = number.parse().map_err(|_| duration_error(raw))?;
-    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| duration_error(raw))
-}
-
-fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
-    let duration = parse_duration(raw)?;
-    if duration.is_zero() {
-        return Err(format!("duration '{raw}' must be greater than zero"));
-    }
-    Ok(duration)
-}
-
-fn duration_error(raw: &str) -> String {
-    format!("invalid duration '{raw}': expected e.g. 10s, 500ms, 2m or a bare number of seconds")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration(" 0.25 "), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-    }
-
-    #[test]
-    fn bad_durations_name_the_value() {
-        for raw in ["", "s", "10x", "ten", "-1s", "1..2s", "10 parsecs", "1e400"] {
-            let error = parse_duration(raw).expect_err(raw);
-            assert!(error.contains(&format!("'{raw}'")), "{raw}: {error}");
-        }
-        assert!(parse_positive_duration("0s").is_err());
-    }
 
     #[test]
     fn cli_is_consistent() {

@@ -8,10 +8,12 @@
 //! Story: docs chapter 0, "The alerting engine".
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{
-    Alert, AlertEngine, AlertError, AlertRule, Condition, Notifier, QueryEngine, TimeRange,
+    Alert, AlertEngine, AlertError, AlertRule, Condition, Evaluation, Notifier, QueryEngine,
+    TimeRange,
 };
 
 /// The seed's check interval.
@@ -37,6 +39,7 @@ pub struct PollingAlertEngine {
     query: Arc<dyn QueryEngine>,
     notifiers: Vec<Arc<dyn Notifier>>,
     interval: Duration,
+    notify_failures: AtomicU64,
 }
 
 impl PollingAlertEngine {
@@ -52,6 +55,7 @@ impl PollingAlertEngine {
             query,
             notifiers,
             interval,
+            notify_failures: AtomicU64::new(0),
         }
     }
 }
@@ -65,15 +69,14 @@ impl AlertEngine for PollingAlertEngine {
         self.interval
     }
 
-    fn evaluate(&self, now_ms: i64) -> Result<Vec<Alert>, AlertError> {
-        let mut fired = Vec::new();
-        let mut first_error = None;
+    fn evaluate(&self, now_ms: i64) -> Evaluation {
+        let mut evaluation = Evaluation::default();
         for rule in &self.rules {
             let window = TimeRange::new(now_ms.saturating_sub(rule.window_ms()), now_ms);
             let samples = match self.query.samples(&rule.metric, window) {
                 Ok(samples) => samples,
                 Err(source) => {
-                    first_error.get_or_insert(AlertError::Query {
+                    evaluation.errors.push(AlertError::Query {
                         rule: rule.to_string(),
                         source,
                     });
@@ -95,15 +98,17 @@ impl AlertEngine for PollingAlertEngine {
             };
             for notifier in &self.notifiers {
                 if let Err(e) = notifier.notify(&alert) {
-                    eprintln!("[Alerting] {e}");
+                    self.notify_failures.fetch_add(1, Ordering::Relaxed);
+                    common::say_err!("[Alerting] {e}");
                 }
             }
-            fired.push(alert);
+            evaluation.fired.push(alert);
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(fired),
-        }
+        evaluation
+    }
+
+    fn notify_failures(&self) -> u64 {
+        self.notify_failures.load(Ordering::Relaxed)
     }
 
     fn name(&self) -> &'static str {
@@ -126,7 +131,7 @@ mod tests {
             Arc::new(PollingAlertEngine::new(
                 fixture.rules,
                 query,
-                vec![fixture.notifier],
+                fixture.notifiers,
                 DEFAULT_INTERVAL,
             ))
         });

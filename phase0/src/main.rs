@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use common::duration::parse_positive_duration;
 use common::{Pipeline, Shutdown, SystemClock};
 
 /// The naive monitoring platform: ingestion, queue, storage, query and
@@ -27,7 +28,7 @@ struct Args {
     #[arg(long, default_value = ".")]
     data_dir: PathBuf,
     /// How often the alerting engine checks its rules (e.g. 10s, 500ms).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     alert_interval: Duration,
     /// A JSON file of rules replacing the three defaults:
     /// [{"metric":"cpu_usage","condition":">","threshold":80,"window_seconds":60}]
@@ -37,41 +38,12 @@ struct Args {
     #[arg(long, default_value_t = phase0::queue::DEFAULT_CAPACITY)]
     queue_capacity: usize,
     /// A whole request must arrive within this long, or the client gets 408.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     read_timeout: Duration,
     /// Do not log each storage write (the seed logs them; under load that
     /// is a lot of output).
     #[arg(long)]
     quiet: bool,
-}
-
-/// `10s`, `500ms`, `2m`, or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 10s, 500ms, 2m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit {unit:?} in {text:?}: use ms, s, m or h"
-            ));
-        }
-    };
-    let duration =
-        Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))?;
-    if duration.is_zero() {
-        return Err(format!("duration {text:?} must be greater than zero"));
-    }
-    Ok(duration)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,42 +67,30 @@ fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
 
-    println!("=== Systems Craft — Phase 0: a complete monitoring platform, done naively ===");
+    // Handlers first: a SIGTERM between bind and start must still drain.
+    let shutdown = Shutdown::new();
+    shutdown
+        .trigger_on_signals()
+        .context("cannot install signal handlers")?;
+
+    common::say!("=== Systems Craft — Phase 0: a complete monitoring platform, done naively ===");
     let components = phase0::build(config, Arc::new(SystemClock))
         .with_context(|| format!("cannot use data directory {}", args.data_dir.display()))?;
     let address = format!("{}:{}", args.host, args.port);
     let listener =
         TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
 
-    let running = Pipeline::start(
+    let running = Pipeline::start_with_shutdown(
         components,
         listener,
         phase0::seed_pipeline_options(!args.quiet),
+        shutdown,
     )?;
-    let shutdown: Shutdown = running.shutdown_signal();
-    shutdown
-        .trigger_on_signals()
-        .context("cannot install signal handlers")?;
     let report = running.run_until_shutdown()?;
-    println!(
+    common::say!(
         "[Shutdown] Queue drained: {} metrics stored this run, {} left. Bye.",
-        report.stored, report.left_in_queue
+        report.stored,
+        report.left_in_queue
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("abc").unwrap_err().contains("\"abc\""));
-        assert!(parse_duration("5y").unwrap_err().contains("\"y\""));
-        assert!(parse_duration("0s").is_err());
-    }
 }

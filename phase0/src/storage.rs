@@ -23,8 +23,10 @@ pub const FILE_NAME: &str = "phase0_metrics.jsonl";
 /// Appends JSON lines; answers questions by scanning the whole file.
 pub struct JsonlFileStore {
     path: PathBuf,
-    /// Serialises appends so lines from concurrent callers never interleave.
-    write_lock: parking_lot::Mutex<()>,
+    /// Serialises appends so lines from concurrent callers never interleave;
+    /// holds the file's length after the last complete line, so a short
+    /// write can be cut back to it.
+    write_lock: parking_lot::Mutex<u64>,
 }
 
 impl JsonlFileStore {
@@ -36,21 +38,29 @@ impl JsonlFileStore {
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
         let path = dir.join(FILE_NAME);
-        if let Ok(mut file) = OpenOptions::new().read(true).append(true).open(&path) {
-            let len = file.metadata().map_err(|e| io_error(&path, e))?.len();
-            if len > 0 {
-                let mut last = [0u8; 1];
-                file.seek(SeekFrom::End(-1))
-                    .map_err(|e| io_error(&path, e))?;
-                file.read_exact(&mut last).map_err(|e| io_error(&path, e))?;
-                if last[0] != b'\n' {
-                    file.write_all(b"\n").map_err(|e| io_error(&path, e))?;
+        let mut length = 0;
+        match OpenOptions::new().read(true).append(true).open(&path) {
+            Ok(mut file) => {
+                length = file.metadata().map_err(|e| io_error(&path, e))?.len();
+                if length > 0 {
+                    let mut last = [0u8; 1];
+                    file.seek(SeekFrom::End(-1))
+                        .map_err(|e| io_error(&path, e))?;
+                    file.read_exact(&mut last).map_err(|e| io_error(&path, e))?;
+                    if last[0] != b'\n' {
+                        file.write_all(b"\n").map_err(|e| io_error(&path, e))?;
+                        length += 1;
+                    }
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // A directory in the way, no permission: say so at startup rather
+            // than accept metrics that can never be written.
+            Err(e) => return Err(io_error(&path, e)),
         }
         Ok(JsonlFileStore {
             path,
-            write_lock: parking_lot::Mutex::new(()),
+            write_lock: parking_lot::Mutex::new(length),
         })
     }
 
@@ -93,7 +103,7 @@ fn io_error(path: &Path, source: std::io::Error) -> StorageError {
 
 impl MetricStore for JsonlFileStore {
     fn append(&self, metrics: &[Metric]) -> Result<(), StorageError> {
-        let _guard = self.write_lock.lock();
+        let mut length = self.write_lock.lock();
         for metric in metrics {
             let mut line = serde_json::to_vec(metric).map_err(|e| StorageError::Corrupt {
                 path: self.path.display().to_string(),
@@ -106,7 +116,13 @@ impl MetricStore for JsonlFileStore {
                 .append(true)
                 .open(&self.path)
                 .map_err(|e| io_error(&self.path, e))?;
-            file.write_all(&line).map_err(|e| io_error(&self.path, e))?;
+            if let Err(e) = file.write_all(&line) {
+                // A short write (disk full) leaves half a line; the retry
+                // would be glued onto it and both lost. Cut it off first.
+                let _ = file.set_len(*length);
+                return Err(io_error(&self.path, e));
+            }
+            *length += line.len() as u64;
         }
         Ok(())
     }

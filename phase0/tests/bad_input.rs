@@ -187,6 +187,37 @@ fn malformed_http_gets_an_answer() {
         415,
         "Content-Encoding",
     );
+    assert_error(
+        &raw(
+            addr,
+            b"POST /metrics HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}",
+        ),
+        400,
+        "bad Content-Length \"+2\"",
+    );
+    assert_error(
+        &raw(
+            addr,
+            b"POST /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n",
+        ),
+        400,
+        "only a single \"chunked\"",
+    );
+    assert_error(
+        &raw(
+            addr,
+            b"POST /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n+1\r\na\r\n0\r\n\r\n",
+        ),
+        400,
+        "bad chunk size",
+    );
+    // A chunk size near u64::MAX: refused by the limit, without overflow
+    // (a debug build would panic on the addition) or allocation.
+    assert_error(
+        &raw(addr, b"POST /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n"),
+        413,
+        "exceeds the limit",
+    );
     // Binary garbage.
     let garbage: Vec<u8> = (0..2000u32).map(|i| (i * 7919 % 251) as u8).collect();
     let reply = raw(addr, &garbage);
@@ -295,20 +326,21 @@ fn bodies_split_across_packets_chunked_and_expect_continue() {
 fn a_silent_client_is_cut_off_and_stalls_others_meanwhile() {
     let server = Server::start(&["--read-timeout", "300ms"]);
     let addr = server.addr;
-    // Sends half its headers, then nothing.
+    // Sends half its headers, then nothing. Its connection is in the accept
+    // queue before the health check's, so the single thread takes it first.
+    let connected = Instant::now();
     let mut silent = TcpStream::connect(addr).unwrap();
     silent
         .write_all(b"POST /metrics HTTP/1.1\r\nContent-Le")
         .unwrap();
-    std::thread::sleep(Duration::from_millis(50));
-    let started = Instant::now();
     let reply = get(addr, "/health");
     assert_eq!(reply.status, 200);
-    // The single thread served the silent client first: the health check
-    // waited for its timeout (the head-of-line blocking chapter 0 measures).
+    // Head-of-line blocking, measured without racing the scheduler: the
+    // health answer cannot come before the silent client's 300 ms deadline
+    // ran out, however slow this machine is.
     assert!(
-        started.elapsed() >= Duration::from_millis(150),
-        "one thread: others wait behind a silent client"
+        connected.elapsed() >= Duration::from_millis(300),
+        "one thread: the health check waited behind the silent client"
     );
     let reply = read_reply(&mut silent);
     assert_error(&reply, 408, "not received within 300 ms");

@@ -8,37 +8,41 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    LabelMatcher, Metric, MetricStore, Pipeline, PipelineOptions, Series, StorageError,
+    LabelMatcher, Metric, MetricStore, Pipeline, PipelineOptions, Series, Shutdown, StorageError,
     SystemClock, TimeRange,
 };
 use phase0::storage::JsonlFileStore;
 use support::*;
 
-/// phase0's store, made slower still so a backlog is certain to build.
-struct SlowStore(JsonlFileStore);
+/// phase0's store, held shut until shutdown begins: every accepted metric
+/// is still in the queue when `stop` is called, so the drain is certain.
+struct GatedStore {
+    inner: JsonlFileStore,
+    gate: Shutdown,
+}
 
-impl MetricStore for SlowStore {
+impl MetricStore for GatedStore {
     fn append(&self, metrics: &[Metric]) -> Result<(), StorageError> {
-        std::thread::sleep(Duration::from_millis(2));
-        self.0.append(metrics)
+        self.gate.wait();
+        self.inner.append(metrics)
     }
     fn select(&self, m: &[LabelMatcher], r: TimeRange) -> Result<Vec<Series>, StorageError> {
-        self.0.select(m, r)
+        self.inner.select(m, r)
     }
     fn label_names(&self) -> Result<Vec<String>, StorageError> {
-        self.0.label_names()
+        self.inner.label_names()
     }
     fn label_values(&self, name: &str) -> Result<Vec<String>, StorageError> {
-        self.0.label_values(name)
+        self.inner.label_values(name)
     }
     fn flush(&self) -> Result<(), StorageError> {
-        self.0.flush()
+        self.inner.flush()
     }
     fn name(&self) -> &'static str {
-        "slow"
+        "gated"
     }
     fn describe(&self) -> String {
-        self.0.describe()
+        self.inner.describe()
     }
 }
 
@@ -58,9 +62,13 @@ fn stop_drains_the_backlog_into_storage() {
         Arc::new(SystemClock),
     )
     .unwrap();
-    components.store = Arc::new(SlowStore(JsonlFileStore::open(dir.path()).unwrap()));
+    let shutdown = Shutdown::new();
+    components.store = Arc::new(GatedStore {
+        inner: JsonlFileStore::open(dir.path()).unwrap(),
+        gate: shutdown.clone(),
+    });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let running = Pipeline::start(
+    let running = Pipeline::start_with_shutdown(
         components,
         listener,
         PipelineOptions {
@@ -68,6 +76,7 @@ fn stop_drains_the_backlog_into_storage() {
             verbose: false,
             ..Default::default()
         },
+        shutdown,
     )
     .unwrap();
     let addr = running.local_addr();
@@ -80,7 +89,10 @@ fn stop_drains_the_backlog_into_storage() {
         assert_eq!(reply.status, 202);
     }
     let backlog = get(addr, "/health").json()["queue_size"].as_u64().unwrap();
-    assert!(backlog > 0, "the slow store leaves a backlog to drain");
+    assert!(
+        backlog >= 299,
+        "the gated store leaves the whole backlog to drain: {backlog}"
+    );
     let report = running.stop().expect("clean stop");
     assert_eq!(report.left_in_queue, 0);
     assert_eq!(

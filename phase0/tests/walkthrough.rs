@@ -97,17 +97,22 @@ fn the_seed_walkthrough_end_to_end() {
     assert_eq!(reply.json()["status"], "healthy");
     assert_eq!(reply.json()["queue_size"], 0);
 
-    // [09:00] ten at 92: the CPU rule fires.
-    for _ in 0..10 {
-        assert_eq!(
-            post(addr, "/metrics", r#"{"name":"cpu_usage","value":92}"#).status,
-            202
+    // [09:00] ten at 92: the CPU rule fires. The video sleeps a second
+    // between posts; we send the timestamps instead (distinct from the 85's,
+    // or the store would keep one sample per millisecond: last write wins).
+    for i in 1..=10 {
+        let body = format!(
+            r#"{{"name":"cpu_usage","value":92,"timestamp":{}}}"#,
+            stamped + i
         );
+        assert_eq!(post(addr, "/metrics", &body).status, 202);
     }
     server.wait_for_line("[ALERT]", Duration::from_secs(10));
     server.wait_for_line("Metric:    cpu_usage", Duration::from_secs(5));
     server.wait_for_line("Condition: avg(60s) > 80", Duration::from_secs(5));
-    let current = server.wait_for_line("samples)", Duration::from_secs(5));
+    // 85 and ten 92s: avg 91.36 over 11 samples. (The 85 alone fired earlier
+    // with "(1 samples)"; this line can only come from the burst.)
+    let current = server.wait_for_line("91.36 (11 samples)", Duration::from_secs(10));
     assert!(current.contains("Current:"), "{current}");
 
     // [12:00] the burst: 100 concurrent one-shot POSTs, all accepted, all stored.

@@ -5,16 +5,85 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::testkit::{CollectingNotifier, metric};
-use crate::{AlertEngine, AlertRule, Clock, Condition, ManualClock, MetricStore, Notifier};
+use crate::{
+    Alert, AlertEngine, AlertRule, Clock, Condition, LabelMatcher, ManualClock, Metric,
+    MetricStore, Notifier, NotifyError, Series, StorageError, TimeRange,
+};
 
 /// What the suite hands the factory.
 pub struct AlertingFixture {
     /// The rules to load.
     pub rules: Vec<AlertRule>,
-    /// The store the suite fills; build the query slot over it.
+    /// The store the suite fills; build the query slot over it. Reading the
+    /// metric [`BROKEN_METRIC`] from it fails, as a broken disk would.
     pub store: Arc<dyn MetricStore>,
-    /// Where alerts must be delivered.
-    pub notifier: Arc<dyn Notifier>,
+    /// Where alerts must be delivered, in order; the first always fails.
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+}
+
+/// A metric whose reads fail in the fixture's store.
+pub const BROKEN_METRIC: &str = "broken_metric";
+
+/// A notifier that refuses everything.
+struct RefusingNotifier;
+
+impl Notifier for RefusingNotifier {
+    fn notify(&self, _alert: &Alert) -> Result<(), NotifyError> {
+        Err(NotifyError::Delivery {
+            channel: "refusing".into(),
+            message: "always refuses (conformance suite)".into(),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "refusing"
+    }
+}
+
+/// The store under test, except that selecting [`BROKEN_METRIC`] fails.
+struct BrokenForOneMetric(Arc<dyn MetricStore>);
+
+impl MetricStore for BrokenForOneMetric {
+    fn append(&self, metrics: &[Metric]) -> Result<(), StorageError> {
+        self.0.append(metrics)
+    }
+
+    fn select(
+        &self,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Result<Vec<Series>, StorageError> {
+        if matchers
+            .iter()
+            .any(|m| m.matches_value(BROKEN_METRIC) && m.name == LabelMatcher::METRIC_NAME)
+        {
+            return Err(StorageError::Corrupt {
+                path: "conformance".into(),
+                message: format!("reading {BROKEN_METRIC} always fails"),
+            });
+        }
+        self.0.select(matchers, range)
+    }
+
+    fn label_names(&self) -> Result<Vec<String>, StorageError> {
+        self.0.label_names()
+    }
+
+    fn label_values(&self, name: &str) -> Result<Vec<String>, StorageError> {
+        self.0.label_values(name)
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        self.0.flush()
+    }
+
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
 }
 
 /// Runs every alerting check. `store` must be empty; `make` builds the engine
@@ -26,29 +95,48 @@ pub fn run_all(
     let clock = ManualClock::new(1_000_000);
     let notifier = CollectingNotifier::shared();
     let rules = vec![
+        AlertRule::new(
+            BROKEN_METRIC,
+            Condition::Above,
+            0.0,
+            Duration::from_secs(60),
+        ),
         AlertRule::new("cpu_usage", Condition::Above, 80.0, Duration::from_secs(60)),
         AlertRule::new("free_disk", Condition::Below, 10.0, Duration::from_secs(30)),
     ];
     let engine = make(AlertingFixture {
         rules: rules.clone(),
-        store: store.clone(),
-        notifier: notifier.clone(),
+        store: Arc::new(BrokenForOneMetric(store.clone())),
+        notifiers: vec![Arc::new(RefusingNotifier), notifier.clone()],
     });
     assert_eq!(
         engine.rules(),
         rules,
         "the engine reports the rules it was given"
     );
+    let evaluate_at = |now: i64| {
+        let evaluation = engine.evaluate(now);
+        assert_eq!(
+            evaluation.errors.len(),
+            1,
+            "the broken rule is reported, every time, without hiding the others: {:?}",
+            evaluation.errors
+        );
+        let message = evaluation.errors[0].to_string();
+        assert!(
+            message.contains(BROKEN_METRIC),
+            "the error names the rule: {message}"
+        );
+        evaluation.fired
+    };
 
     // No data: nothing fires.
     assert!(
-        engine
-            .evaluate(clock.now_ms())
-            .expect("evaluate")
-            .is_empty(),
+        evaluate_at(clock.now_ms()).is_empty(),
         "an empty window never fires"
     );
     assert!(notifier.take().is_empty());
+    assert_eq!(engine.notify_failures(), 0);
 
     // Ten samples at 92 inside the window: the seed's demo.
     let now = clock.now_ms();
@@ -56,15 +144,29 @@ pub fn run_all(
         .map(|i| metric("cpu_usage", &[("host", "a")], 92.0, now - 9_000 + i * 1_000))
         .collect();
     store.append(&burst).expect("append");
-    let fired = engine.evaluate(now).expect("evaluate");
-    assert_eq!(fired.len(), 1, "avg 92 > 80 fires");
+    let fired_now = evaluate_at(now);
+    assert_eq!(
+        fired_now.len(),
+        1,
+        "avg 92 > 80 fires, though another rule's query failed"
+    );
+    let fired = fired_now;
     assert_eq!(fired[0].rule.metric, "cpu_usage");
     assert_eq!(fired[0].sample_count, 10);
     assert!((fired[0].value - 92.0).abs() < 1e-9);
     assert_eq!(fired[0].at_ms, now);
     let delivered = notifier.take();
-    assert_eq!(delivered.len(), 1, "a firing alert reaches the notifier");
+    assert_eq!(
+        delivered.len(),
+        1,
+        "a firing alert reaches the notifier after a failing one"
+    );
     assert_eq!(delivered[0], fired[0]);
+    assert_eq!(
+        engine.notify_failures(),
+        1,
+        "the refused notification is counted"
+    );
 
     // Window edges: 60 s window at t covers [t-60s, t], both inclusive.
     clock.advance(Duration::from_secs(60));
@@ -82,8 +184,9 @@ pub fn run_all(
         .map(|m| m.value)
         .chain([70.0])
         .collect();
-    let fired = engine.evaluate(t).expect("evaluate");
-    assert_eq!(fired.len(), 1, "avg of {in_window:?} is above 80");
+    let fired_now = evaluate_at(t);
+    assert_eq!(fired_now.len(), 1, "avg of {in_window:?} is above 80");
+    let fired = fired_now;
     assert_eq!(
         fired[0].sample_count,
         in_window.len(),
@@ -100,10 +203,7 @@ pub fn run_all(
             metric("cpu_usage", &[], 80.0, t),
         ])
         .expect("append");
-    assert!(
-        engine.evaluate(t).expect("evaluate").is_empty(),
-        "avg == threshold does not fire"
-    );
+    assert!(evaluate_at(t).is_empty(), "avg == threshold does not fire");
 
     // `<` fires below, and windows are per rule (30 s here).
     store
@@ -112,8 +212,9 @@ pub fn run_all(
             metric("free_disk", &[], 8.0, t - 30_000),
         ])
         .expect("append");
-    let fired = engine.evaluate(t).expect("evaluate");
-    assert_eq!(fired.len(), 1, "8 < 10 fires");
+    let fired_now = evaluate_at(t);
+    assert_eq!(fired_now.len(), 1, "8 < 10 fires");
+    let fired = fired_now;
     assert_eq!(fired[0].rule.metric, "free_disk");
     assert_eq!(
         fired[0].sample_count, 1,
@@ -124,10 +225,7 @@ pub fn run_all(
     // Once the samples age out of the window, nothing fires.
     clock.advance(Duration::from_secs(3_600));
     assert!(
-        engine
-            .evaluate(clock.now_ms())
-            .expect("evaluate")
-            .is_empty(),
+        evaluate_at(clock.now_ms()).is_empty(),
         "old samples age out"
     );
 }

@@ -11,7 +11,7 @@ use crate::{LabelMatcher, MatchOp, MetricStore, Sample, TimeRange};
 /// Runs every storage check. `open(dir)` opens (or reopens) a store keeping
 /// its files under `dir`.
 pub fn run_all(open: &dyn Fn(&Path) -> Arc<dyn MetricStore>) {
-    let dirs: Vec<tempfile::TempDir> = (0..5)
+    let dirs: Vec<tempfile::TempDir> = (0..6)
         .map(|_| tempfile::tempdir().expect("temp dir"))
         .collect();
     select_by_name_and_inclusive_range(open(dirs[0].path()));
@@ -19,6 +19,7 @@ pub fn run_all(open: &dyn Fn(&Path) -> Arc<dyn MetricStore>) {
     labels_separate_series_and_matchers_filter(open(dirs[2].path()));
     last_write_wins_for_duplicate_timestamp(open(dirs[3].path()));
     data_survives_reopen(dirs[4].path(), open);
+    concurrent_appends_and_selects(open(dirs[5].path()));
 }
 
 fn name(n: &str) -> Vec<LabelMatcher> {
@@ -226,4 +227,71 @@ pub fn data_survives_reopen(dir: &Path, open: &dyn Fn(&Path) -> Arc<dyn MetricSt
         .expect("select after reopen");
     assert_eq!(got.len(), 1, "the series survives reopen");
     assert_eq!(got[0].samples, samples(&[(5_000, 120.0), (6_000, 130.0)]));
+}
+
+/// Four writers append to their own series while a reader selects: every
+/// read is well-formed (one entry per series, strictly increasing times) and
+/// in the end every sample is there exactly once.
+pub fn concurrent_appends_and_selects(store: Arc<dyn MetricStore>) {
+    const WRITERS: usize = 4;
+    const PER_WRITER: i64 = 250;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let store = store.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
+                let series = store
+                    .select(&name("concurrent"), TimeRange::ALL)
+                    .expect("select while writing");
+                let mut seen = std::collections::HashSet::new();
+                for s in &series {
+                    assert!(
+                        seen.insert(s.labels.clone()),
+                        "a series appears once per result"
+                    );
+                    assert!(
+                        s.samples
+                            .windows(2)
+                            .all(|w| w[0].timestamp_ms < w[1].timestamp_ms),
+                        "samples strictly increasing in time, even mid-write"
+                    );
+                }
+                reads += 1;
+            }
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let writer = format!("w{w}");
+                for chunk in (0..PER_WRITER).collect::<Vec<_>>().chunks(10) {
+                    let batch: Vec<_> = chunk
+                        .iter()
+                        .map(|&i| metric("concurrent", &[("writer", &writer)], i as f64, 1_000 + i))
+                        .collect();
+                    store.append(&batch).expect("append from many threads");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().expect("writer thread");
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    reader.join().expect("reader thread");
+    let series = store
+        .select(&name("concurrent"), TimeRange::ALL)
+        .expect("select");
+    assert_eq!(series.len(), WRITERS, "one series per writer");
+    for s in &series {
+        assert_eq!(
+            s.samples.len() as i64,
+            PER_WRITER,
+            "{}: every sample once",
+            s.labels
+        );
+    }
 }

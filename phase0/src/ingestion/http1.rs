@@ -194,7 +194,10 @@ fn is_token(s: &str) -> bool {
 pub fn read_request(stream: &mut TcpStream, limits: &Limits) -> Result<Request, ReadError> {
     let mut reader = DeadlineReader {
         stream,
-        deadline: Instant::now() + limits.request_timeout,
+        // A timeout too large for an Instant means "no deadline" in practice.
+        deadline: Instant::now()
+            .checked_add(limits.request_timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600)),
         buffer: Vec::with_capacity(1024),
     };
     let mut request_line_checked = false;
@@ -297,12 +300,21 @@ fn read_body(
     request: &Request,
     limits: &Limits,
 ) -> Result<Vec<u8>, ReadError> {
-    let chunked = match request.header("transfer-encoding") {
-        None => false,
-        Some(te) if te.eq_ignore_ascii_case("chunked") => true,
-        Some(te) => {
+    let encodings: Vec<&str> = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    // Exactly one `chunked` or nothing: repeated or listed codings are where
+    // a proxy and a server start disagreeing about where a request ends.
+    let chunked = match encodings[..] {
+        [] => false,
+        [te] if te.eq_ignore_ascii_case("chunked") => true,
+        _ => {
             return Err(ReadError::Malformed(format!(
-                "unsupported Transfer-Encoding {te:?}"
+                "unsupported Transfer-Encoding {:?}: only a single \"chunked\" is accepted",
+                encodings.join(", ")
             )));
         }
     };
@@ -319,9 +331,13 @@ fn read_body(
                     "conflicting Content-Length headers".into(),
                 ));
             }
+            // Digits only: `parse` would also take "+29".
             let length: u64 = first
-                .parse()
-                .map_err(|_| ReadError::Malformed(format!("bad Content-Length {first:?}")))?;
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| first.parse().ok())
+                .flatten()
+                .ok_or_else(|| ReadError::Malformed(format!("bad Content-Length {first:?}")))?;
             Some(length)
         }
     };
@@ -362,8 +378,10 @@ fn read_chunked(reader: &mut DeadlineReader<'_>, limits: &Limits) -> Result<Vec<
         let line = reader.take_line(1024)?;
         let line = String::from_utf8_lossy(&line);
         let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = u64::from_str_radix(size_text, 16)
-            .map_err(|_| ReadError::Malformed(format!("bad chunk size {size_text:?}")))?;
+        let size = (!size_text.is_empty() && size_text.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u64::from_str_radix(size_text, 16).ok())
+            .flatten()
+            .ok_or_else(|| ReadError::Malformed(format!("bad chunk size {size_text:?}")))?;
         if size == 0 {
             // Trailers, up to the blank line.
             loop {
@@ -372,9 +390,11 @@ fn read_chunked(reader: &mut DeadlineReader<'_>, limits: &Limits) -> Result<Vec<
                 }
             }
         }
-        let total = body.len() as u64 + size;
-        if total > limits.max_body_bytes as u64 {
-            return Err(ReadError::BodyTooLarge(total));
+        let room = limits.max_body_bytes.saturating_sub(body.len()) as u64;
+        if size > room {
+            return Err(ReadError::BodyTooLarge(
+                (body.len() as u64).saturating_add(size),
+            ));
         }
         body.extend(reader.take_exact(size as usize)?);
         if !reader.take_line(2)?.is_empty() {

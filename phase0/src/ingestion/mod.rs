@@ -65,7 +65,7 @@ impl IngestionServer for SingleThreadServer {
                 Ok(stream) => self.handle_connection(stream, &routes),
                 Err(e) => {
                     // Transient (ECONNABORTED, EMFILE): note it, breathe, go on.
-                    eprintln!("[Ingestion] accept failed: {e}");
+                    common::say_err!("[Ingestion] accept failed: {e}");
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }

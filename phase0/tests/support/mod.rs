@@ -20,7 +20,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `phase0 0 --host 127.0.0.1 --data-dir <tmp> --quiet <extra>`.
+    /// Starts `phase0 0 --host 127.0.0.1 --data-dir <tmp> <extra>`.
     pub fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_phase0"))
