@@ -472,7 +472,7 @@ fn run_alert_loop(alerting: &dyn AlertEngine, clock: &dyn Clock, shutdown: &Shut
 
 fn describe_interval(interval: Duration) -> String {
     let ms = interval.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} seconds", ms / 1000)
     } else {
         format!("{ms} ms")

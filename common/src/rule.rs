@@ -149,7 +149,7 @@ impl fmt::Display for AlertRule {
 /// `60s`, `1.5s` or `250ms`: the shortest exact form.
 pub fn format_window(window: Duration) -> String {
     let ms = window.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else if ms >= 1000 {
         format!("{}s", ms as f64 / 1000.0)

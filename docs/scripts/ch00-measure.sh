@@ -18,16 +18,17 @@ PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-# Starts a server whose stdout goes to $1.log; waits for its listening line;
-# prints the port.
+# Starts a server whose stdout goes to $1.log, waits for its listening line,
+# and sets PORT. (Not called in $(...): the PIDS it records must reach the
+# cleanup trap of this shell.)
 start() {
     local name="$1"; shift
     "$@" > "$WORK/$name.log" 2>&1 &
     PIDS+=("$!")
+    PORT=""
     for _ in $(seq 1 200); do
-        local port
-        port="$(grep -oE '(listening on|Server listening on) [0-9.]+:[0-9]+' "$WORK/$name.log" | head -1 | grep -oE '[0-9]+$' || true)"
-        if [ -n "$port" ]; then echo "$port"; return; fi
+        PORT="$(grep -oE '(listening on|Server listening on) [0-9.]+:[0-9]+' "$WORK/$name.log" | head -1 | grep -oE '[0-9]+$' || true)"
+        if [ -n "$PORT" ]; then return; fi
         sleep 0.05
     done
     echo "server $name did not start" >&2; cat "$WORK/$name.log" >&2; exit 1
@@ -36,8 +37,8 @@ start() {
 section() { printf '\n===== %s =====\n' "$*"; }
 
 mkdir -p "$WORK/p0"
-P0="$(start phase0 "$PHASE0" 0 --host 127.0.0.1 --quiet --data-dir "$WORK/p0")"
-NULL="$(start null "$LOADGEN" null-server --port 0)"
+start phase0 "$PHASE0" 0 --host 127.0.0.1 --quiet --data-dir "$WORK/p0"; P0="$PORT"
+start null "$LOADGEN" null-server --port 0; NULL="$PORT"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo "phase0 on :$P0, null-server on :$NULL, $SECONDS_PER_RUN s per run"
 
@@ -68,7 +69,7 @@ for lines in 1000 100000 1000000; do
     awk -v n="$lines" 'BEGIN { split("cpu_usage memory_usage disk_io network_latency error_rate", names, " ");
         t = 1764000000000; for (i = 0; i < n; i++) printf "{\"name\":\"%s\",\"value\":%d.5,\"timestamp\":%d}\n", names[i % 5 + 1], i % 100, t + i * 2000 }' \
         > "$dir/phase0_metrics.jsonl"
-    port="$(start "q$lines" "$PHASE0" 0 --host 127.0.0.1 --quiet --data-dir "$dir")"
+    start "q$lines" "$PHASE0" 0 --host 127.0.0.1 --quiet --data-dir "$dir"; port="$PORT"
     end=$((1764000000000 + lines * 2000)); start_ms=$((end - 300000))
     times=()
     for _ in 1 2 3 4 5; do
@@ -81,7 +82,7 @@ done
 section "alert detection delay (default 10 s interval; 5 trials, fresh server each)"
 for trial in 1 2 3 4 5; do
     dir="$WORK/a$trial"; mkdir -p "$dir"
-    port="$(start "alert$trial" "$PHASE0" 0 --host 127.0.0.1 --quiet --data-dir "$dir")"
+    start "alert$trial" "$PHASE0" 0 --host 127.0.0.1 --quiet --data-dir "$dir"; port="$PORT"
     # Land the burst at a different point of the 10 s cycle each trial.
     sleep "$(awk -v t="$trial" 'BEGIN { print (t * 1.7) % 10 }')"
     sent="$(date +%s%N)"

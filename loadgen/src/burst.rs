@@ -19,6 +19,7 @@ use anyhow::{Context, Result};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
+use crate::body::{BodyEncoder, BodySpec, SeriesTables};
 use crate::client::{Client, ClientOptions, FailureKind, RequestTemplate, WireRequest};
 use crate::generator::MetricGenerator;
 use crate::health::{HealthMonitor, HealthSummary};
@@ -29,6 +30,7 @@ pub struct BurstConfig {
     pub target: Target,
     pub addr: SocketAddr,
     pub requests: u64,
+    pub body: BodySpec,
     pub seed: u64,
     pub hosts: usize,
     pub timeout: Duration,
@@ -43,19 +45,27 @@ pub struct BurstOutcome {
 }
 
 pub async fn burst(config: &BurstConfig) -> Result<BurstOutcome> {
-    let template =
-        RequestTemplate::post_json(&config.target.write_path, &config.target.authority, false);
+    let template = RequestTemplate::post(
+        &config.target.write_path,
+        &config.target.authority,
+        false,
+        &config.body.headers(),
+    );
     let mut generator = MetricGenerator::new(config.seed, config.hosts);
+    let mut encoder = BodyEncoder::new(
+        config.body,
+        Arc::new(SeriesTables::new(config.body.format, config.hosts)),
+    );
     let mut body = Vec::with_capacity(256);
-    let requests: Vec<WireRequest> = (0..config.requests)
-        .map(|_| {
-            body.clear();
-            generator.write_body(1, &mut body);
-            let mut wire = WireRequest::default();
-            template.render(&body, &mut wire);
-            wire
-        })
-        .collect();
+    let mut requests: Vec<WireRequest> = Vec::new();
+    for _ in 0..config.requests {
+        encoder
+            .encode(&mut generator, 1, &mut body)
+            .context("cannot build a request body")?;
+        let mut wire = WireRequest::default();
+        template.render(&body, &mut wire);
+        requests.push(wire);
+    }
 
     let health = config
         .drain_timeout

@@ -329,12 +329,17 @@ pub struct RequestTemplate {
 }
 
 impl RequestTemplate {
-    /// `POST path` with a JSON body. `keep_alive == false` adds
-    /// `Connection: close` so the server need not wait for another request.
-    pub fn post_json(path: &str, host: &str, keep_alive: bool) -> Self {
-        let mut head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: loadgen\r\nContent-Type: application/json\r\n"
-        );
+    /// `POST path` with a body described by `headers` (Content-Type,
+    /// Content-Encoding, ...). `keep_alive == false` adds `Connection: close`
+    /// so the server need not wait for another request.
+    pub fn post(path: &str, host: &str, keep_alive: bool, headers: &[(&str, &str)]) -> Self {
+        let mut head = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: loadgen\r\n");
+        for (name, value) in headers {
+            head.push_str(name);
+            head.push_str(": ");
+            head.push_str(value);
+            head.push_str("\r\n");
+        }
         if !keep_alive {
             head.push_str("Connection: close\r\n");
         }
@@ -643,6 +648,8 @@ mod tests {
     use std::time::Instant;
     use tokio::net::TcpListener;
 
+    const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
+
     fn head(raw: &str) -> (ResponseHead, usize) {
         parse_head(raw.as_bytes())
             .expect("well-formed")
@@ -727,9 +734,10 @@ mod tests {
     #[test]
     fn renders_requests() {
         let mut wire = WireRequest::default();
-        RequestTemplate::post_json("/metrics", "127.0.0.1:8080", false).render(b"{}", &mut wire);
+        RequestTemplate::post("/metrics", "127.0.0.1:8080", false, JSON).render(b"{}", &mut wire);
         let text = String::from_utf8(wire.bytes().to_vec()).expect("ascii");
         assert!(text.starts_with("POST /metrics HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"));
+        assert!(text.contains("\r\nContent-Type: application/json\r\n"));
         assert!(text.contains("Connection: close\r\n"));
         assert!(text.ends_with("Content-Length: 2\r\n\r\n{}"));
         assert_eq!(wire.head_len, text.len() - 2);
@@ -810,7 +818,7 @@ mod tests {
             },
         );
         let mut wire = WireRequest::default();
-        RequestTemplate::post_json("/metrics", "test", true).render(b"{\"a\":1}", &mut wire);
+        RequestTemplate::post("/metrics", "test", true, JSON).render(b"{\"a\":1}", &mut wire);
         let mut body = Vec::new();
         assert_eq!(client.send(&wire, Some(&mut body)).await, Ok(202));
         assert_eq!(body, b"{\"a\":1}");
@@ -858,7 +866,7 @@ mod tests {
             },
         );
         let mut wire = WireRequest::default();
-        RequestTemplate::post_json("/metrics", "test", true).render(b"{}", &mut wire);
+        RequestTemplate::post("/metrics", "test", true, JSON).render(b"{}", &mut wire);
         assert_eq!(client.send(&wire, None).await, Ok(202));
         assert_eq!(client.send(&wire, None).await, Ok(202));
         assert_eq!(client.connections_opened(), 2);
@@ -878,7 +886,7 @@ mod tests {
             },
         );
         let mut wire = WireRequest::default();
-        RequestTemplate::post_json("/metrics", "test", false).render(b"{}", &mut wire);
+        RequestTemplate::post("/metrics", "test", false, JSON).render(b"{}", &mut wire);
         let error = client.send(&wire, None).await.expect_err("nobody listens");
         assert_eq!(error.kind, FailureKind::ConnectRefused);
     }

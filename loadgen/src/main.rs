@@ -2,16 +2,22 @@
 //!
 //! `burst` fires N one-shot requests at once (the seed's test), `run` applies
 //! sustained closed-loop load and reports latency percentiles and the server's
-//! queue, `null-server` answers everything instantly to measure loadgen's own
-//! ceiling on this machine.
+//! queue, `compare` starts two servers in turn and applies the same `run` load
+//! to each (plus, on request, loadgen's own null-server as the ceiling),
+//! `null-server` answers everything instantly to measure loadgen's own
+//! ceiling on this machine. `--format` picks the body's wire format (JSON,
+//! NDJSON, InfluxDB line protocol, Prometheus remote_write) and `--gzip`
+//! compresses it.
 //!
 //! This file is the command line only: it parses and validates arguments
 //! (bad values are rejected with the value named), builds one multi-threaded
 //! tokio runtime — so loadgen uses every core and is not the bottleneck — and
 //! hands off to the module for the subcommand.
 
+mod body;
 mod burst;
 mod client;
+mod compare;
 mod generator;
 mod health;
 mod null_server;
@@ -21,13 +27,17 @@ mod stats;
 mod target;
 
 use common::duration::{parse_duration, parse_positive_duration};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::body::{BodyFormat, BodySpec};
 use crate::burst::BurstConfig;
+use crate::compare::{CompareConfig, Contender};
 use crate::report::{LoadShape, Report};
 use crate::run::RunConfig;
 use crate::target::Target;
@@ -49,19 +59,25 @@ enum Command {
     Burst(BurstArgs),
     /// Sustained closed-loop load: C workers sending back to back for a duration.
     Run(RunArgs),
+    /// Start a baseline and a candidate server in turn and apply the same `run` load to each.
+    Compare(CompareArgs),
     /// A do-nothing HTTP server answering 202 to everything: loadgen's ceiling.
     NullServer(NullServerArgs),
 }
 
-/// Options shared by `burst` and `run`.
+/// Options shared by `burst`, `run` and `compare`.
 #[derive(Args, Debug)]
 struct CommonArgs {
-    /// Write URL, e.g. http://127.0.0.1:8080/metrics (a bare http://host:port gets /metrics).
-    #[arg(long)]
-    url: String,
     /// Print one JSON object with all figures instead of the text report.
     #[arg(long)]
     json: bool,
+    /// Body format. Without a path in the URL (or --path), each has its own write path:
+    /// json/ndjson → /metrics, lp → /write?precision=ms, remote-write → /api/v1/write.
+    #[arg(long, value_enum, default_value_t = BodyFormat::Json)]
+    format: BodyFormat,
+    /// Gzip request bodies (Content-Encoding: gzip); not with remote-write.
+    #[arg(long)]
+    gzip: bool,
     /// Seed of the metric generator; the same seed sends the same metrics.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -79,8 +95,25 @@ struct CommonArgs {
     no_health: bool,
 }
 
+impl CommonArgs {
+    fn body(&self) -> Result<BodySpec> {
+        BodySpec::new(self.format, self.gzip)
+    }
+
+    /// `--url` with the format's default path, checked against the format.
+    fn target(&self, url: &str) -> Result<Target> {
+        let body = self.body()?;
+        let mut target = Target::parse(url, body.format.default_path())?;
+        target.write_path = body.finish_path(&target.write_path)?;
+        Ok(target)
+    }
+}
+
 #[derive(Args, Debug)]
 struct BurstArgs {
+    /// Write URL, e.g. http://127.0.0.1:8080/metrics (a bare http://host:port gets the --format's path).
+    #[arg(long)]
+    url: String,
     #[command(flatten)]
     common: CommonArgs,
     /// Number of concurrent requests.
@@ -89,10 +122,9 @@ struct BurstArgs {
     requests: u64,
 }
 
+/// The shape of sustained load, shared by `run` and `compare`.
 #[derive(Args, Debug)]
-struct RunArgs {
-    #[command(flatten)]
-    common: CommonArgs,
+struct LoadArgs {
     /// Concurrent workers (each one client, one connection at a time).
     #[arg(short = 'c', long, default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -103,7 +135,7 @@ struct RunArgs {
     /// Open a new connection for every request and send `Connection: close`.
     #[arg(long)]
     no_keep_alive: bool,
-    /// Metrics per request: 1 sends a JSON object, N > 1 a JSON array of N.
+    /// Metrics per request (json: 1 sends an object, N > 1 an array of N).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch: u32,
     /// Send each request's headers, wait MS milliseconds, then send the body.
@@ -116,6 +148,71 @@ struct RunArgs {
     /// Stop after this many requests in total (across all workers).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_requests: Option<u64>,
+}
+
+impl LoadArgs {
+    fn run_config(
+        &self,
+        common: &CommonArgs,
+        target: Target,
+        addr: SocketAddr,
+    ) -> Result<RunConfig> {
+        Ok(RunConfig {
+            addr,
+            connections: self.connections,
+            duration: self.duration,
+            keep_alive: !self.no_keep_alive,
+            batch: self.batch as usize,
+            body: common.body()?,
+            slow_body: self.slow_body.map(Duration::from_millis),
+            slow_clients: self.slow_clients,
+            seed: common.seed,
+            hosts: common.hosts as usize,
+            timeout: common.timeout,
+            max_requests: self.max_requests,
+            drain_timeout: (!common.no_health).then_some(common.drain_timeout),
+            target,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Write URL, e.g. http://127.0.0.1:8080/metrics (a bare http://host:port gets the --format's path).
+    #[arg(long)]
+    url: String,
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// Command starting the baseline server; {port} is replaced by a free
+    /// port. Split like a shell would split it, but no shell runs.
+    #[arg(long, value_name = "COMMAND")]
+    baseline: String,
+    /// Command starting the candidate server, like --baseline.
+    #[arg(long, value_name = "COMMAND")]
+    candidate: String,
+    /// Also measure loadgen's own null-server, as the machine's ceiling row.
+    #[arg(long)]
+    null_server: bool,
+    /// Write path (and query) on each server; default: the --format's path.
+    #[arg(long)]
+    path: Option<String>,
+    /// How long a server may take to answer GET /health with 200.
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    startup_timeout: Duration,
+    /// Keep each server's stdout+stderr as DIR/<baseline|candidate|null-server>.log
+    /// (default: a temporary directory, kept only when something went wrong).
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 #[derive(Args, Debug)]
@@ -150,6 +247,7 @@ fn execute(cli: Cli) -> Result<()> {
         match cli.command {
             Command::Burst(args) => burst_command(args).await,
             Command::Run(args) => run_command(args).await,
+            Command::Compare(args) => compare_command(args).await,
             Command::NullServer(args) => null_server::serve(&args.host, args.port).await,
         }
     })
@@ -157,11 +255,12 @@ fn execute(cli: Cli) -> Result<()> {
 
 async fn burst_command(args: BurstArgs) -> Result<()> {
     let common = &args.common;
-    let target = Target::parse(&common.url)?;
+    let target = common.target(&args.url)?;
     let addr = target.resolve().await?;
     let config = BurstConfig {
         addr,
         requests: args.requests,
+        body: common.body()?,
         seed: common.seed,
         hosts: common.hosts as usize,
         timeout: common.timeout,
@@ -175,6 +274,7 @@ async fn burst_command(args: BurstArgs) -> Result<()> {
         concurrency: args.requests,
         keep_alive: false,
         batch: 1,
+        body: config.body,
         slow_body: None,
     };
     let report = Report::new(&shape, &outcome.tally, outcome.wall_time, outcome.health);
@@ -183,38 +283,50 @@ async fn burst_command(args: BurstArgs) -> Result<()> {
 }
 
 async fn run_command(args: RunArgs) -> Result<()> {
-    let common = &args.common;
-    let target = Target::parse(&common.url)?;
+    let target = args.common.target(&args.url)?;
     let addr = target.resolve().await?;
-    let config = RunConfig {
-        addr,
-        connections: args.connections,
-        duration: args.duration,
-        keep_alive: !args.no_keep_alive,
-        batch: args.batch as usize,
-        slow_body: args.slow_body.map(Duration::from_millis),
-        slow_clients: args.slow_clients,
-        seed: common.seed,
-        hosts: common.hosts as usize,
-        timeout: common.timeout,
-        max_requests: args.max_requests,
-        drain_timeout: (!common.no_health).then_some(common.drain_timeout),
-        target,
-    };
-    let outcome = run::run(&config).await?;
-    let shape = LoadShape {
-        mode: "run",
-        url: config.target.write_url(),
-        concurrency: config.connections,
-        keep_alive: config.keep_alive,
-        batch: u64::from(args.batch),
-        slow_body: config.slow_body,
-    };
-    let mut report = Report::new(&shape, &outcome.tally, outcome.elapsed, outcome.health);
-    if let Some((clients, fast)) = &outcome.fast_tally {
-        report.add_fast_clients(*clients, fast, outcome.elapsed);
+    let config = args.load.run_config(&args.common, target, addr)?;
+    let report = run::run_and_report(&config).await?;
+    print_report(&report, args.common.json);
+    Ok(())
+}
+
+async fn compare_command(args: CompareArgs) -> Result<()> {
+    let common = &args.common;
+    let body = common.body()?;
+    let path = args.path.as_deref().unwrap_or(body.format.default_path());
+    if !path.starts_with('/') {
+        bail!("invalid --path '{path}': it must start with '/'");
     }
-    print_report(&report, common.json);
+    let path = body.finish_path(path)?;
+    let mut contenders = vec![
+        Contender::parse("baseline", &args.baseline)?,
+        Contender::parse("candidate", &args.candidate)?,
+    ];
+    if args.null_server {
+        contenders.push(Contender::null_server()?);
+    }
+    // Target and address are set per server; these only check the path.
+    let placeholder = Target::parse(&format!("http://127.0.0.1:1{path}"), "/")
+        .with_context(|| format!("invalid --path '{path}'"))?;
+    let load = args.load.run_config(
+        common,
+        placeholder,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
+    )?;
+    let config = CompareConfig {
+        contenders,
+        path,
+        startup_timeout: args.startup_timeout,
+        log_dir: args.log_dir,
+        load,
+    };
+    let comparison = compare::compare(&config).await?;
+    if common.json {
+        println!("{}", comparison.to_json());
+    } else {
+        print!("{}", comparison.to_text());
+    }
     Ok(())
 }
 
@@ -264,15 +376,103 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!("expected run");
         };
-        assert_eq!(args.connections, 8);
-        assert_eq!(args.duration, Duration::from_millis(500));
-        assert!(args.no_keep_alive);
-        assert_eq!(args.batch, 10);
-        assert_eq!(args.slow_body, Some(50));
-        assert_eq!(args.max_requests, Some(3));
+        assert_eq!(args.load.connections, 8);
+        assert_eq!(args.load.duration, Duration::from_millis(500));
+        assert!(args.load.no_keep_alive);
+        assert_eq!(args.load.batch, 10);
+        assert_eq!(args.load.slow_body, Some(50));
+        assert_eq!(args.load.max_requests, Some(3));
         assert!(args.common.json);
         assert_eq!(args.common.seed, 7);
         assert_eq!(args.common.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn cli_parses_compare_and_format_flags() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "compare",
+            "--baseline",
+            "phase0 {port} --quiet",
+            "--candidate",
+            "platform --port {port}",
+            "-c",
+            "4",
+            "-d",
+            "2s",
+            "--batch",
+            "100",
+            "--format",
+            "remote-write",
+            "--null-server",
+            "--startup-timeout",
+            "5s",
+            "--path",
+            "/api/v1/write",
+            "--json",
+        ])
+        .expect("valid flags");
+        let Command::Compare(args) = cli.command else {
+            panic!("expected compare");
+        };
+        assert_eq!(args.baseline, "phase0 {port} --quiet");
+        assert_eq!(args.load.connections, 4);
+        assert_eq!(args.load.batch, 100);
+        assert_eq!(args.common.format, BodyFormat::RemoteWrite);
+        assert!(args.null_server);
+        assert_eq!(args.startup_timeout, Duration::from_secs(5));
+        assert_eq!(args.path.as_deref(), Some("/api/v1/write"));
+
+        for (format, expected) in [
+            ("json", BodyFormat::Json),
+            ("ndjson", BodyFormat::Ndjson),
+            ("lp", BodyFormat::Lp),
+        ] {
+            let cli = Cli::try_parse_from(["loadgen", "burst", "--url", "h:1", "--format", format])
+                .expect(format);
+            let Command::Burst(args) = cli.command else {
+                panic!("expected burst");
+            };
+            assert_eq!(args.common.format, expected);
+        }
+    }
+
+    #[test]
+    fn default_paths_follow_the_format() {
+        let target = |args: &[&str]| {
+            let mut argv = vec!["loadgen", "run"];
+            argv.extend_from_slice(args);
+            let Command::Run(run) = Cli::try_parse_from(argv).expect("valid").command else {
+                panic!("expected run");
+            };
+            run.common.target(&run.url).map(|t| t.write_path)
+        };
+        let path = |args: &[&str]| target(args).expect("valid target");
+        assert_eq!(path(&["--url", "http://h:1"]), "/metrics");
+        assert_eq!(
+            path(&["--url", "http://h:1", "--format", "ndjson"]),
+            "/metrics"
+        );
+        assert_eq!(
+            path(&["--url", "http://h:1", "--format", "lp"]),
+            "/write?precision=ms"
+        );
+        assert_eq!(
+            path(&["--url", "http://h:1/api/v2/write", "--format", "lp"]),
+            "/api/v2/write?precision=ms"
+        );
+        assert_eq!(
+            path(&["--url", "http://h:1", "--format", "remote-write"]),
+            "/api/v1/write"
+        );
+        assert_eq!(
+            path(&["--url", "http://h:1/custom", "--format", "remote-write"]),
+            "/custom"
+        );
+        let error = target(&["--url", "h:1", "--format", "remote-write", "--gzip"])
+            .expect_err("gzip + remote-write")
+            .to_string();
+        assert!(error.contains("--gzip"), "{error}");
     }
 
     #[test]
@@ -282,6 +482,7 @@ mod tests {
             ("--connections", "0"),
             ("--batch", "zero"),
             ("--timeout", "0"),
+            ("--format", "xml"),
         ] {
             let error = Cli::try_parse_from(["loadgen", "run", "--url", "http://h", flag, value])
                 .expect_err(flag)

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::body::BodySpec;
 use crate::health::{CatchUp, HealthSummary};
 use crate::stats::Tally;
 
@@ -30,6 +31,7 @@ pub struct LoadShape {
     pub concurrency: u64,
     pub keep_alive: bool,
     pub batch: u64,
+    pub body: BodySpec,
     pub slow_body: Option<Duration>,
 }
 
@@ -49,6 +51,9 @@ pub struct Report {
     pub concurrency: u64,
     pub keep_alive: bool,
     pub batch: u64,
+    /// `--format`: json, ndjson, lp or remote-write.
+    pub format: &'static str,
+    pub gzip: bool,
     pub slow_body_ms: Option<u64>,
     pub requests: u64,
     pub responses: u64,
@@ -126,6 +131,8 @@ impl Report {
             concurrency: shape.concurrency,
             keep_alive: shape.keep_alive,
             batch: shape.batch,
+            format: shape.body.format.name(),
+            gzip: shape.body.gzip,
             slow_body_ms: shape.slow_body.map(|d| d.as_millis() as u64),
             requests: tally.requests(),
             responses,
@@ -199,9 +206,14 @@ impl Report {
     }
 
     fn write_text(&self, out: &mut String) -> std::fmt::Result {
+        let body = if self.gzip {
+            format!("{} body, gzip", self.format)
+        } else {
+            format!("{} body", self.format)
+        };
         let shape = match self.mode {
             "burst" => format!(
-                "{} concurrent one-shot requests, a new connection each",
+                "{} concurrent one-shot requests, a new connection each, {body}",
                 self.concurrency
             ),
             _ => {
@@ -216,6 +228,7 @@ impl Report {
                     },
                     self.batch
                 );
+                let _ = write!(shape, ", {body}");
                 if let Some(ms) = self.slow_body_ms {
                     match &self.fast_clients {
                         Some(fast) => {
@@ -344,6 +357,7 @@ fn counts(map: &BTreeMap<String, u64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::BodyFormat;
     use crate::client::FailureKind;
 
     fn shape() -> LoadShape {
@@ -353,6 +367,7 @@ mod tests {
             concurrency: 4,
             keep_alive: true,
             batch: 10,
+            body: BodySpec::new(BodyFormat::Lp, true).expect("valid"),
             slow_body: None,
         }
     }
@@ -389,8 +404,11 @@ mod tests {
         assert_eq!(json["peak_queue_size"], 40);
         assert_eq!(json["catch_up_s"], 1.23);
         assert!(json["latency_ms"]["p99"].is_number());
+        assert_eq!(json["format"], "lp");
+        assert_eq!(json["gzip"], true);
 
         let text = report.to_text();
+        assert!(text.contains("batch 10, lp body, gzip"), "{text}");
         assert!(text.contains("statuses     202: 90, 503: 5"), "{text}");
         assert!(
             text.contains("storage caught up 1.23 s after load stopped"),

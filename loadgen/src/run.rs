@@ -9,8 +9,8 @@
 //! the `connections opened` figure makes visible). `--no-keep-alive` measures
 //! setup on purpose; `--slow-body` holds each request's body back to expose
 //! head-of-line blocking in servers that read one request at a time;
-//! `--batch` sends JSON arrays to show how amortising per-request cost moves
-//! metrics/s.
+//! `--batch` sends N metrics per request to show how amortising per-request
+//! cost moves metrics/s, in any `--format` (see `body.rs`).
 //!
 //! Requests still in flight when the duration is up are abandoned (and
 //! counted as cut off), so a stalled server cannot stretch the run by up to
@@ -25,9 +25,11 @@ use anyhow::{Context, Result};
 use tokio::task::JoinSet;
 use tokio::time::timeout_at;
 
+use crate::body::{BodyEncoder, BodySpec, SeriesTables};
 use crate::client::{Client, ClientOptions, FailureKind, RequestTemplate, WireRequest};
 use crate::generator::{MetricGenerator, worker_seed};
 use crate::health::{HealthMonitor, HealthSummary};
+use crate::report::{LoadShape, Report};
 use crate::stats::Tally;
 use crate::target::Target;
 
@@ -44,6 +46,7 @@ pub struct RunConfig {
     pub duration: Duration,
     pub keep_alive: bool,
     pub batch: usize,
+    pub body: BodySpec,
     pub slow_body: Option<Duration>,
     /// How many of the connections hold their bodies back (all when `None`).
     /// A mix shows head-of-line blocking: fast clients wait behind slow ones
@@ -65,12 +68,43 @@ pub struct RunOutcome {
     pub health: Option<HealthSummary>,
 }
 
+/// Runs the load and turns the outcome into a report (`mode` "run").
+pub async fn run_and_report(config: &RunConfig) -> Result<Report> {
+    let outcome = run(config).await?;
+    let shape = LoadShape {
+        mode: "run",
+        url: config.target.write_url(),
+        concurrency: config.connections,
+        keep_alive: config.keep_alive,
+        batch: config.batch as u64,
+        body: config.body,
+        slow_body: config.slow_body,
+    };
+    let mut report = Report::new(&shape, &outcome.tally, outcome.elapsed, outcome.health);
+    if let Some((clients, fast)) = &outcome.fast_tally {
+        report.add_fast_clients(*clients, fast, outcome.elapsed);
+    }
+    Ok(report)
+}
+
 pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
-    let template = Arc::new(RequestTemplate::post_json(
+    let template = Arc::new(RequestTemplate::post(
         &config.target.write_path,
         &config.target.authority,
         config.keep_alive,
+        &config.body.headers(),
     ));
+    // Built once, shared by every worker's encoder.
+    let tables = Arc::new(SeriesTables::new(config.body.format, config.hosts));
+    // One body before any load: a body that cannot be built fails the run
+    // here, not inside every worker.
+    BodyEncoder::new(config.body, tables.clone())
+        .encode(
+            &mut MetricGenerator::new(config.seed, config.hosts),
+            config.batch,
+            &mut Vec::new(),
+        )
+        .context("cannot build a request body")?;
     let health = config
         .drain_timeout
         .map(|drain| HealthMonitor::start(config.addr, &config.target.authority, drain));
@@ -97,6 +131,7 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
                 slow_body: if slow { config.slow_body } else { None },
             },
             batch: config.batch,
+            encoder: BodyEncoder::new(config.body, tables.clone()),
             seed: worker_seed(config.seed, worker),
             hosts: config.hosts,
             timeout: config.timeout,
@@ -110,6 +145,7 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     let mut fast_tally = Tally::new();
     while let Some(joined) = workers.join_next().await {
         let (slow, worker_tally) = joined.context("a load worker panicked")?;
+        let worker_tally = worker_tally?;
         tally.merge(&worker_tally);
         if !slow {
             fast_tally.merge(&worker_tally);
@@ -135,6 +171,7 @@ struct WorkerConfig {
     template: Arc<RequestTemplate>,
     options: ClientOptions,
     batch: usize,
+    encoder: BodyEncoder,
     seed: u64,
     hosts: usize,
     timeout: Duration,
@@ -151,7 +188,7 @@ fn take_one(budget: &AtomicU64) -> bool {
         .is_ok()
 }
 
-async fn run_worker(config: WorkerConfig) -> Tally {
+async fn run_worker(mut config: WorkerConfig) -> Result<Tally> {
     let mut tally = Tally::new();
     let mut client = Client::new(config.addr, config.options);
     let mut generator = MetricGenerator::new(config.seed, config.hosts);
@@ -161,8 +198,9 @@ async fn run_worker(config: WorkerConfig) -> Tally {
     let metrics_per_request = config.batch.max(1) as u64;
 
     while Instant::now() < config.deadline && take_one(&config.budget) {
-        body.clear();
-        generator.write_body(config.batch, &mut body);
+        config
+            .encoder
+            .encode(&mut generator, config.batch, &mut body)?;
         config.template.render(&body, &mut wire);
 
         let sent_at = Instant::now();
@@ -192,7 +230,7 @@ async fn run_worker(config: WorkerConfig) -> Tally {
         }
     }
     tally.connections_opened = client.connections_opened();
-    tally
+    Ok(tally)
 }
 
 #[cfg(test)]

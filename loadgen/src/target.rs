@@ -9,8 +9,6 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-/// The path the write URL gets when `--url` names only a server.
-pub const DEFAULT_WRITE_PATH: &str = "/metrics";
 pub const HEALTH_PATH: &str = "/health";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,9 +23,11 @@ pub struct Target {
 }
 
 impl Target {
-    /// Accepts `http://host:port/path`, `http://host:port` (→ `/metrics`) and
-    /// `host:port`. Errors name the offending value.
-    pub fn parse(raw: &str) -> Result<Self> {
+    /// Accepts `http://host:port/path`, `http://host:port` and `host:port`;
+    /// without a path (or with just `/`) the write path is
+    /// `default_write_path` (the body format's, e.g. `/metrics`). Errors name
+    /// the offending value.
+    pub fn parse(raw: &str, default_write_path: &str) -> Result<Self> {
         let invalid = |why: &str| anyhow!("invalid --url '{raw}': {why}");
         let uri: hyper::Uri = raw.trim().parse().map_err(|e| invalid(&format!("{e}")))?;
         match uri.scheme_str() {
@@ -60,7 +60,7 @@ impl Target {
                 .map_err(|_| invalid(&format!("invalid port '{port}'")))?,
         };
         let write_path = match uri.path_and_query().map(|pq| pq.as_str()) {
-            None | Some("") | Some("/") => DEFAULT_WRITE_PATH.to_string(),
+            None | Some("") | Some("/") => default_write_path.to_string(),
             Some(path) => path.to_string(),
         };
         let authority = match port_text {
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn full_write_url_is_kept() {
-        let target = Target::parse("http://127.0.0.1:8080/metrics").expect("valid");
+        let target = Target::parse("http://127.0.0.1:8080/metrics", "/metrics").expect("valid");
         assert_eq!(target.host, "127.0.0.1");
         assert_eq!(target.port, 8080);
         assert_eq!(target.authority, "127.0.0.1:8080");
@@ -113,29 +113,39 @@ mod tests {
             "http://127.0.0.1:8080/",
             "127.0.0.1:8080",
         ] {
-            let target = Target::parse(raw).expect(raw);
+            let target = Target::parse(raw, "/metrics").expect(raw);
             assert_eq!(target.write_path, "/metrics", "{raw}");
             assert_eq!(target.port, 8080, "{raw}");
         }
     }
 
     #[test]
+    fn default_path_is_the_callers() {
+        let target = Target::parse("http://127.0.0.1:8080", "/api/v1/write").expect("valid");
+        assert_eq!(target.write_path, "/api/v1/write");
+        let target =
+            Target::parse("http://127.0.0.1:8080/metrics", "/api/v1/write").expect("valid");
+        assert_eq!(target.write_path, "/metrics");
+    }
+
+    #[test]
     fn other_paths_and_queries_are_kept() {
-        let target = Target::parse("http://localhost:9000/v2/write?db=x").expect("valid");
+        let target =
+            Target::parse("http://localhost:9000/v2/write?db=x", "/metrics").expect("valid");
         assert_eq!(target.write_path, "/v2/write?db=x");
         assert_eq!(target.host, "localhost");
     }
 
     #[test]
     fn default_port_is_80_and_host_header_has_no_port() {
-        let target = Target::parse("http://example.test").expect("valid");
+        let target = Target::parse("http://example.test", "/metrics").expect("valid");
         assert_eq!(target.port, 80);
         assert_eq!(target.authority, "example.test");
     }
 
     #[test]
     fn ipv6_keeps_brackets() {
-        let target = Target::parse("http://[::1]:8080/metrics").expect("valid");
+        let target = Target::parse("http://[::1]:8080/metrics", "/metrics").expect("valid");
         assert_eq!(target.host, "[::1]");
         assert_eq!(target.authority, "[::1]:8080");
     }
@@ -150,14 +160,14 @@ mod tests {
             "ftp://127.0.0.1/metrics",
             "http://127.0.0.1:99999/metrics",
         ] {
-            let error = Target::parse(raw).expect_err(raw).to_string();
+            let error = Target::parse(raw, "/metrics").expect_err(raw).to_string();
             assert!(error.contains(&format!("'{raw}'")), "{raw}: {error}");
         }
     }
 
     #[tokio::test]
     async fn resolves_literal_addresses() {
-        let target = Target::parse("http://127.0.0.1:8080").expect("valid");
+        let target = Target::parse("http://127.0.0.1:8080", "/metrics").expect("valid");
         let addr = target.resolve().await.expect("resolves");
         assert_eq!(addr, "127.0.0.1:8080".parse().expect("addr"));
     }

@@ -187,6 +187,81 @@ fn run_burst_and_slow_body_against_null_server() {
 }
 
 #[test]
+fn every_body_format_is_accepted_on_its_default_path() {
+    let server = start_null_server();
+    for (format, gzip, path) in [
+        ("json", false, "/metrics"),
+        ("ndjson", false, "/metrics"),
+        ("lp", false, "/write?precision=ms"),
+        ("remote-write", false, "/api/v1/write"),
+        ("json", true, "/metrics"),
+        ("lp", true, "/write?precision=ms"),
+    ] {
+        let mut args = vec![
+            "run",
+            "--url",
+            &server.base_url,
+            "--format",
+            format,
+            "-c",
+            "2",
+            "-d",
+            "200ms",
+            "--batch",
+            "20",
+            "--json",
+            "--drain-timeout",
+            "2s",
+        ];
+        if gzip {
+            args.push("--gzip");
+        }
+        let report = json_report(&args);
+        assert_all_accepted(&report);
+        assert_eq!(report["format"], format, "{report}");
+        assert_eq!(report["gzip"], gzip, "{report}");
+        assert_eq!(
+            report["url"].as_str(),
+            Some(format!("{}{path}", server.base_url).as_str()),
+            "{report}"
+        );
+        let metrics_per_s = report["metrics_per_s"].as_f64().expect("metrics_per_s");
+        let rps = report["rps"].as_f64().expect("rps");
+        assert!(
+            (metrics_per_s - 20.0 * rps).abs() < 1e-6 * metrics_per_s,
+            "{report}"
+        );
+    }
+
+    // burst sends one metric per request in the chosen format.
+    let burst = json_report(&[
+        "burst",
+        "--url",
+        &server.base_url,
+        "--format",
+        "remote-write",
+        "-n",
+        "10",
+        "--json",
+        "--drain-timeout",
+        "2s",
+    ]);
+    assert_all_accepted(&burst);
+    assert_eq!(burst["format"], "remote-write", "{burst}");
+
+    let output = loadgen(&[
+        "run",
+        "--url",
+        &server.base_url,
+        "--format",
+        "remote-write",
+        "--gzip",
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--gzip"));
+}
+
+#[test]
 fn failures_are_reported_not_fatal() {
     // A port nobody listens on (bound, then released).
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,430 @@
+//! The seed's JSON, batched: a single object (as phase0 reads it), a JSON
+//! array of objects, and NDJSON (one object per line).
+//!
+//! phase0 pays a whole HTTP request per metric. A batch amortises that cost
+//! over thousands of metrics, which only helps if the batch itself is cheap
+//! to read: an array is decoded in *one* serde pass straight into `Metric`s
+//! (each item is converted and validated the moment it is parsed, so a bad
+//! item stops the pass at once), never re-parsed item by item; NDJSON parses
+//! each line in place, without copying it. Story: docs chapter 1.
+
+use std::fmt;
+
+use common::{Labels, Metric, MetricInput};
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+
+use super::{DecodeError, DecodeLimits, Position, accept};
+
+/// Decodes the seed's single object or a JSON array of such objects.
+///
+/// A body whose first non-blank byte is `[` is an array; anything else is
+/// read as one object, with phase0's error messages.
+///
+/// # Errors
+/// - [`DecodeError::Json`] when the body is not JSON or is broken outside
+///   any item (a missing `]`, trailing bytes);
+/// - [`DecodeError::Malformed`] with [`Position::Item`] (from 0) when one
+///   array item is not a metric object;
+/// - [`DecodeError::Invalid`] or [`DecodeError::TooManyLabels`] when an item
+///   breaks the metric rules — with [`Position::Body`] for a single object;
+/// - [`DecodeError::EmptyBatch`] for `[]`.
+pub fn decode_json(
+    body: &[u8],
+    now_ms: i64,
+    limits: &DecodeLimits,
+) -> Result<Vec<Metric>, DecodeError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return decode_array(body, now_ms, limits);
+    }
+    let MetricObject(input) =
+        serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+    Ok(vec![accept(
+        to_metric(input, now_ms),
+        Position::Body,
+        limits,
+    )?])
+}
+
+/// Decodes NDJSON: one seed object per line. Blank lines are skipped and a
+/// `\r` before the `\n` is tolerated, so files written on Windows and
+/// bodies ending with a newline both work.
+///
+/// # Errors
+/// [`DecodeError::Malformed`], [`DecodeError::Invalid`] or
+/// [`DecodeError::TooManyLabels`] naming the line (from 1);
+/// [`DecodeError::EmptyBatch`] when no line holds an object.
+pub fn decode_ndjson(
+    body: &[u8],
+    now_ms: i64,
+    limits: &DecodeLimits,
+) -> Result<Vec<Metric>, DecodeError> {
+    let mut metrics = Vec::new();
+    for (index, line) in body.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let at = Position::Line(index + 1);
+        let MetricObject(input) =
+            serde_json::from_slice(line).map_err(|e| DecodeError::Malformed {
+                at,
+                // The line is already named; serde's "line 1" would only
+                // confuse, its column is what helps.
+                reason: format!("{} at column {}", without_position(&e), e.column()),
+            })?;
+        metrics.push(accept(to_metric(input, now_ms), at, limits)?);
+    }
+    if metrics.is_empty() {
+        return Err(DecodeError::EmptyBatch);
+    }
+    Ok(metrics)
+}
+
+/// The array path: one pass of serde over the body, converting and
+/// validating each item as it is produced.
+fn decode_array(
+    body: &[u8],
+    now_ms: i64,
+    limits: &DecodeLimits,
+) -> Result<Vec<Metric>, DecodeError> {
+    let mut metrics = Vec::new();
+    let mut failure = None;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let seed = ArraySeed {
+        now_ms,
+        limits,
+        metrics: &mut metrics,
+        failure: &mut failure,
+    };
+    let parsed = seed
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end());
+    if let Err(error) = parsed {
+        return Err(match failure {
+            Some(ItemFailure::Refused(refusal)) => refusal,
+            Some(ItemFailure::Unparsable(index)) => DecodeError::Malformed {
+                at: Position::Item(index),
+                reason: error.to_string(),
+            },
+            None => DecodeError::Json(error.to_string()),
+        });
+    }
+    if metrics.is_empty() {
+        return Err(DecodeError::EmptyBatch);
+    }
+    Ok(metrics)
+}
+
+/// Why the pass over an array stopped inside an item. serde's error type is
+/// opaque to a visitor, so the visitor leaves the facts here and the caller
+/// builds the typed error.
+enum ItemFailure {
+    /// Item n is not a metric object; serde's error says why.
+    Unparsable(usize),
+    /// The item parsed but was refused by [`accept`].
+    Refused(DecodeError),
+}
+
+/// Deserializes a JSON array of metric objects into the caller's vector.
+struct ArraySeed<'a> {
+    now_ms: i64,
+    limits: &'a DecodeLimits,
+    metrics: &'a mut Vec<Metric>,
+    failure: &'a mut Option<ItemFailure>,
+}
+
+impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ArraySeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON array of metric objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        loop {
+            let input = match seq.next_element::<MetricObject>() {
+                Ok(Some(MetricObject(input))) => input,
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    *self.failure = Some(ItemFailure::Unparsable(index));
+                    return Err(error);
+                }
+            };
+            match accept(
+                to_metric(input, self.now_ms),
+                Position::Item(index),
+                self.limits,
+            ) {
+                Ok(metric) => self.metrics.push(metric),
+                Err(refusal) => {
+                    *self.failure = Some(ItemFailure::Refused(refusal));
+                    // Stops serde at once; the message is never shown.
+                    return Err(de::Error::custom("item refused"));
+                }
+            }
+            index += 1;
+        }
+    }
+}
+
+/// A [`MetricInput`] that must be written as a JSON object. serde's derive
+/// also accepts a struct as an array of its fields in order, so without this
+/// `["cpu_usage", 85]` would pass for a metric: too surprising to accept,
+/// and a sign the client sent something other than what it meant.
+struct MetricObject(MetricInput);
+
+impl<'de> de::Deserialize<'de> for MetricObject {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = MetricObject;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(r#"a metric object {"name":..,"value":..}"#)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<MetricObject, A::Error> {
+        // Hands the already-opened object to the derived impl: still one pass.
+        MetricInput::deserialize(de::value::MapAccessDeserializer::new(map)).map(MetricObject)
+    }
+}
+
+/// Client input → metric, not yet validated: [`accept`] does that, after the
+/// labels limit. (`MetricInput::into_metric` validates first, which would
+/// report a long label set as the contract's error rather than the limit's.)
+fn to_metric(input: MetricInput, now_ms: i64) -> Metric {
+    Metric {
+        name: input.name,
+        value: input.value,
+        timestamp_ms: input.timestamp.unwrap_or(now_ms),
+        labels: input.labels.unwrap_or_else(Labels::empty),
+    }
+}
+
+/// serde's message without its trailing " at line L column C".
+fn without_position(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&suffix) {
+        Some(bare) => bare.to_string(),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn limits() -> DecodeLimits {
+        DecodeLimits::default()
+    }
+
+    #[test]
+    fn single_object_is_the_seed_form() {
+        let metrics = decode_json(br#"{"name":"cpu_usage","value":85}"#, NOW, &limits()).unwrap();
+        assert_eq!(metrics, vec![Metric::new("cpu_usage", 85.0, NOW)]);
+    }
+
+    #[test]
+    fn array_keeps_order_timestamps_and_labels() {
+        let body = br#" [
+            {"name":"cpu_usage","value":1.5,"timestamp":10,"labels":{"host":"a"}},
+            {"name":"memory_usage","value":2}
+        ] "#;
+        let metrics = decode_json(body, NOW, &limits()).unwrap();
+        assert_eq!(
+            metrics,
+            vec![
+                Metric::new("cpu_usage", 1.5, 10).with_labels(Labels::from_pairs([("host", "a")])),
+                Metric::new("memory_usage", 2.0, NOW),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_item_refuses_the_array_and_names_its_index() {
+        let body = br#"[{"name":"a","value":1},{"name":"b","value":2},{"name":"1x","value":3}]"#;
+        let err = decode_json(body, NOW, &limits()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(r#"item 2: invalid metric name "1x""#),
+            "{err}"
+        );
+
+        let body = br#"[{"name":"a","value":1},{"name":"b","value":2},{"name":"c","value":"3"}]"#;
+        let err = decode_json(body, NOW, &limits()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(r#"item 2: invalid type: string "3", expected f64"#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_array_is_refused() {
+        assert_eq!(
+            decode_json(b" [ ] ", NOW, &limits()),
+            Err(DecodeError::EmptyBatch)
+        );
+    }
+
+    #[test]
+    fn labels_limit_names_the_item() {
+        let limits = DecodeLimits {
+            max_labels_per_series: 1,
+            ..DecodeLimits::default()
+        };
+        let body = br#"[{"name":"a","value":1,"labels":{"x":"1"}},{"name":"a","value":1,"labels":{"x":"1","y":"2"}}]"#;
+        let err = decode_json(body, NOW, &limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "item 1: 2 labels, the limit is 1 per series"
+        );
+    }
+
+    #[test]
+    fn ndjson_skips_blank_lines_and_tolerates_crlf() {
+        let body = b"\r\n{\"name\":\"a\",\"value\":1}\r\n\n  \t\n{\"name\":\"b\",\"value\":2,\"timestamp\":5}\r\n";
+        let metrics = decode_ndjson(body, NOW, &limits()).unwrap();
+        assert_eq!(
+            metrics,
+            vec![Metric::new("a", 1.0, NOW), Metric::new("b", 2.0, 5)]
+        );
+    }
+
+    #[test]
+    fn ndjson_errors_name_the_line_from_one() {
+        let body =
+            b"{\"name\":\"a\",\"value\":1}\n\n{\"name\":\"b\",\"value\":2,\"timestamp\":-1}\n";
+        let err = decode_ndjson(body, NOW, &limits()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 3: timestamp -1 is out of range"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_inputs_name_position_and_reason() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "invalid JSON: EOF while parsing a value"),
+            (b"{", "invalid JSON: EOF while parsing an object"),
+            (br#"{"value":1}"#, "invalid JSON: missing field `name`"),
+            (br#"{"name":"1x","value":1}"#, r#"invalid metric name "1x""#),
+            (br#"[{"name":"a","value":1}"#, "item 1: EOF while parsing"),
+            (
+                br#"[{"name":"a","value":1}] x"#,
+                "invalid JSON: trailing characters",
+            ),
+            (
+                br#"[{"name":"a","value":1} {"name":"b","value":1}]"#,
+                "item 1: expected `,` or `]`",
+            ),
+            (
+                b"[1]",
+                r#"item 0: invalid type: integer `1`, expected a metric object {"name":..,"value":..}"#,
+            ),
+            (
+                br#"[["a", 1]]"#,
+                "item 0: invalid type: sequence, expected a metric object",
+            ),
+            (br#"["a", 1]"#, "item 0: invalid type: string"),
+            (
+                br#"[{"name":"a","value":1e999}]"#,
+                "item 0: number out of range",
+            ),
+            (
+                br#"[{"name":"a","value":1,"labels":{"__x":"y"}}]"#,
+                r#"item 0: label name "__x" is reserved"#,
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = decode_json(body, NOW, &limits()).unwrap_err().to_string();
+            assert!(
+                err.starts_with(expected),
+                "{:?}: {err:?} does not start with {expected:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+
+        let ndjson_cases: &[(&[u8], &str)] = &[
+            (b"\n\n", "empty batch"),
+            (
+                b"{\"name\":\"a\",\"value\":1}\n{",
+                "line 2: EOF while parsing an object at column 1",
+            ),
+            (
+                b"{\"name\":\"a\",\"value\":1}\n[{\"name\":\"a\",\"value\":1}]",
+                "line 2: invalid type: sequence, expected a metric object",
+            ),
+            (
+                b"{\"name\":\"a\",\"value\":1} {\"name\":\"b\",\"value\":1}",
+                "line 1: trailing characters at column",
+            ),
+        ];
+        for (body, expected) in ndjson_cases {
+            let err = decode_ndjson(body, NOW, &limits()).unwrap_err().to_string();
+            assert!(
+                err.starts_with(expected),
+                "{:?}: {err:?} does not start with {expected:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_json(&body, NOW, &limits());
+            let _ = decode_ndjson(&body, NOW, &limits());
+        }
+
+        #[test]
+        fn json_shaped_noise_never_panics(body in r#"[\[\]{}",:0-9a-z \n.e-]{0,120}"#) {
+            let _ = decode_json(body.as_bytes(), NOW, &limits());
+            let _ = decode_ndjson(body.as_bytes(), NOW, &limits());
+        }
+
+        #[test]
+        fn arrays_and_ndjson_round_trip(
+            metrics in proptest::collection::vec(
+                ("[a-z_:][a-z0-9_:]{0,12}", -1e9f64..1e9, 0i64..4_000_000_000_000, "[a-z]{0,3}"),
+                1..20,
+            )
+        ) {
+            let metrics: Vec<Metric> = metrics
+                .into_iter()
+                .map(|(name, value, ts, host)| {
+                    Metric::new(name, value, ts).with_labels(Labels::from_pairs([("host", host)]))
+                })
+                .collect();
+            let array = serde_json::to_vec(&metrics).unwrap();
+            prop_assert_eq!(&decode_json(&array, NOW, &limits()).unwrap(), &metrics);
+            let mut ndjson = Vec::new();
+            for metric in &metrics {
+                serde_json::to_writer(&mut ndjson, metric).unwrap();
+                ndjson.extend_from_slice(b"\r\n");
+            }
+            prop_assert_eq!(&decode_ndjson(&ndjson, NOW, &limits()).unwrap(), &metrics);
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The server's own health in Prometheus text format, on `GET /metrics`:
+//! requests by route and status, samples accepted and rejected (by reason),
+//! queue depth, open connections, and a request-latency histogram.
+//!
+//! A monitoring server that cannot be monitored is a black box; this is the
+//! page Prometheus itself would scrape. Counters are atomics (or one short
+//! lock per request for the route×status table) so measuring costs little
+//! next to the request. Story: docs chapter 1, "Watching the server".
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+/// Upper bounds (seconds) of the latency histogram's buckets.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+];
+
+/// Why samples were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Failed to decode or validate.
+    Invalid,
+    /// The queue was full (503).
+    QueueFull,
+    /// Over the body or decompression limit (413).
+    TooLarge,
+    /// Over the client's rate (429).
+    RateLimited,
+    /// Missing or wrong token (401).
+    Unauthorized,
+}
+
+impl RejectReason {
+    fn label(self) -> &'static str {
+        match self {
+            RejectReason::Invalid => "invalid",
+            RejectReason::QueueFull => "queue_full",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::RateLimited => "rate_limited",
+            RejectReason::Unauthorized => "unauthorized",
+        }
+    }
+
+    const ALL: [RejectReason; 5] = [
+        RejectReason::Invalid,
+        RejectReason::QueueFull,
+        RejectReason::TooLarge,
+        RejectReason::RateLimited,
+        RejectReason::Unauthorized,
+    ];
+}
+
+/// Counters shared by every connection of one server.
+#[derive(Debug, Default)]
+pub struct SelfMetrics {
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    samples_accepted: AtomicU64,
+    /// Requests refused, by [`RejectReason`] (in `RejectReason::ALL` order).
+    rejected_requests: [AtomicU64; 5],
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+    open_connections: AtomicU64,
+    connections_refused: AtomicU64,
+}
+
+impl SelfMetrics {
+    /// Counts one answered request.
+    pub fn record_request(&self, route: &'static str, status: u16, latency: Duration) {
+        *self.requests.lock().entry((route, status)).or_insert(0) += 1;
+        let seconds = latency.as_secs_f64();
+        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros.fetch_add(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Counts samples that went into the queue.
+    pub fn record_accepted(&self, samples: usize) {
+        self.samples_accepted
+            .fetch_add(samples as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a refused request.
+    pub fn record_rejected(&self, reason: RejectReason) {
+        let index = RejectReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.rejected_requests[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection opened.
+    pub fn connection_opened(&self) {
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection closed.
+    pub fn connection_closed(&self) {
+        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A connection refused at the connection limit.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Samples accepted so far.
+    pub fn samples_accepted(&self) -> u64 {
+        self.samples_accepted.load(Ordering::Relaxed)
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render(&self, queue_depth: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        let _ = self.write_text(&mut out, queue_depth);
+        out
+    }
+
+    fn write_text(&self, out: &mut String, queue_depth: usize) -> std::fmt::Result {
+        writeln!(
+            out,
+            "# HELP ingest_requests_total HTTP requests answered, by route and status."
+        )?;
+        writeln!(out, "# TYPE ingest_requests_total counter")?;
+        for ((route, status), count) in self.requests.lock().iter() {
+            writeln!(
+                out,
+                "ingest_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP ingest_samples_accepted_total Samples accepted into the queue."
+        )?;
+        writeln!(out, "# TYPE ingest_samples_accepted_total counter")?;
+        writeln!(
+            out,
+            "ingest_samples_accepted_total {}",
+            self.samples_accepted.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP ingest_requests_rejected_total Write requests refused, by reason."
+        )?;
+        writeln!(out, "# TYPE ingest_requests_rejected_total counter")?;
+        for (reason, count) in RejectReason::ALL.iter().zip(&self.rejected_requests) {
+            writeln!(
+                out,
+                "ingest_requests_rejected_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                count.load(Ordering::Relaxed)
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP ingest_queue_depth Samples accepted but not yet stored."
+        )?;
+        writeln!(out, "# TYPE ingest_queue_depth gauge")?;
+        writeln!(out, "ingest_queue_depth {queue_depth}")?;
+        writeln!(
+            out,
+            "# HELP ingest_open_connections Client connections open now."
+        )?;
+        writeln!(out, "# TYPE ingest_open_connections gauge")?;
+        writeln!(
+            out,
+            "ingest_open_connections {}",
+            self.open_connections.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP ingest_connections_refused_total Connections closed at the connection limit."
+        )?;
+        writeln!(out, "# TYPE ingest_connections_refused_total counter")?;
+        writeln!(
+            out,
+            "ingest_connections_refused_total {}",
+            self.connections_refused.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP ingest_request_duration_seconds Time from a whole request to its answer."
+        )?;
+        writeln!(out, "# TYPE ingest_request_duration_seconds histogram")?;
+        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
+            writeln!(
+                out,
+                "ingest_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            )?;
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        writeln!(
+            out,
+            "ingest_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        )?;
+        writeln!(
+            out,
+            "ingest_request_duration_seconds_sum {}",
+            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        )?;
+        writeln!(out, "ingest_request_duration_seconds_count {count}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let metrics = SelfMetrics::default();
+        metrics.record_request("/metrics", 202, Duration::from_micros(300));
+        metrics.record_request("/metrics", 202, Duration::from_millis(3));
+        metrics.record_request("/write", 400, Duration::from_secs(2));
+        metrics.record_accepted(5);
+        metrics.record_rejected(RejectReason::QueueFull);
+        let text = metrics.render(7);
+        assert!(
+            text.contains("ingest_requests_total{route=\"/metrics\",status=\"202\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("ingest_requests_total{route=\"/write\",status=\"400\"} 1"));
+        assert!(text.contains("ingest_samples_accepted_total 5"));
+        assert!(text.contains("ingest_requests_rejected_total{reason=\"queue_full\"} 1"));
+        assert!(text.contains("ingest_queue_depth 7"));
+        assert!(text.contains("ingest_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("ingest_request_duration_seconds_bucket{le=\"0.005\"} 2"));
+        assert!(text.contains("ingest_request_duration_seconds_bucket{le=\"+Inf\"} 3"));
+        assert!(text.contains("ingest_request_duration_seconds_count 3"));
+        // Every sample line is `name{labels} value` or `name value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
+        }
+    }
+}

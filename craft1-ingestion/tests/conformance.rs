@@ -1,0 +1,16 @@
+//! Every staircase step and the async server pass the ingestion slot's
+//! conformance suite — the same one phase0's server passes.
+
+mod support;
+
+use craft1_ingestion::ServerConfig;
+use support::{ALL_STEPS, components};
+
+#[test]
+fn every_step_passes_the_ingestion_suite() {
+    for step in ALL_STEPS {
+        common::testkit::ingestion::run_all(&|dir| {
+            components(dir, step, ServerConfig::default(), 1_000_000)
+        });
+    }
+}

@@ -1,0 +1,237 @@
+//! `platform`: the composer. One flag per pipeline slot, each defaulting to
+//! the best implementation available, so the same binary is the learner's
+//! swap switch (`--ingestion phase0` to feel the old bottleneck) and the
+//! product (`platform` alone). Each craft adds its choices to its slot.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use common::duration::parse_positive_duration;
+use common::{Components, IngestionServer, Pipeline, PipelineOptions, Shutdown, SystemClock};
+use craft1_ingestion::{AsyncServer, ServerConfig, ThreadPerConnectionServer, ThreadPoolServer};
+
+/// Slot 1 choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Ingestion {
+    /// phase0: one thread, one request per connection, hand-written HTTP.
+    Phase0,
+    /// Staircase step 1: a thread per connection, keep-alive.
+    Threads,
+    /// Staircase step 2: a fixed thread pool, keep-alive.
+    Pool,
+    /// Craft 1: hyper + tokio, every protocol and limit (default).
+    Craft1,
+}
+
+/// Slot 2 choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Queue {
+    /// phase0: Mutex<VecDeque>, in memory (craft 2 adds more).
+    Phase0,
+}
+
+/// Slot 3 choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Storage {
+    /// phase0: one JSON line per metric (craft 3 adds more).
+    Phase0,
+}
+
+/// Slot 4 choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Query {
+    /// phase0: full file scan (craft 4 adds more).
+    Phase0,
+}
+
+/// Slot 5 choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Alerting {
+    /// phase0: poll every interval, print (craft 5 adds more).
+    Phase0,
+}
+
+/// The monitoring platform, composed from one implementation per slot.
+#[derive(Debug, Parser)]
+#[command(name = "platform", version, about)]
+struct Args {
+    /// Port to listen on (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "0.0.0.0")]
+    host: String,
+    /// Directory for every slot's files.
+    #[arg(long, default_value = ".")]
+    data_dir: PathBuf,
+
+    /// Slot 1: the ingestion server.
+    #[arg(long, value_enum, default_value_t = Ingestion::Craft1)]
+    ingestion: Ingestion,
+    /// Slot 2: the queue.
+    #[arg(long, value_enum, default_value_t = Queue::Phase0)]
+    queue: Queue,
+    /// Slot 3: the store.
+    #[arg(long, value_enum, default_value_t = Storage::Phase0)]
+    storage: Storage,
+    /// Slot 4: the query engine.
+    #[arg(long, value_enum, default_value_t = Query::Phase0)]
+    query: Query,
+    /// Slot 5: the alerting engine.
+    #[arg(long, value_enum, default_value_t = Alerting::Phase0)]
+    alerting: Alerting,
+
+    /// How often the alerting engine checks its rules.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    alert_interval: Duration,
+    /// A JSON rules file replacing the three default rules.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Most metrics the queue holds before writes answer 503.
+    #[arg(long, default_value_t = 1_000_000)]
+    queue_capacity: usize,
+    /// Most metrics the storage consumer takes per delivery.
+    #[arg(long, default_value_t = 1000)]
+    consume_batch: usize,
+    /// Log each stored batch.
+    #[arg(long)]
+    log_writes: bool,
+
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, default_value_t = ServerConfig::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Most labels per series (400 beyond).
+    #[arg(long, default_value_t = ServerConfig::default().max_labels_per_series)]
+    max_labels: usize,
+    /// Request headers must arrive within this long.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    header_timeout: Duration,
+    /// Idle keep-alive connections are closed after this long.
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
+    idle_timeout: Duration,
+    /// Most open connections (503 beyond).
+    #[arg(long, default_value_t = ServerConfig::default().max_connections)]
+    max_connections: usize,
+    /// Per-client sustained requests per second (429 beyond); off by default.
+    #[arg(long)]
+    rate_limit: Option<f64>,
+    /// Requests a client may burst above --rate-limit.
+    #[arg(long, default_value_t = 100.0)]
+    rate_burst: f64,
+    /// Require `Authorization: Bearer <token>` on everything but /health.
+    /// Also read from the PLATFORM_AUTH_TOKEN environment variable.
+    #[arg(long, env = "PLATFORM_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
+    /// Worker threads of the async runtime; default: one per core.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Threads of the `pool` step: at most this many keep-alive clients are
+    /// served at once, the rest wait for a free thread.
+    #[arg(long, default_value_t = 32)]
+    pool_size: usize,
+}
+
+fn server_config(args: &Args) -> anyhow::Result<ServerConfig> {
+    let defaults = ServerConfig::default();
+    if args.max_connections == 0 {
+        anyhow::bail!("--max-connections must be at least 1");
+    }
+    if let Some(rate) = args.rate_limit
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        anyhow::bail!("--rate-limit {rate} must be a positive number of requests per second");
+    }
+    if !(args.rate_burst.is_finite() && args.rate_burst >= 1.0) {
+        anyhow::bail!("--rate-burst {} must be at least 1", args.rate_burst);
+    }
+    if args.auth_token.as_deref().is_some_and(str::is_empty) {
+        anyhow::bail!("--auth-token must not be empty");
+    }
+    Ok(ServerConfig {
+        max_body_bytes: args.max_body_bytes,
+        max_decompressed_bytes: defaults.max_decompressed_bytes.max(args.max_body_bytes),
+        max_labels_per_series: args.max_labels,
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections,
+        rate_limit_per_client: args.rate_limit,
+        rate_limit_burst: args.rate_burst,
+        auth_token: args.auth_token.clone(),
+        worker_threads: args.workers.unwrap_or(defaults.worker_threads).max(1),
+    })
+}
+
+fn components(args: &Args) -> anyhow::Result<Components> {
+    let rules = match &args.rules {
+        Some(path) => common::load_rules(path)?,
+        None => phase0::alerting::default_rules(),
+    };
+    let Queue::Phase0 = args.queue;
+    let Storage::Phase0 = args.storage;
+    let Query::Phase0 = args.query;
+    let Alerting::Phase0 = args.alerting;
+    let config = phase0::Config {
+        data_dir: args.data_dir.clone(),
+        rules,
+        alert_interval: args.alert_interval,
+        queue_capacity: args.queue_capacity,
+        ..Default::default()
+    };
+    let mut components = phase0::build(config, Arc::new(SystemClock))
+        .with_context(|| format!("cannot use data directory {}", args.data_dir.display()))?;
+    let server = server_config(args)?;
+    components.ingestion = match args.ingestion {
+        Ingestion::Phase0 => components.ingestion,
+        Ingestion::Threads => {
+            Arc::new(ThreadPerConnectionServer::new(server)) as Arc<dyn IngestionServer>
+        }
+        Ingestion::Pool => Arc::new(ThreadPoolServer::new(server, args.pool_size)),
+        Ingestion::Craft1 => Arc::new(AsyncServer::new(server)),
+    };
+    Ok(components)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.queue_capacity == 0 {
+        anyhow::bail!("--queue-capacity must be at least 1");
+    }
+    if args.consume_batch == 0 {
+        anyhow::bail!("--consume-batch must be at least 1");
+    }
+    let shutdown = Shutdown::new();
+    shutdown
+        .trigger_on_signals()
+        .context("cannot install signal handlers")?;
+
+    common::say!("=== Systems Craft — platform ===");
+    common::say!(
+        "[Platform] ingestion={:?} queue={:?} storage={:?} query={:?} alerting={:?}",
+        args.ingestion,
+        args.queue,
+        args.storage,
+        args.query,
+        args.alerting
+    );
+    let components = components(&args)?;
+    let address = format!("{}:{}", args.host, args.port);
+    let listener =
+        TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
+    let options = PipelineOptions {
+        consume_batch: args.consume_batch,
+        log_writes: args.log_writes,
+        ..Default::default()
+    };
+    let running = Pipeline::start_with_shutdown(components, listener, options, shutdown)?;
+    let report = running.run_until_shutdown()?;
+    common::say!(
+        "[Shutdown] Queue drained: {} metrics stored this run, {} left. Bye.",
+        report.stored,
+        report.left_in_queue
+    );
+    Ok(())
+}
