@@ -938,3 +938,46 @@ mod tests {
         }
     }
 }
+#[cfg(test)]
+mod scratch_probe {
+    use super::*;
+    #[test]
+    fn probe() {
+        let mut body = String::new();
+        for i in 0..1000 {
+            body.push_str(&format!(
+                "cpu_usage,host=server-{:02},region=eu-west-1 value={} {}\n",
+                i % 20,
+                (i * 7919 % 10000) as f64 / 100.0,
+                (1_764_000_000_000i64 + i * 10) * 1_000_000
+            ));
+        }
+        let l = DecodeLimits::default();
+        assert!(decode_whole(&body, Precision::Nanoseconds, 0, &l).is_some());
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                decode_whole(&body, Precision::Nanoseconds, 0, &l);
+            }
+            let a = t.elapsed();
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                let _ = decode_line_by_line(&body, Precision::Nanoseconds, 0, &l);
+            }
+            let b = t.elapsed();
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                influxdb_line_protocol::parse_lines(&body)
+                    .filter(|r| r.is_ok())
+                    .count();
+            }
+            let c = t.elapsed();
+            eprintln!(
+                "whole {:?} per-line {:?} crate-only {:?}",
+                a / 20,
+                b / 20,
+                c / 20
+            );
+        }
+    }
+}

@@ -39,6 +39,10 @@ const NAME_LABEL: &str = "__name__";
 /// stale (`value.StaleNaN`). Kept to document what the NaN skip is for.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
+/// Most metrics reserved up front; beyond this the vector grows as needed.
+/// Prometheus sends at most 2,000 samples per request by default.
+const MAX_RESERVED_METRICS: usize = 16_384;
+
 /// `prometheus.WriteRequest`: the whole request.
 #[derive(Clone, PartialEq, Message)]
 pub struct WriteRequest {
@@ -112,8 +116,11 @@ pub fn decode_remote_write(body: &[u8], limits: &DecodeLimits) -> Result<Vec<Met
     let request = WriteRequest::decode(Bytes::from(protobuf))
         .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
 
-    let samples = request.timeseries.iter().map(|s| s.samples.len()).sum();
-    let mut metrics = Vec::with_capacity(samples);
+    // Reserve for every sample, but not blindly: an empty sample is two
+    // bytes on the wire and a `Metric` 64 in memory, so a hostile body of
+    // skipped (NaN) samples could otherwise reserve 30× its size for nothing.
+    let samples: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();
+    let mut metrics = Vec::with_capacity(samples.min(MAX_RESERVED_METRICS));
     // Reused for every series: borrowed pairs, no allocation after the first.
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     for (series_index, series) in request.timeseries.iter().enumerate() {

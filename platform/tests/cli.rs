@@ -1,0 +1,117 @@
+//! The composer's command line: every slot's choices are listed, bad values
+//! are named, and every ingestion choice serves the seed's write.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn help_lists_every_slot_and_choice() {
+    let output = Command::new(env!("CARGO_BIN_EXE_platform"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "--ingestion",
+        "phase0",
+        "threads",
+        "pool",
+        "craft1",
+        "--queue",
+        "--storage",
+        "--query",
+        "--alerting",
+        "--port",
+        "--data-dir",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
+
+#[test]
+fn bad_values_are_named() {
+    for (args, needle) in [
+        (vec!["--ingestion", "turbo"], "turbo"),
+        (vec!["--port", "http"], "http"),
+        (vec!["--rate-limit", "-3"], "-3"),
+        (vec!["--idle-timeout", "forever"], "forever"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_platform"))
+            .args(&args)
+            .output()
+            .expect("run");
+        assert!(!output.status.success(), "{args:?} must fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn every_ingestion_choice_serves_the_seed_write_and_exits_cleanly() {
+    for ingestion in ["phase0", "threads", "pool", "craft1"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
+            .args([
+                "--port",
+                "0",
+                "--host",
+                "127.0.0.1",
+                "--ingestion",
+                ingestion,
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let addr: SocketAddr = loop {
+            let line = lines.next().expect("address line").expect("line");
+            if let Some(rest) = line.strip_prefix("[Ingestion] Server listening on ") {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .expect("address")
+                    .parse()
+                    .expect("address");
+            }
+        };
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let body = r#"{"name":"cpu_usage","value":85}"#;
+        write!(
+            stream,
+            "POST /metrics HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("read");
+        assert!(reply.starts_with("HTTP/1.1 202"), "{ingestion}: {reply}");
+        assert!(
+            reply.ends_with(r#"{"status":"accepted"}"#),
+            "{ingestion}: {reply}"
+        );
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let exit = child.wait().expect("wait");
+        assert!(exit.success(), "{ingestion}: exit {exit:?}");
+        assert!(
+            rest.iter()
+                .any(|l| l.contains("Queue drained: 1 metrics stored")),
+            "{ingestion}: {rest:?}"
+        );
+        let file =
+            std::fs::read_to_string(dir.path().join("phase0_metrics.jsonl")).expect("data file");
+        assert_eq!(file.lines().count(), 1, "{ingestion}");
+    }
+}

@@ -1,0 +1,143 @@
+//! A real Prometheus (Debian's `prometheus` package) scrapes the platform's
+//! own `/metrics` and remote-writes everything it scraped back into the
+//! platform's `/api/v1/write`; the samples must come out of `/query`.
+//!
+//! `.ci/run` installs Prometheus, so in CI (`CI` set) a missing binary is a
+//! failure; elsewhere the test says it is skipping and passes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(addr: SocketAddr, target: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+fn prometheus_binary() -> Option<String> {
+    for candidate in ["/usr/bin/prometheus", "/usr/local/bin/prometheus"] {
+        if std::path::Path::new(candidate).exists() {
+            return Some(candidate.to_string());
+        }
+    }
+    None
+}
+
+#[test]
+fn prometheus_scrapes_and_remote_writes_into_the_platform() {
+    let Some(prometheus) = prometheus_binary() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install prometheus (see .ci/run)"
+        );
+        eprintln!("skipping: no prometheus binary (apt-get install prometheus)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut platform = Command::new(env!("CARGO_BIN_EXE_platform"))
+        .args(["--port", "0", "--host", "127.0.0.1", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn platform");
+    let stdout = platform.stdout.take().expect("stdout");
+    let platform = Killed(platform);
+    let mut lines = BufReader::new(stdout).lines();
+    let addr: SocketAddr = loop {
+        let line = lines
+            .next()
+            .expect("platform printed its address")
+            .expect("line");
+        if let Some(rest) = line.strip_prefix("[Ingestion] Server listening on ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .expect("address")
+                .parse()
+                .expect("address");
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n\
+             scrape_configs:\n  - job_name: platform\n    static_configs:\n      - targets: ['{addr}']\n\
+             remote_write:\n  - url: http://{addr}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n"
+        ),
+    )
+    .expect("write config");
+    let prometheus = Killed(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn prometheus"),
+    );
+
+    // Prometheus' own `up` for our target, scraped and written back to us.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let series = loop {
+        if let Some((200, body)) = get(addr, "/query?name=up") {
+            let samples: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            if samples.as_array().is_some_and(|a| !a.is_empty()) {
+                break samples;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no remote-written `up` sample within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(series[0]["labels"]["job"], "platform", "{series}");
+    assert_eq!(series[0]["labels"]["instance"], addr.to_string());
+    assert_eq!(series[0]["value"], 1.0, "Prometheus could scrape /metrics");
+    // Our own self-metrics make the round trip too: the count of
+    // remote-write requests, scraped by Prometheus and written back.
+    loop {
+        let (_, body) = get(addr, "/query?name=ingest_requests_total").expect("query");
+        if body.contains("\"route\":\"/api/v1/write\",\"status\":\"204\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "remote-write requests never counted and written back: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(prometheus);
+    drop(platform);
+}
