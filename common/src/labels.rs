@@ -31,11 +31,22 @@ impl Labels {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut map = BTreeMap::new();
-        for (name, value) in pairs {
-            map.insert(name.into(), value.into());
+        // A sorted Vec, not a BTreeMap: series have a handful of labels, and
+        // this runs for every sample every decoder produces.
+        let mut sorted: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(n, v)| (n.into(), v.into()))
+            .collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal names keep their order
+        let mut labels: Vec<(String, String)> = Vec::with_capacity(sorted.len());
+        for pair in sorted {
+            match labels.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => labels.push(pair),
+            }
         }
-        Labels(map.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+        labels.retain(|(_, v)| !v.is_empty());
+        Labels(labels)
     }
 
     /// The value of label `name`, if present.

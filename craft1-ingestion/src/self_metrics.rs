@@ -54,10 +54,32 @@ impl RejectReason {
     ];
 }
 
+/// Status codes with their own lock-free counter per route; the rare others
+/// share a locked table.
+const COMMON_STATUSES: [u16; 8] = [200, 202, 204, 400, 404, 413, 429, 503];
+/// The bounded route labels (`handler::route_label`), in a fixed order.
+pub const ROUTES: [&str; 9] = [
+    "/metrics",
+    "/write",
+    "/api/v2/write",
+    "/api/v1/write",
+    "/query",
+    "/health",
+    "/ping",
+    "/api/v1/*",
+    "other",
+];
+
 /// Counters shared by every connection of one server.
+///
+/// Every request touches them, from every worker thread at once, so the
+/// hot path is one relaxed atomic add per counter — no lock, and the latency
+/// histogram stores per-bucket counts (cumulated only when rendered) so a
+/// request increments one bucket, not up to twelve.
 #[derive(Debug, Default)]
 pub struct SelfMetrics {
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    common_requests: [[AtomicU64; COMMON_STATUSES.len()]; ROUTES.len()],
+    other_requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     samples_accepted: AtomicU64,
     /// Requests refused, by [`RejectReason`] (in `RejectReason::ALL` order).
     rejected_requests: [AtomicU64; 5],
@@ -71,12 +93,24 @@ pub struct SelfMetrics {
 impl SelfMetrics {
     /// Counts one answered request.
     pub fn record_request(&self, route: &'static str, status: u16, latency: Duration) {
-        *self.requests.lock().entry((route, status)).or_insert(0) += 1;
-        let seconds = latency.as_secs_f64();
-        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
-            if seconds <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
+        let route_index = ROUTES.iter().position(|r| *r == route);
+        let status_index = COMMON_STATUSES.iter().position(|s| *s == status);
+        match (route_index, status_index) {
+            (Some(r), Some(s)) => {
+                self.common_requests[r][s].fetch_add(1, Ordering::Relaxed);
             }
+            _ => {
+                *self
+                    .other_requests
+                    .lock()
+                    .entry((route, status))
+                    .or_insert(0) += 1
+            }
+        }
+        let seconds = latency.as_secs_f64();
+        // Per-bucket (not cumulative) counts; `render` adds them up.
+        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_micros.fetch_add(
@@ -133,7 +167,16 @@ impl SelfMetrics {
             "# HELP ingest_requests_total HTTP requests answered, by route and status."
         )?;
         writeln!(out, "# TYPE ingest_requests_total counter")?;
-        for ((route, status), count) in self.requests.lock().iter() {
+        let mut requests: BTreeMap<(&'static str, u16), u64> = self.other_requests.lock().clone();
+        for (route, counters) in ROUTES.iter().zip(&self.common_requests) {
+            for (status, counter) in COMMON_STATUSES.iter().zip(counters) {
+                let count = counter.load(Ordering::Relaxed);
+                if count > 0 {
+                    requests.insert((route, *status), count);
+                }
+            }
+        }
+        for ((route, status), count) in &requests {
             writeln!(
                 out,
                 "ingest_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
@@ -193,11 +236,12 @@ impl SelfMetrics {
             "# HELP ingest_request_duration_seconds Time from a whole request to its answer."
         )?;
         writeln!(out, "# TYPE ingest_request_duration_seconds histogram")?;
+        let mut cumulative = 0;
         for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
+            cumulative += bucket.load(Ordering::Relaxed);
             writeln!(
                 out,
-                "ingest_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
+                "ingest_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             )?;
         }
         let count = self.latency_count.load(Ordering::Relaxed);
@@ -224,6 +268,7 @@ mod tests {
         metrics.record_request("/metrics", 202, Duration::from_micros(300));
         metrics.record_request("/metrics", 202, Duration::from_millis(3));
         metrics.record_request("/write", 400, Duration::from_secs(2));
+        metrics.record_request("other", 418, Duration::from_millis(1));
         metrics.record_accepted(5);
         metrics.record_rejected(RejectReason::QueueFull);
         let text = metrics.render(7);
@@ -236,9 +281,14 @@ mod tests {
         assert!(text.contains("ingest_requests_rejected_total{reason=\"queue_full\"} 1"));
         assert!(text.contains("ingest_queue_depth 7"));
         assert!(text.contains("ingest_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
-        assert!(text.contains("ingest_request_duration_seconds_bucket{le=\"0.005\"} 2"));
-        assert!(text.contains("ingest_request_duration_seconds_bucket{le=\"+Inf\"} 3"));
-        assert!(text.contains("ingest_request_duration_seconds_count 3"));
+        assert!(text.contains("ingest_request_duration_seconds_bucket{le=\"0.005\"} 3"));
+        assert!(text.contains("ingest_requests_total{route=\"other\",status=\"418\"} 1"));
+        assert!(
+            text.contains("ingest_request_duration_seconds_bucket{le=\"1\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("ingest_request_duration_seconds_bucket{le=\"+Inf\"} 4"));
+        assert!(text.contains("ingest_request_duration_seconds_count 4"));
         // Every sample line is `name{labels} value` or `name value`.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();

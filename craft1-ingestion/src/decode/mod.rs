@@ -46,9 +46,9 @@ pub use line_protocol::{Precision, decode_line_protocol};
 pub use remote_write::{decode_remote_write, encode_remote_write};
 
 /// Default [`DecodeLimits::max_labels_per_series`]. Real series carry 5–15
-/// labels; 32 leaves room for generous relabelling while a runaway exporter
-/// (a request id or a timestamp turned into a label) is refused at the door
-/// instead of multiplying series in storage. Mimir and Cortex default to 30
+/// labels; 32 leaves room for generous relabelling while an exporter that
+/// turns data into label *names* (one label per path, per user) is refused
+/// at the door instead of bloating every index entry behind it. Mimir and Cortex default to 30
 /// for the same reason. The contract's own ceiling,
 /// [`common::metric::MAX_LABELS`] (64), still applies above any setting.
 pub const DEFAULT_MAX_LABELS_PER_SERIES: usize = 32;
