@@ -101,6 +101,69 @@ impl Response {
     }
 }
 
+/// How a request's body is delimited, decided from its headers alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body (no `Content-Length`, no `Transfer-Encoding`).
+    Empty,
+    /// Exactly this many bytes follow the headers.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// Reads `Transfer-Encoding` and `Content-Length` strictly, as every
+/// hand-written server here must: a single `chunked` or nothing (repeated or
+/// listed codings are where a proxy and a server start disagreeing about
+/// where a request ends), digits-only lengths (`parse` alone would take
+/// "+29"), duplicates only when they agree, and never both headers at once
+/// (how request smuggling starts).
+///
+/// # Errors
+/// A message for a 400 answer naming the offending header.
+pub fn body_framing(request: &Request) -> Result<BodyFraming, String> {
+    let encodings: Vec<&str> = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let chunked = match encodings[..] {
+        [] => false,
+        [te] if te.eq_ignore_ascii_case("chunked") => true,
+        _ => {
+            return Err(format!(
+                "unsupported Transfer-Encoding {:?}: only a single \"chunked\" is accepted",
+                encodings.join(", ")
+            ));
+        }
+    };
+    let mut lengths = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.as_str());
+    let length = match lengths.next() {
+        None => None,
+        Some(first) => {
+            if lengths.any(|other| other != first) {
+                return Err("conflicting Content-Length headers".into());
+            }
+            let length: u64 = (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| first.parse().ok())
+                .flatten()
+                .ok_or_else(|| format!("bad Content-Length {first:?}"))?;
+            Some(length)
+        }
+    };
+    match (chunked, length) {
+        (true, Some(_)) => Err("both Transfer-Encoding and Content-Length".into()),
+        (true, None) => Ok(BodyFraming::Chunked),
+        (false, Some(length)) => Ok(BodyFraming::Length(length)),
+        (false, None) => Ok(BodyFraming::Empty),
+    }
+}
+
 /// The standard reason phrase for the status codes the routes use.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
@@ -409,6 +472,60 @@ mod tests {
         );
         assert_eq!(api_endpoint("/api/v1/label//values"), None);
         assert_eq!(api_endpoint("/api/v1/nope"), None);
+    }
+
+    #[test]
+    fn body_framing_is_strict() {
+        let with = |headers: &[(&str, &str)]| {
+            let headers = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            body_framing(&Request::new("POST", "/", headers, vec![]))
+        };
+        assert_eq!(with(&[]), Ok(BodyFraming::Empty));
+        assert_eq!(
+            with(&[("Content-Length", "12")]),
+            Ok(BodyFraming::Length(12))
+        );
+        assert_eq!(
+            with(&[("content-length", "3"), ("Content-Length", "3")]),
+            Ok(BodyFraming::Length(3))
+        );
+        assert_eq!(
+            with(&[("Transfer-Encoding", "Chunked")]),
+            Ok(BodyFraming::Chunked)
+        );
+        for (headers, needle) in [
+            (vec![("Content-Length", "+29")], "bad Content-Length"),
+            (vec![("Content-Length", "")], "bad Content-Length"),
+            (
+                vec![("Content-Length", "99999999999999999999")],
+                "bad Content-Length",
+            ),
+            (
+                vec![("Content-Length", "2"), ("Content-Length", "3")],
+                "conflicting",
+            ),
+            (
+                vec![("Transfer-Encoding", "gzip, chunked")],
+                "only a single",
+            ),
+            (
+                vec![
+                    ("Transfer-Encoding", "chunked"),
+                    ("Transfer-Encoding", "chunked"),
+                ],
+                "only a single",
+            ),
+            (
+                vec![("Transfer-Encoding", "chunked"), ("Content-Length", "1")],
+                "both",
+            ),
+        ] {
+            let error = with(&headers).unwrap_err();
+            assert!(error.contains(needle), "{headers:?}: {error}");
+        }
     }
 
     #[test]

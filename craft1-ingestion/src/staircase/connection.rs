@@ -13,7 +13,7 @@ use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::Shutdown;
-use common::http::{Request, Response, reason_phrase};
+use common::http::{BodyFraming, Request, Response, body_framing, reason_phrase};
 
 use crate::handler::IngestHandler;
 
@@ -221,46 +221,11 @@ fn read_request(
     }
     buffer.drain(..head_len);
 
-    let transfer_encodings: Vec<&str> = request
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let chunked = match transfer_encodings[..] {
-        [] => false,
-        [te] if te.eq_ignore_ascii_case("chunked") => true,
-        _ => {
-            return Err(bad_request(
-                "only a single Transfer-Encoding: chunked is accepted",
-            ));
-        }
+    let (chunked, content_length) = match body_framing(&request).map_err(bad_request)? {
+        BodyFraming::Empty => (false, None),
+        BodyFraming::Length(length) => (false, Some(length)),
+        BodyFraming::Chunked => (true, None),
     };
-    let lengths: Vec<&str> = request
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let content_length = match lengths[..] {
-        [] => None,
-        [first, ref rest @ ..] => {
-            if rest.iter().any(|other| *other != first) {
-                return Err(bad_request("conflicting Content-Length headers"));
-            }
-            if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad_request(format!("bad Content-Length {first:?}")));
-            }
-            Some(
-                first
-                    .parse::<u64>()
-                    .map_err(|_| bad_request(format!("bad Content-Length {first:?}")))?,
-            )
-        }
-    };
-    if chunked && content_length.is_some() {
-        return Err(bad_request("both Transfer-Encoding and Content-Length"));
-    }
     let max_body = config.max_body_bytes;
     if let Some(length) = content_length
         && length > max_body as u64

@@ -14,7 +14,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::http::{Request, Response, reason_phrase};
+use common::http::{BodyFraming, Request, Response, body_framing, reason_phrase};
 
 /// Size limits for one request.
 #[derive(Debug, Clone, Copy)]
@@ -300,53 +300,11 @@ fn read_body(
     request: &Request,
     limits: &Limits,
 ) -> Result<Vec<u8>, ReadError> {
-    let encodings: Vec<&str> = request
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    // Exactly one `chunked` or nothing: repeated or listed codings are where
-    // a proxy and a server start disagreeing about where a request ends.
-    let chunked = match encodings[..] {
-        [] => false,
-        [te] if te.eq_ignore_ascii_case("chunked") => true,
-        _ => {
-            return Err(ReadError::Malformed(format!(
-                "unsupported Transfer-Encoding {:?}: only a single \"chunked\" is accepted",
-                encodings.join(", ")
-            )));
-        }
+    let (chunked, content_length) = match body_framing(request).map_err(ReadError::Malformed)? {
+        BodyFraming::Empty => (false, None),
+        BodyFraming::Length(length) => (false, Some(length)),
+        BodyFraming::Chunked => (true, None),
     };
-    let mut lengths = request
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.as_str());
-    let content_length = match lengths.next() {
-        None => None,
-        Some(first) => {
-            if lengths.any(|other| other != first) {
-                return Err(ReadError::Malformed(
-                    "conflicting Content-Length headers".into(),
-                ));
-            }
-            // Digits only: `parse` would also take "+29".
-            let length: u64 = first
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-                .then(|| first.parse().ok())
-                .flatten()
-                .ok_or_else(|| ReadError::Malformed(format!("bad Content-Length {first:?}")))?;
-            Some(length)
-        }
-    };
-    if chunked && content_length.is_some() {
-        // Both at once is how request smuggling starts; refuse it.
-        return Err(ReadError::Malformed(
-            "both Transfer-Encoding and Content-Length".into(),
-        ));
-    }
     if let Some(length) = content_length
         && length > limits.max_body_bytes as u64
     {
