@@ -109,15 +109,25 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let client = peer.ip();
-        let last_active = Arc::new(AtomicU64::new(0));
+        // When the connection last started or finished a request (ms since
+        // it opened), and how many requests are in progress: the idle
+        // watchdog below must never cut a slow request, only silence.
+        let activity = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let started = Instant::now();
         let service = {
-            let (handler, last_active) = (handler.clone(), last_active.clone());
+            let (handler, activity) = (handler.clone(), activity.clone());
             service_fn(move |request| {
-                let (handler, last_active) = (handler.clone(), last_active.clone());
+                let (handler, activity) = (handler.clone(), activity.clone());
                 async move {
+                    activity.1.fetch_add(1, Ordering::SeqCst);
+                    activity
+                        .0
+                        .store(started.elapsed().as_millis() as u64, Ordering::SeqCst);
                     let response = answer(request, client, &handler).await;
-                    last_active.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    activity
+                        .0
+                        .store(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+                    activity.1.fetch_sub(1, Ordering::SeqCst);
                     Ok::<_, Infallible>(response)
                 }
             })
@@ -140,10 +150,13 @@ async fn accept_loop(
                 tokio::select! {
                     _ = connection.as_mut() => break,
                     _ = tick.tick() => {
-                        let idle_for = started.elapsed().saturating_sub(Duration::from_millis(last_active.load(Ordering::Relaxed)));
-                        if idle_for > idle_timeout {
-                            // Hyper cannot close a connection mid-request
-                            // through this path: it finishes the one in flight.
+                        let idle_for = started
+                            .elapsed()
+                            .saturating_sub(Duration::from_millis(activity.0.load(Ordering::SeqCst)));
+                        let busy = activity.1.load(Ordering::SeqCst) > 0;
+                        if !busy && idle_for > idle_timeout {
+                            // Nothing is in flight, so dropping the
+                            // connection here loses no request.
                             break;
                         }
                     }

@@ -39,6 +39,39 @@ fn keep_alive_serves_many_requests_on_one_connection() {
 }
 
 #[test]
+fn idle_keep_alive_connections_are_closed() {
+    for step in ALL_STEPS {
+        let config = ServerConfig {
+            idle_timeout: Duration::from_millis(500),
+            ..Default::default()
+        };
+        let running = Running::start(step, config);
+        let mut stream = TcpStream::connect(running.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        keep_alive_post(&mut stream, "/metrics", r#"{"name":"idle","value":1}"#);
+        assert_eq!(read_one(&mut stream).0, 202);
+        let answered = Instant::now();
+        let mut byte = [0u8; 1];
+        let closed = matches!(stream.read(&mut byte), Ok(0) | Err(_));
+        let waited = answered.elapsed();
+        assert!(
+            closed,
+            "{step:?}: an idle connection is closed by the server"
+        );
+        assert!(
+            waited >= Duration::from_millis(400),
+            "{step:?}: not before the idle timeout ({waited:?})"
+        );
+        assert!(
+            waited < Duration::from_secs(5),
+            "{step:?}: closed soon after the idle timeout ({waited:?})"
+        );
+    }
+}
+
+#[test]
 fn a_silent_client_does_not_stall_the_others() {
     for step in ALL_STEPS {
         let config = ServerConfig {
