@@ -249,7 +249,8 @@ async fn answer(
         parts.method.as_str(),
         &path_and_query,
         headers,
-        body.to_vec(),
+        // No copy when the collected body is one contiguous buffer.
+        Vec::from(body),
     );
     let response = if IngestHandler::may_block(&request) {
         let handler = handler.clone();
