@@ -16,6 +16,9 @@ pub struct ServerConfig {
     pub max_decompressed_bytes: usize,
     /// Most labels one series may carry (400 beyond).
     pub max_labels_per_series: usize,
+    /// Most samples one request may expand to (413 beyond): bounds the
+    /// memory one request can claim, which bytes alone do not.
+    pub max_samples_per_request: usize,
     /// Request line + headers must arrive within this long (408, then close).
     pub header_timeout: Duration,
     /// A kept-alive connection with no new request for this long is closed.
@@ -40,6 +43,7 @@ impl Default for ServerConfig {
             max_body_bytes: 8 * 1024 * 1024,
             max_decompressed_bytes: 32 * 1024 * 1024,
             max_labels_per_series: 32,
+            max_samples_per_request: crate::decode::DEFAULT_MAX_SAMPLES_PER_REQUEST,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,

@@ -52,6 +52,7 @@ impl IngestHandler {
         let decode_limits = DecodeLimits {
             max_labels_per_series: config.max_labels_per_series,
             max_body_bytes: config.max_decompressed_bytes,
+            max_samples_per_request: config.max_samples_per_request,
         };
         IngestHandler {
             routes,

@@ -140,6 +140,7 @@ fn bad_input_per_protocol() {
         max_body_bytes: 64 * 1024,
         max_decompressed_bytes: 256 * 1024,
         max_labels_per_series: 4,
+        max_samples_per_request: 5,
         ..Default::default()
     };
     let running = Running::start(Step::Async, config);
@@ -279,8 +280,49 @@ fn bad_input_per_protocol() {
         "allowed: POST",
     );
 
+    // Six samples where five are allowed, in every format: refused whole.
+    let six_json = format!("[{}]", vec![r#"{"name":"many","value":1}"#; 6].join(","));
+    assert_error(
+        &post(addr, "/metrics", &six_json),
+        413,
+        "more than 5 samples",
+    );
+    let six_ndjson = "{\"name\":\"many\",\"value\":1}\n".repeat(6);
+    let ndjson = [("Content-Type", "application/x-ndjson")];
+    assert_error(
+        &request(addr, "POST", "/metrics", &ndjson, six_ndjson.as_bytes()),
+        413,
+        "more than 5 samples",
+    );
+    let six_lines = "many value=1\n".repeat(6);
+    assert_error(
+        &request(addr, "POST", "/write", &[], six_lines.as_bytes()),
+        413,
+        "more than 5 samples",
+    );
+    let six: Vec<Metric> = (0..6)
+        .map(|i| Metric::new("many", 1.0, 1_700_000_000_000 + i))
+        .collect();
+    let reply = request(
+        addr,
+        "POST",
+        "/api/v1/write",
+        &rw_headers,
+        &encode_remote_write(&six),
+    );
+    assert_error(&reply, 413, "more than 5 samples");
+    let reply = request(
+        addr,
+        "POST",
+        "/api/v1/write",
+        &rw_headers,
+        &encode_remote_write(&six[..5]),
+    );
+    assert_eq!(reply.status, 204, "five fit: {reply:?}");
+
     // Nothing of any refused request was stored; the server is healthy.
     assert_eq!(get(addr, "/health").json()["status"], "healthy");
+    running.wait_stored("many", 5);
     for name in ["ok", "x", "a", "big"] {
         assert_eq!(
             query(&running, name),

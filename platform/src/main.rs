@@ -107,6 +107,9 @@ struct Args {
     /// Most labels per series (400 beyond).
     #[arg(long, default_value_t = ServerConfig::default().max_labels_per_series)]
     max_labels: usize,
+    /// Most samples one request may carry (413 beyond).
+    #[arg(long, default_value_t = ServerConfig::default().max_samples_per_request)]
+    max_samples: usize,
     /// Request headers must arrive within this long.
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     header_timeout: Duration,
@@ -155,6 +158,7 @@ fn server_config(args: &Args) -> anyhow::Result<ServerConfig> {
         max_body_bytes: args.max_body_bytes,
         max_decompressed_bytes: defaults.max_decompressed_bytes.max(args.max_body_bytes),
         max_labels_per_series: args.max_labels,
+        max_samples_per_request: args.max_samples.max(1),
         header_timeout: args.header_timeout,
         idle_timeout: args.idle_timeout,
         max_connections: args.max_connections,

@@ -100,6 +100,7 @@ pub fn decode_ndjson(
         // The line is not known yet (counting it for every object would be
         // the second pass this function avoids): a placeholder, replaced
         // on the rare refusal by counting the lines before this object.
+        super::room_for_one_more(metrics.len(), limits)?;
         match accept(to_metric(input, now_ms), Position::Line(0), limits) {
             Ok(metric) => metrics.push(metric),
             Err(error) => return Err(at_line(error, line_and_column(body, start).0)),
@@ -214,6 +215,10 @@ impl<'de> Visitor<'de> for ArraySeed<'_> {
                     return Err(error);
                 }
             };
+            if let Err(refusal) = super::room_for_one_more(self.metrics.len(), self.limits) {
+                *self.failure = Some(ItemFailure::Refused(refusal));
+                return Err(de::Error::custom("too many samples"));
+            }
             match accept(
                 to_metric(input, self.now_ms),
                 Position::Item(index),

@@ -314,6 +314,7 @@ fn push_line(
             timestamp_ms,
             labels,
         };
+        super::room_for_one_more(metrics.len(), limits)?;
         metrics.push(accept(metric, at, limits)?);
     }
     Ok(())

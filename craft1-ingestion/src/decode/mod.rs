@@ -60,6 +60,11 @@ pub const DEFAULT_MAX_LABELS_PER_SERIES: usize = 32;
 /// cannot exhaust memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// Default [`DecodeLimits::max_samples_per_request`]: 500,000 — 250× a
+/// Prometheus remote_write request and 500× Telegraf's default batch, and
+/// at most ~50–100 MB of metrics in memory for one request.
+pub const DEFAULT_MAX_SAMPLES_PER_REQUEST: usize = 500_000;
+
 /// The wire formats [`decode`] understands. The HTTP layer picks one from the
 /// route and `Content-Type`; gzip is a `Content-Encoding`, undone first with
 /// [`gunzip`].
@@ -86,6 +91,11 @@ pub struct DecodeLimits {
     /// on the memory one request can claim. The HTTP layer answers 413 to
     /// [`DecodeError::TooLarge`].
     pub max_body_bytes: usize,
+    /// Most samples one request may expand to. A byte limit alone does not
+    /// bound memory: six bytes of line protocol (`a f=1\n`) become a ~100
+    /// byte `Metric`, so a 32 MiB body could claim over half a gigabyte. The
+    /// HTTP layer answers 413 to [`DecodeError::TooManySamples`].
+    pub max_samples_per_request: usize,
 }
 
 impl Default for DecodeLimits {
@@ -93,6 +103,7 @@ impl Default for DecodeLimits {
         DecodeLimits {
             max_labels_per_series: DEFAULT_MAX_LABELS_PER_SERIES,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_samples_per_request: DEFAULT_MAX_SAMPLES_PER_REQUEST,
         }
     }
 }
@@ -188,6 +199,12 @@ pub enum DecodeError {
         /// The configured limit.
         limit: usize,
     },
+    /// More samples in one request than [`DecodeLimits::max_samples_per_request`].
+    #[error("more than {limit} samples in one request; split the batch")]
+    TooManySamples {
+        /// The configured limit.
+        limit: usize,
+    },
     /// Corrupt or truncated gzip data.
     #[error("gzip: bad data: {0}")]
     Gzip(String),
@@ -210,7 +227,7 @@ impl DecodeError {
     /// (the client should fix the body; resending it as is cannot help).
     pub fn status(&self) -> u16 {
         match self {
-            DecodeError::TooLarge { .. } => 413,
+            DecodeError::TooLarge { .. } | DecodeError::TooManySamples { .. } => 413,
             _ => 400,
         }
     }
@@ -251,6 +268,16 @@ pub fn decode(
 /// The single gate every decoded metric passes: the labels limit first (so
 /// an operator's limit is reported as such, even above the contract's
 /// ceiling), then the contract's own rules.
+/// Refuses the next sample when `so_far` already reached the limit.
+pub(crate) fn room_for_one_more(so_far: usize, limits: &DecodeLimits) -> Result<(), DecodeError> {
+    if so_far >= limits.max_samples_per_request {
+        return Err(DecodeError::TooManySamples {
+            limit: limits.max_samples_per_request,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn accept(
     metric: Metric,
     at: Position,

@@ -116,6 +116,12 @@ pub fn decode_remote_write(body: &[u8], limits: &DecodeLimits) -> Result<Vec<Met
     // bytes on the wire and a `Metric` 64 in memory, so a hostile body of
     // skipped (NaN) samples could otherwise reserve 30× its size for nothing.
     let samples: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();
+    // Refused before expanding: protobuf samples are 16 bytes, metrics ~100.
+    if samples > limits.max_samples_per_request {
+        return Err(DecodeError::TooManySamples {
+            limit: limits.max_samples_per_request,
+        });
+    }
     let mut metrics = Vec::with_capacity(samples.min(MAX_RESERVED_METRICS));
     // The strings prost allocated move into the metrics: the last kept
     // sample of a series takes its name and labels, earlier ones get copies.
