@@ -281,7 +281,7 @@ fn bad_input_per_protocol() {
     );
 
     // Six samples where five are allowed, in every format: refused whole.
-    let six_json = format!("[{}]", vec![r#"{"name":"many","value":1}"#; 6].join(","));
+    let six_json = format!("[{}]", [r#"{"name":"many","value":1}"#; 6].join(","));
     assert_error(
         &post(addr, "/metrics", &six_json),
         413,
