@@ -94,6 +94,30 @@ impl Response {
         Self::json(status, &json!({ "error": message.into() }))
     }
 
+    /// The response as HTTP/1.1 bytes: status line, `Content-Type`,
+    /// `Content-Length`, `Connection`, the extra headers, the body. Every
+    /// hand-written server writes its answers with this.
+    pub fn to_http1(&self, keep_alive: bool) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut out = Vec::with_capacity(192 + self.body.len());
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
+            self.status,
+            reason_phrase(self.status),
+            self.content_type,
+            self.body.len(),
+            if keep_alive { "keep-alive" } else { "close" }
+        );
+        for (name, value) in &self.headers {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+
     /// The same response with one more header.
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
@@ -526,6 +550,23 @@ mod tests {
             let error = with(&headers).unwrap_err();
             assert!(error.contains(needle), "{headers:?}: {error}");
         }
+    }
+
+    #[test]
+    fn responses_encode_as_http1() {
+        let bytes = Response::error(503, "full")
+            .with_header("Retry-After", "1")
+            .to_http1(false);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\
+             Connection: close\r\nRetry-After: 1\r\n\r\n{\"error\":\"full\"}"
+        );
+        assert!(
+            String::from_utf8(Response::error(400, "x").to_http1(true))
+                .unwrap()
+                .contains("Connection: keep-alive\r\n")
+        );
     }
 
     #[test]

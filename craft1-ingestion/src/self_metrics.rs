@@ -149,11 +149,6 @@ impl SelfMetrics {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Samples accepted so far.
-    pub fn samples_accepted(&self) -> u64 {
-        self.samples_accepted.load(Ordering::Relaxed)
-    }
-
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self, queue_depth: usize) -> String {
         let mut out = String::with_capacity(4096);

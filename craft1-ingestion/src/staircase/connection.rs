@@ -13,7 +13,7 @@ use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::Shutdown;
-use common::http::{BodyFraming, Request, Response, body_framing, reason_phrase};
+use common::http::{BodyFraming, Request, Response, body_framing};
 
 use crate::handler::IngestHandler;
 
@@ -24,6 +24,14 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// How often a thread waiting for the next request looks at the shutdown
 /// flag: an idle keep-alive connection must not hold up a shutdown.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
+
+/// The client's address for rate limiting; unspecified when the socket no
+/// longer knows it.
+pub(crate) fn client_ip(stream: &TcpStream) -> IpAddr {
+    stream
+        .peer_addr()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip())
+}
 
 /// Serves requests on `stream` until the client closes, the idle timeout
 /// passes, an error ends the connection, or shutdown is triggered between
@@ -334,22 +342,7 @@ fn read_chunked(
 }
 
 fn write_response(stream: &mut TcpStream, response: &Response, keep_alive: bool) -> io::Result<()> {
-    let mut out = Vec::with_capacity(192 + response.body.len());
-    write!(
-        out,
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
-        response.status,
-        reason_phrase(response.status),
-        response.content_type,
-        response.body.len(),
-        if keep_alive { "keep-alive" } else { "close" }
-    )?;
-    for (name, value) in &response.headers {
-        write!(out, "{name}: {value}\r\n")?;
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&response.body);
-    stream.write_all(&out)?;
+    stream.write_all(&response.to_http1(keep_alive))?;
     if !keep_alive {
         // Let the client read the answer before the close: stop sending,
         // then discard (briefly) what it may still be sending.

@@ -56,13 +56,9 @@ pub(crate) fn refuse_connection(mut stream: TcpStream, handler: &IngestHandler) 
     handler.metrics().connection_refused();
     let response =
         Response::error(503, "too many connections; retry later").with_header("Retry-After", "1");
-    let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n",
-        response.body.len()
-    );
+    // Written straight from the accept thread: bounded, and no draining.
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(&response.body);
+    let _ = stream.write_all(&response.to_http1(false));
 }
 
 /// The accept loop both blocking steps share; `dispatch` hands each accepted

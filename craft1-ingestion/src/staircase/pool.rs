@@ -65,10 +65,7 @@ impl IngestionServer for ThreadPoolServer {
                 .spawn(move || {
                     for stream in receiver {
                         let _guard = in_flight.enter();
-                        let client = stream
-                            .peer_addr()
-                            .map(|a| a.ip())
-                            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+                        let client = connection::client_ip(&stream);
                         handler.metrics().connection_opened();
                         connection::serve(stream, client, &handler, true, &shutdown);
                         handler.metrics().connection_closed();

@@ -45,10 +45,7 @@ impl IngestionServer for ThreadPerConnectionServer {
                 refuse_connection(stream, &handler);
                 return;
             }
-            let client = stream
-                .peer_addr()
-                .map(|a| a.ip())
-                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+            let client = connection::client_ip(&stream);
             open.fetch_add(1, Ordering::SeqCst);
             handler.metrics().connection_opened();
             let (handler, open, shutdown, guard) = (

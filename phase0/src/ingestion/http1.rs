@@ -14,7 +14,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::http::{BodyFraming, Request, Response, body_framing, reason_phrase};
+use common::http::{BodyFraming, Request, Response, body_framing};
 
 /// Size limits for one request.
 #[derive(Debug, Clone, Copy)]
@@ -366,21 +366,7 @@ fn read_chunked(reader: &mut DeadlineReader<'_>, limits: &Limits) -> Result<Vec<
 /// # Errors
 /// The socket's write error.
 pub fn write_response(stream: &mut TcpStream, response: &Response) -> io::Result<()> {
-    let mut out = Vec::with_capacity(256 + response.body.len());
-    write!(
-        out,
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        response.status,
-        reason_phrase(response.status),
-        response.content_type,
-        response.body.len()
-    )?;
-    for (name, value) in &response.headers {
-        write!(out, "{name}: {value}\r\n")?;
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&response.body);
-    stream.write_all(&out)?;
+    stream.write_all(&response.to_http1(false))?;
     stream.flush()
 }
 
