@@ -392,6 +392,7 @@ impl Routes {
                 "status": "healthy",
                 "queue_size": self.queue.len(),
                 "accepted_means": self.queue.durability().as_str(),
+                "queue_guarantee": self.queue.guarantee(),
                 "components": {
                     "ingestion": self.components.ingestion,
                     "queue": self.components.queue,

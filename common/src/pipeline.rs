@@ -160,6 +160,11 @@ impl Pipeline {
         };
         if verbose {
             crate::say!(
+                "[Queue] {}: a 202 means {}",
+                components.queue.name(),
+                components.queue.guarantee()
+            );
+            crate::say!(
                 "[Storage] Storage consumer started: {}",
                 components.store.describe()
             );

@@ -76,8 +76,11 @@ impl Durability {
 /// # Contract
 /// - [`push`](Self::push) never blocks on a full queue: it fails with
 ///   [`QueueError::Full`] and enqueues nothing of the batch (all or nothing).
-/// - Order: metrics pushed by one producer are delivered in the order pushed
-///   (per-producer FIFO); there is no order across producers.
+/// - Order: metrics of one series pushed by one producer are delivered in
+///   the order pushed. Unpartitioned queues keep each producer's whole push
+///   order; partitioned ones (craft 2's log, NATS) route by series, so
+///   different series may interleave differently. There is no order across
+///   producers.
 /// - No loss: every pushed metric is delivered at least once, unless the
 ///   process dies and [`durability`](Self::durability) is `Memory`.
 /// - A delivery not acked may be delivered again (durable queues do so after a
@@ -117,6 +120,19 @@ pub trait MetricQueue: Send + Sync {
 
     /// Where an accepted metric lives until stored.
     fn durability(&self) -> Durability;
+
+    /// What a 202 promises, in one sentence for `/health` and the logs.
+    /// Queues with a policy (an fsync interval, a broker's replication)
+    /// override it to name theirs.
+    fn guarantee(&self) -> String {
+        match self.durability() {
+            Durability::Memory => {
+                "held in process memory: lost if the process dies before it is stored".into()
+            }
+            Durability::Disk => "written to disk before the 202".into(),
+            Durability::Broker => "acknowledged by the broker before the 202".into(),
+        }
+    }
 
     /// A short name for logs and `/health` (`phase0`, `crossbeam`, `log`, …).
     fn name(&self) -> &'static str;

@@ -9,12 +9,15 @@
 //! - `log/` — the embedded durable default, a Kafka-style partitioned,
 //!   segmented, append-only log with CRC-checked records, a sparse offset
 //!   index, fsync policies, retention, crash recovery and consumer groups;
+//! - `nats.rs` — NATS JetStream, for deployments that outgrow one machine.
 //!
 //! The story, with measurements, is `docs/src/ch02-queue.md`; the log's byte
 //! layout is `docs/src/formats/log-segment.md`.
 
 pub mod crossbeam;
 pub mod log;
+pub mod nats;
 
 pub use crossbeam::CrossbeamQueue;
 pub use log::{FsyncPolicy, Log, LogConfig, LogError, LogQueue};
+pub use nats::{NatsConfig, NatsQueue, NatsQueueError};

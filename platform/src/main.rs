@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 use common::duration::parse_positive_duration;
 use common::{Components, IngestionServer, Pipeline, PipelineOptions, Shutdown, SystemClock};
 use craft1_ingestion::{AsyncServer, ServerConfig, ThreadPerConnectionServer, ThreadPoolServer};
+use craft2_queue::{CrossbeamQueue, FsyncPolicy, Log, LogConfig, LogQueue, NatsConfig, NatsQueue};
 
 /// Slot 1 choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,8 +31,14 @@ enum Ingestion {
 /// Slot 2 choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Queue {
-    /// phase0: Mutex<VecDeque>, in memory (craft 2 adds more).
+    /// phase0: Mutex<VecDeque> polled every 100 ms, in memory.
     Phase0,
+    /// Craft 2 step 1: a lock-free crossbeam channel, in memory.
+    Crossbeam,
+    /// Craft 2: the durable partitioned log under <data-dir>/queue (default).
+    Log,
+    /// Craft 2: NATS JetStream (--nats-url), for more than one machine.
+    Nats,
 }
 
 /// Slot 3 choices.
@@ -73,7 +80,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Ingestion::Craft1)]
     ingestion: Ingestion,
     /// Slot 2: the queue.
-    #[arg(long, value_enum, default_value_t = Queue::Phase0)]
+    #[arg(long, value_enum, default_value_t = Queue::Log)]
     queue: Queue,
     /// Slot 3: the store.
     #[arg(long, value_enum, default_value_t = Storage::Phase0)]
@@ -94,6 +101,30 @@ struct Args {
     /// Most metrics the queue holds before writes answer 503.
     #[arg(long, default_value_t = 1_000_000)]
     queue_capacity: usize,
+    /// Log queue: partitions (fixed when the log is created).
+    #[arg(long, default_value_t = 4)]
+    partitions: u32,
+    /// Log queue: when a 202 reaches the disk — `every-batch` (fsync before
+    /// answering), a group-commit interval such as `10ms`, or `never`.
+    #[arg(long, default_value = "10ms")]
+    fsync: FsyncPolicy,
+    /// Log queue: a segment file rolls at this many bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    segment_bytes: u64,
+    /// Log queue: delete a partition's oldest segments while it is larger
+    /// (bytes per partition); off by default.
+    #[arg(long)]
+    retention_bytes: Option<u64>,
+    /// Log queue: delete segments last written longer ago (e.g. 24h); off by
+    /// default.
+    #[arg(long, value_parser = parse_positive_duration)]
+    retention_age: Option<Duration>,
+    /// NATS queue: server URL(s), comma-separated for a cluster.
+    #[arg(long, env = "NATS_URL")]
+    nats_url: Option<String>,
+    /// NATS queue: the JetStream stream holding the metrics.
+    #[arg(long, default_value = "METRICS")]
+    nats_stream: String,
     /// Most metrics the storage consumer takes per delivery.
     #[arg(long, default_value_t = 1000)]
     consume_batch: usize,
@@ -174,7 +205,6 @@ fn components(args: &Args) -> anyhow::Result<Components> {
         Some(path) => common::load_rules(path)?,
         None => phase0::alerting::default_rules(),
     };
-    let Queue::Phase0 = args.queue;
     let Storage::Phase0 = args.storage;
     let Query::Phase0 = args.query;
     let Alerting::Phase0 = args.alerting;
@@ -187,6 +217,28 @@ fn components(args: &Args) -> anyhow::Result<Components> {
     };
     let mut components = phase0::build(config, Arc::new(SystemClock))
         .with_context(|| format!("cannot use data directory {}", args.data_dir.display()))?;
+    components.queue = match args.queue {
+        Queue::Phase0 => components.queue,
+        Queue::Crossbeam => Arc::new(CrossbeamQueue::new(args.queue_capacity)),
+        Queue::Log => Arc::new(log_queue(args)?),
+        Queue::Nats => {
+            let Some(url) = args.nats_url.clone() else {
+                anyhow::bail!(
+                    "--queue nats needs --nats-url (or NATS_URL), e.g. nats://127.0.0.1:4222"
+                );
+            };
+            let config = NatsConfig {
+                url,
+                stream: args.nats_stream.clone(),
+                // Streams may not share subjects, so each stream gets its own.
+                subject_prefix: args.nats_stream.to_lowercase(),
+                partitions: args.partitions,
+                capacity: args.queue_capacity,
+                ..NatsConfig::default()
+            };
+            Arc::new(NatsQueue::connect(config)?)
+        }
+    };
     let server = server_config(args)?;
     components.ingestion = match args.ingestion {
         Ingestion::Phase0 => components.ingestion,
@@ -197,6 +249,37 @@ fn components(args: &Args) -> anyhow::Result<Components> {
         Ingestion::Craft1 => Arc::new(AsyncServer::new(server)),
     };
     Ok(components)
+}
+
+fn log_queue(args: &Args) -> anyhow::Result<LogQueue> {
+    let dir = args.data_dir.join("queue");
+    let config = LogConfig {
+        partitions: args.partitions,
+        segment_bytes: args.segment_bytes,
+        fsync: args.fsync,
+        retention_bytes: args.retention_bytes,
+        retention_age: args.retention_age,
+        ..LogConfig::new(&dir)
+    };
+    let (log, report) = Log::open(config)
+        .with_context(|| format!("cannot open the queue log in {}", dir.display()))?;
+    if report.truncated_bytes > 0 || report.indexes_rebuilt > 0 || !report.corruptions.is_empty() {
+        common::say!(
+            "[Queue] Recovered {}: cut a torn tail of {} bytes, rebuilt {} indexes, {} damaged records reported",
+            dir.display(),
+            report.truncated_bytes,
+            report.indexes_rebuilt,
+            report.corruptions.len()
+        );
+    }
+    let queue = LogQueue::new(log, args.queue_capacity)?;
+    let backlog = common::MetricQueue::len(&queue);
+    if backlog > 0 {
+        common::say!(
+            "[Queue] {backlog} metrics accepted before the restart are waiting for storage"
+        );
+    }
+    Ok(queue)
 }
 
 fn main() -> anyhow::Result<()> {

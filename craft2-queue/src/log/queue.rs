@@ -58,11 +58,6 @@ impl LogQueue {
         &self.log
     }
 
-    /// What a 202 means under this log's fsync policy.
-    pub fn guarantee(&self) -> String {
-        self.log.config().fsync.guarantee()
-    }
-
     /// The fsync policy.
     pub fn fsync(&self) -> FsyncPolicy {
         self.log.config().fsync
@@ -123,6 +118,11 @@ impl MetricQueue for LogQueue {
 
     fn durability(&self) -> Durability {
         Durability::Disk
+    }
+
+    /// What a 202 means under this log's fsync policy.
+    fn guarantee(&self) -> String {
+        self.log.config().fsync.guarantee()
     }
 
     fn name(&self) -> &'static str {

@@ -1,0 +1,212 @@
+//! The durability promise, end to end: with the log queue, every metric
+//! that got a 202 before the platform was SIGKILLed under load is in storage
+//! after a restart. (phase0's in-memory queue would lose the backlog.)
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A platform child that is killed if the test fails before stopping it,
+/// so no server outlives the test.
+struct Platform(Child);
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the platform on a free port; returns it and its address. Its
+/// stdout is drained by a thread so it never blocks on a full pipe.
+fn start(dir: &Path, extra: &[&str]) -> (Platform, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
+        .args([
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--queue",
+            "log",
+            "--alert-interval",
+            "1h",
+        ])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn platform");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("platform exited before listening")
+            .expect("line");
+        if let Some(rest) = line.strip_prefix("[Ingestion] Server listening on ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .expect("address")
+                .parse()
+                .expect("address");
+        }
+    };
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    (Platform(child), addr)
+}
+
+/// One keep-alive request; the status, or None when the connection failed.
+fn request(
+    stream: &mut TcpStream,
+    method: &str,
+    target: &str,
+    body: &str,
+) -> Option<(u16, String)> {
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Metrics per request: big enough that the log (one write and fsync per
+/// request) outruns phase0's store (a file open per metric).
+const BATCH: u64 = 500;
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+}
+
+#[test]
+fn every_metric_acknowledged_before_a_sigkill_is_stored_after_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A slow store (phase0's JSONL) behind a fast queue: at the kill, most
+    // acknowledged metrics are still only in the log.
+    let (mut child, addr) = start(
+        dir.path(),
+        &["--fsync", "every-batch", "--consume-batch", "50"],
+    );
+    let accepted = Arc::new(Mutex::new(HashSet::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (accepted, count, stop) = (accepted.clone(), count.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                let mut seq = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let batch: Vec<String> = (seq..seq + BATCH)
+                        .map(|s| format!(r#"{{"name":"crash_test","value":{s},"timestamp":{},"labels":{{"client":"c{client}"}}}}"#, 1_700_000_000_000u64 + s))
+                        .collect();
+                    match request(&mut stream, "POST", "/metrics", &format!("[{}]", batch.join(","))) {
+                        Some((202, _)) => {
+                            let mut accepted = accepted.lock().unwrap();
+                            for s in seq..seq + BATCH {
+                                accepted.insert((client, s));
+                            }
+                            count.fetch_add(BATCH as usize, Ordering::Relaxed);
+                        }
+                        Some((503, _)) => {}
+                        Some((status, body)) => panic!("unexpected {status}: {body}"),
+                        None => return, // the server died mid-request: not acknowledged
+                    }
+                    seq += BATCH;
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count.load(Ordering::Relaxed) < 20_000 {
+        assert!(Instant::now() < deadline, "load did not get going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.0.kill().expect("SIGKILL the platform");
+    child.0.wait().expect("reap");
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    let accepted = std::mem::take(&mut *accepted.lock().unwrap());
+    assert!(accepted.len() >= 20_000);
+
+    // Restart on the same data directory: the backlog is delivered again.
+    let (mut child, addr) = start(dir.path(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut first_backlog = None;
+    loop {
+        let (status, body) = request(&mut connect(addr), "GET", "/health", "").expect("health");
+        assert_eq!(status, 200);
+        let health: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(health["accepted_means"], "disk");
+        let backlog = health["queue_size"].as_u64().expect("queue_size");
+        first_backlog.get_or_insert(backlog);
+        if backlog == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "backlog not stored within 60 s: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        first_backlog.unwrap_or(0) > 0,
+        "the store kept up with the load, so the kill tested nothing: make the load heavier"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(child.0.wait().expect("wait").success());
+
+    let file = std::fs::read_to_string(dir.path().join("phase0_metrics.jsonl")).expect("data file");
+    let mut stored = HashSet::new();
+    for line in file.lines() {
+        let m: serde_json::Value = serde_json::from_str(line).expect("stored line");
+        let client: usize = m["labels"]["client"].as_str().expect("client")[1..]
+            .parse()
+            .expect("n");
+        stored.insert((client, m["value"].as_f64().expect("value") as u64));
+    }
+    let missing: Vec<_> = accepted.difference(&stored).take(10).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged metrics are not stored, e.g. {missing:?}",
+        accepted.difference(&stored).count(),
+        accepted.len()
+    );
+}
