@@ -49,6 +49,21 @@ impl Labels {
         Labels(labels)
     }
 
+    /// Builds a label set from pairs that are already what [`iter`](Self::iter)
+    /// yields — sorted by name, names unique, values non-empty — without
+    /// re-sorting (decoders of stored data use this). Pairs that are not
+    /// take the [`from_pairs`](Self::from_pairs) path, so the result is
+    /// always a valid label set.
+    pub fn from_sorted(pairs: Vec<(String, String)>) -> Self {
+        let canonical =
+            pairs.windows(2).all(|w| w[0].0 < w[1].0) && pairs.iter().all(|(_, v)| !v.is_empty());
+        if canonical {
+            Labels(pairs)
+        } else {
+            Self::from_pairs(pairs)
+        }
+    }
+
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -120,6 +135,28 @@ impl<'de> Deserialize<'de> for Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_sorted_keeps_canonical_pairs_and_fixes_others() {
+        let sorted = vec![
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "2".to_string()),
+        ];
+        assert_eq!(
+            Labels::from_sorted(sorted.clone()),
+            Labels::from_pairs(sorted)
+        );
+        let messy = vec![
+            ("b".to_string(), "2".to_string()),
+            ("a".to_string(), "1".to_string()),
+            ("a".to_string(), "3".to_string()),
+            ("c".to_string(), String::new()),
+        ];
+        assert_eq!(
+            Labels::from_sorted(messy.clone()),
+            Labels::from_pairs(messy)
+        );
+    }
 
     #[test]
     fn pairs_are_sorted_and_last_duplicate_wins() {

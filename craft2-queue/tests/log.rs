@@ -578,3 +578,24 @@ fn every_acknowledged_record_survives_a_sigkill_mid_load() {
     assert!(log.corruptions().is_empty());
     log.append(&[metric("after_crash", &[], 1.0, 1)]).unwrap();
 }
+
+#[test]
+fn a_clean_stop_after_draining_redelivers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (log, _) = Log::open(config(dir.path())).unwrap();
+        let queue = LogQueue::new(log, 1_000).unwrap();
+        queue.push(series_metrics(4, 25)).unwrap();
+        queue.close();
+        while let Some(d) = queue.consume(7, Duration::from_millis(10)).unwrap() {
+            queue.ack(d.ack).unwrap();
+        }
+        assert!(queue.is_empty());
+        // Leaked, not dropped: like a process that exits right after the
+        // drain, before any background tick or destructor.
+        std::mem::forget(queue);
+    }
+    let (log, _) = Log::open(config(dir.path())).unwrap();
+    let queue = LogQueue::new(log, 1_000).unwrap();
+    assert_eq!(queue.len(), 0, "the drain's commits are on disk");
+}

@@ -108,7 +108,7 @@ pub fn decode(payload: &[u8]) -> Result<Metric, CodecError> {
         name,
         value,
         timestamp_ms,
-        labels: Labels::from_pairs(pairs),
+        labels: Labels::from_sorted(pairs),
     })
 }
 

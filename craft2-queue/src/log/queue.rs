@@ -104,8 +104,13 @@ impl MetricQueue for LogQueue {
         };
         self.member
             .commit(commit)
-            .map(|_| ())
-            .map_err(|_| QueueError::UnknownAck(token.0))
+            .map_err(|_| QueueError::UnknownAck(token.0))?;
+        if self.closed.load(Ordering::Acquire) {
+            // Draining for shutdown: write the offsets now rather than at
+            // the next tick, so a clean stop re-delivers nothing.
+            self.log.sync().map_err(backend)?;
+        }
+        Ok(())
     }
 
     fn len(&self) -> usize {
