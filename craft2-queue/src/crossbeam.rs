@@ -12,12 +12,14 @@
 //! lock. Story: docs chapter 2, "Step 1: crossbeam".
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{AckToken, Delivery, Durability, Metric, MetricQueue, QueueError};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
+
+use crate::backlog::Backlog;
 
 /// A bounded, lock-free MPMC queue of metric batches.
 pub struct CrossbeamQueue {
@@ -25,8 +27,7 @@ pub struct CrossbeamQueue {
     receiver: Receiver<Vec<Metric>>,
     /// Metrics pushed and not yet handed to a consumer; reserved before the
     /// send so capacity is never exceeded.
-    backlog: AtomicUsize,
-    capacity: usize,
+    backlog: Backlog,
     closed: AtomicBool,
     /// The tail of a batch larger than a consumer's `max`, kept for the next
     /// `consume` so a batch is never reordered.
@@ -45,33 +46,11 @@ impl CrossbeamQueue {
         CrossbeamQueue {
             sender,
             receiver,
-            backlog: AtomicUsize::new(0),
-            capacity: capacity.max(1),
+            backlog: Backlog::new(capacity, 0),
             closed: AtomicBool::new(false),
             leftover: Mutex::new(Vec::new()),
             next_token: AtomicU64::new(0),
             outstanding: Mutex::new(HashSet::new()),
-        }
-    }
-
-    /// Reserves room for `n` metrics, or says the queue is full.
-    fn reserve(&self, n: usize) -> Result<(), QueueError> {
-        let mut current = self.backlog.load(Ordering::Relaxed);
-        loop {
-            if current.saturating_add(n) > self.capacity {
-                return Err(QueueError::Full {
-                    capacity: self.capacity,
-                });
-            }
-            match self.backlog.compare_exchange_weak(
-                current,
-                current + n,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(seen) => current = seen,
-            }
         }
     }
 
@@ -99,7 +78,7 @@ impl CrossbeamQueue {
     }
 
     fn deliver(&self, metrics: Vec<Metric>) -> Delivery {
-        self.backlog.fetch_sub(metrics.len(), Ordering::AcqRel);
+        self.backlog.release(metrics.len());
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         self.outstanding.lock().insert(token);
         Delivery {
@@ -117,11 +96,11 @@ impl MetricQueue for CrossbeamQueue {
         if metrics.is_empty() {
             return Ok(());
         }
-        self.reserve(metrics.len())?;
+        self.backlog.reserve(metrics.len())?;
         let n = metrics.len();
         if self.sender.send(metrics).is_err() {
             // Unreachable while `self` holds the receiver; undo anyway.
-            self.backlog.fetch_sub(n, Ordering::AcqRel);
+            self.backlog.release(n);
             return Err(QueueError::Closed);
         }
         Ok(())
@@ -164,7 +143,7 @@ impl MetricQueue for CrossbeamQueue {
     }
 
     fn len(&self) -> usize {
-        self.backlog.load(Ordering::Acquire)
+        self.backlog.get()
     }
 
     fn close(&self) {

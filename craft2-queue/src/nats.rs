@@ -47,6 +47,8 @@ use parking_lot::Mutex;
 use thiserror::Error;
 use tokio::runtime::{Handle, Runtime};
 
+use crate::backlog::Backlog;
+
 /// Extra time a caller waits for the runtime beyond a call's own deadline.
 const BRIDGE_GRACE: Duration = Duration::from_secs(1);
 /// Shortest pull-request expiry sent to the server.
@@ -245,8 +247,7 @@ pub struct NatsQueue {
     consumer: PullConsumer,
     /// `<prefix>.<p>` for each partition.
     subjects: Vec<Subject>,
-    capacity: usize,
-    backlog: AtomicUsize,
+    backlog: Backlog,
     closed: AtomicBool,
     pushes_started: AtomicU64,
     pushes_in_flight: AtomicUsize,
@@ -378,6 +379,7 @@ impl NatsQueue {
     /// [`NatsQueueError`] naming the URL: bad config, no server, JetStream
     /// unavailable, a conflicting stream.
     pub fn connect(config: NatsConfig) -> Result<Self, NatsQueueError> {
+        let capacity = config.capacity;
         config.validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -436,14 +438,13 @@ impl NatsQueue {
             .map(|p| Subject::from(format!("{}.{p}", config.subject_prefix)))
             .collect();
         Ok(NatsQueue {
-            capacity: config.capacity.max(1),
             config,
             handle,
             client,
             js,
             consumer,
             subjects,
-            backlog: AtomicUsize::new(backlog),
+            backlog: Backlog::new(capacity, backlog),
             closed: AtomicBool::new(false),
             pushes_started: AtomicU64::new(0),
             pushes_in_flight: AtomicUsize::new(0),
@@ -495,39 +496,6 @@ impl NatsQueue {
         ))
     }
 
-    /// Reserves room for `n` metrics, or says the queue is full.
-    fn reserve(&self, n: usize) -> Result<(), QueueError> {
-        let mut current = self.backlog.load(Ordering::Relaxed);
-        loop {
-            if current.saturating_add(n) > self.capacity {
-                return Err(QueueError::Full {
-                    capacity: self.capacity,
-                });
-            }
-            match self.backlog.compare_exchange_weak(
-                current,
-                current + n,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(seen) => current = seen,
-            }
-        }
-    }
-
-    /// Takes `n` metrics off the backlog, never below zero.
-    fn release(&self, n: usize) {
-        if n == 0 {
-            return;
-        }
-        let _ = self
-            .backlog
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                Some(b.saturating_sub(n))
-            });
-    }
-
     /// Publishes every message and waits for the broker's acks until one
     /// shared deadline. Returns how many were confirmed and the first error.
     fn publish(&self, messages: Vec<(Subject, Vec<u8>)>) -> (usize, Option<String>) {
@@ -573,7 +541,7 @@ impl NatsQueue {
     /// When idle with a positive backlog, lowers it to the broker's count if
     /// that is smaller and no push ran meanwhile (see the type's docs).
     fn maybe_resync(&self) {
-        let before = self.backlog.load(Ordering::Acquire);
+        let before = self.backlog.get();
         if before == 0 {
             return;
         }
@@ -601,9 +569,7 @@ impl NatsQueue {
             && self.pushes_in_flight.load(Ordering::Acquire) == 0
             && self.pushes_started.load(Ordering::Acquire) == started
         {
-            let _ =
-                self.backlog
-                    .compare_exchange(before, broker, Ordering::AcqRel, Ordering::Acquire);
+            self.backlog.correct(before, broker);
         }
     }
 }
@@ -763,7 +729,7 @@ impl MetricQueue for NatsQueue {
         // mistake the reservation for drift.
         self.pushes_started.fetch_add(1, Ordering::AcqRel);
         self.pushes_in_flight.fetch_add(1, Ordering::AcqRel);
-        let result = self.reserve(n).map(|()| self.publish(messages));
+        let result = self.backlog.reserve(n).map(|()| self.publish(messages));
         self.pushes_in_flight.fetch_sub(1, Ordering::AcqRel);
         let (confirmed, error) = result?;
         match error {
@@ -772,7 +738,7 @@ impl MetricQueue for NatsQueue {
                 // Unconfirmed publishes may or may not be in the stream;
                 // count them out (a client retry may duplicate them, which
                 // at-least-once allows and the store absorbs).
-                self.release(n - confirmed);
+                self.backlog.release(n - confirmed);
                 Err(self.backend(format!(
                     "{} ({confirmed} of {n} metrics confirmed)",
                     error.unwrap_or_else(|| "publish incomplete".into())
@@ -817,7 +783,7 @@ impl MetricQueue for NatsQueue {
             }
         }
         if !poison.is_empty() {
-            self.release(poison.len());
+            self.backlog.release(poison.len());
             let client = self.client.clone();
             self.handle.spawn(async move {
                 for reply in poison {
@@ -847,7 +813,7 @@ impl MetricQueue for NatsQueue {
         };
         // Count them out before the broker hears it: the local count may be
         // briefly below the broker's, never above (see `maybe_resync`).
-        self.release(leaving);
+        self.backlog.release(leaving);
         let replies: Vec<Subject> = held.into_iter().filter_map(|h| h.reply).collect();
         let client = self.client.clone();
         let send = async move {
@@ -873,7 +839,7 @@ impl MetricQueue for NatsQueue {
     }
 
     fn len(&self) -> usize {
-        self.backlog.load(Ordering::Acquire)
+        self.backlog.get()
     }
 
     fn close(&self) {

@@ -3,62 +3,25 @@
 //! after a restart. (phase0's in-memory queue would lose the backlog.)
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A platform child that is killed if the test fails before stopping it,
-/// so no server outlives the test.
-struct Platform(Child);
+use support::{Killed, start_platform};
 
-impl Drop for Platform {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the platform on a free port; returns it and its address. Its
-/// stdout is drained by a thread so it never blocks on a full pipe.
-fn start(dir: &Path, extra: &[&str]) -> (Platform, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
-        .args([
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            "--queue",
-            "log",
-            "--alert-interval",
-            "1h",
-        ])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn platform");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("platform exited before listening")
-            .expect("line");
-        if let Some(rest) = line.strip_prefix("[Ingestion] Server listening on ") {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("address")
-                .parse()
-                .expect("address");
-        }
-    };
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    (Platform(child), addr)
+fn start(dir: &Path, extra: &[&str]) -> (Killed, SocketAddr) {
+    let args: Vec<&str> = ["--queue", "log", "--alert-interval", "1h"]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect();
+    start_platform(&args, dir)
 }
 
 /// One keep-alive request; the status, or None when the connection failed.

@@ -3,84 +3,25 @@
 //! starts (`NATS_URL`); without one the NATS case is skipped locally and
 //! fails in CI.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Platform(Child);
+use support::start_platform;
 
-impl Drop for Platform {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(args: &[&str], data_dir: &std::path::Path) -> (Platform, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
-        .args([
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            "--alert-interval",
-            "1h",
-        ])
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn platform");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("platform exited before listening")
-            .expect("line");
-        if let Some(rest) = line.strip_prefix("[Ingestion] Server listening on ") {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("address")
-                .parse()
-                .expect("address");
-        }
-    };
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    (Platform(child), addr)
-}
-
-fn call(addr: SocketAddr, method: &str, target: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("read");
-    let status = reply
-        .split_whitespace()
-        .nth(1)
-        .expect("status")
-        .parse()
-        .expect("status");
-    let body = reply
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+fn call(addr: std::net::SocketAddr, method: &str, target: &str, body: &str) -> (u16, String) {
+    support::call(addr, method, target, body).expect("the platform answers")
 }
 
 fn round_trip(queue_args: &[&str], expect_name: &str, expect_durability: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_platform, addr) = start(queue_args, dir.path());
+    let args: Vec<&str> = ["--alert-interval", "1h"]
+        .iter()
+        .chain(queue_args)
+        .copied()
+        .collect();
+    let (_platform, addr) = start_platform(&args, dir.path());
     let (status, health) = call(addr, "GET", "/health", "");
     assert_eq!(status, 200);
     let health: serde_json::Value = serde_json::from_str(&health).expect("health json");

@@ -5,36 +5,16 @@
 //! `.ci/run` installs Prometheus, so in CI (`CI` set) a missing binary is a
 //! failure; elsewhere the test says it is skipping and passes.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Killed, start_platform};
 
 fn get(addr: SocketAddr, target: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+    support::call(addr, "GET", target, "")
 }
 
 fn prometheus_binary() -> Option<String> {
@@ -57,31 +37,7 @@ fn prometheus_scrapes_and_remote_writes_into_the_platform() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut platform = Command::new(env!("CARGO_BIN_EXE_platform"))
-        .args(["--port", "0", "--host", "127.0.0.1", "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn platform");
-    let stdout = platform.stdout.take().expect("stdout");
-    let platform = Killed(platform);
-    let mut lines = BufReader::new(stdout).lines();
-    let addr: SocketAddr = loop {
-        let line = lines
-            .next()
-            .expect("platform printed its address")
-            .expect("line");
-        if let Some(rest) = line.strip_prefix("[Ingestion] Server listening on ") {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("address")
-                .parse()
-                .expect("address");
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (platform, addr) = start_platform(&[], dir.path());
 
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
