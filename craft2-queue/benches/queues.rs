@@ -138,6 +138,7 @@ fn push_consume(c: &mut Criterion) {
                 let per_producer = match (*name, batch) {
                     ("log-every-batch", 1) | ("nats", 1) => 200,
                     ("log-every-batch", 100) | ("nats", 100) => 5_000,
+                    ("nats", _) => 10_000,
                     (_, 1) => 20_000,
                     _ => 100_000,
                 };

@@ -666,7 +666,9 @@ fn start_background(inner: &Arc<Inner>) {
                 let Some(inner) = weak.upgrade() else { return };
                 if let FsyncPolicy::Interval(_) = inner.config.fsync {
                     for (p, partition) in inner.partitions.iter().enumerate() {
-                        if let Err(e) = partition.lock().sync() {
+                        // Take the handles under the lock, fsync without it.
+                        let pending = partition.lock().begin_sync();
+                        if let Some(Err(e)) = pending.map(segment::PendingSync::run) {
                             common::say_err!(
                                 "[Log] group commit fsync of partition {p} failed: {e}"
                             );

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use common::Metric;
 
 use super::record;
-use super::segment::{self, Corruption, OpenReport, Segment};
+use super::segment::{self, Corruption, OpenReport, PendingSync, Segment};
 
 /// Segment sizing for a partition.
 #[derive(Debug, Clone, Copy)]
@@ -195,6 +195,12 @@ impl Partition {
             Some(active) => active.sync(),
             None => Ok(()),
         }
+    }
+
+    /// The active segment's fsync, to run after releasing this partition's
+    /// lock (group commit); None when nothing was written since the last.
+    pub fn begin_sync(&mut self) -> Option<PendingSync> {
+        self.segments.last_mut().and_then(Segment::begin_sync)
     }
 
     /// Reads up to `max` records starting at offset `from` (which must be

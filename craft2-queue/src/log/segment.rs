@@ -16,6 +16,7 @@ use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use common::Metric;
@@ -58,8 +59,9 @@ pub struct Segment {
     base: u64,
     log_path: PathBuf,
     index_path: PathBuf,
-    file: File,
-    index_file: File,
+    /// Shared so a group commit can fsync without the partition's lock.
+    file: Arc<File>,
+    index_file: Arc<File>,
     len: u64,
     next_offset: u64,
     index: SparseIndex,
@@ -102,8 +104,8 @@ impl Segment {
             base,
             log_path,
             index_path,
-            file,
-            index_file,
+            file: Arc::new(file),
+            index_file: Arc::new(index_file),
             len: 0,
             next_offset: base,
             index: SparseIndex::new(index_interval),
@@ -154,8 +156,8 @@ impl Segment {
             base,
             log_path,
             index_path,
-            file,
-            index_file,
+            file: Arc::new(file),
+            index_file: Arc::new(index_file),
             len,
             next_offset: base,
             index: SparseIndex::new(index_interval),
@@ -228,7 +230,7 @@ impl Segment {
 
     fn rewrite_index(&mut self) -> io::Result<()> {
         self.index.write_file(&self.index_path)?;
-        self.index_file = OpenOptions::new().append(true).open(&self.index_path)?;
+        self.index_file = Arc::new(OpenOptions::new().append(true).open(&self.index_path)?);
         Ok(())
     }
 
@@ -258,7 +260,7 @@ impl Segment {
         self.modified = SystemTime::now();
         if !new_entries.is_empty() {
             // The index is a hint: a lost entry is rebuilt on open.
-            self.index_file.write_all(&new_entries)?;
+            (&*self.index_file).write_all(&new_entries)?;
         }
         Ok(())
     }
@@ -266,12 +268,25 @@ impl Segment {
     /// Flushes the segment and its index to disk (fsync), if written since
     /// the last sync.
     pub fn sync(&mut self) -> io::Result<()> {
-        if self.unsynced {
-            self.file.sync_data()?;
-            self.index_file.sync_data()?;
-            self.unsynced = false;
+        match self.begin_sync() {
+            Some(pending) => pending.run(),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Hands out what an fsync needs, if anything was written since the
+    /// last one, so the caller can run it after releasing the partition's
+    /// lock: a group commit then never stalls the producers appending
+    /// meanwhile. Bytes appended after this call are left for the next sync.
+    pub fn begin_sync(&mut self) -> Option<PendingSync> {
+        if !self.unsynced {
+            return None;
+        }
+        self.unsynced = false;
+        Some(PendingSync {
+            log: self.file.clone(),
+            index: self.index_file.clone(),
+        })
     }
 
     /// Reads up to `max` records with offsets ≥ `from` into `out`, starting
@@ -464,6 +479,21 @@ impl Segment {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// An fsync to run outside the partition lock (see
+/// [`Segment::begin_sync`]).
+pub struct PendingSync {
+    log: Arc<File>,
+    index: Arc<File>,
+}
+
+impl PendingSync {
+    /// fsyncs the segment, then its index.
+    pub fn run(self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.index.sync_data()
     }
 }
 
