@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +48,9 @@ pub(crate) struct GroupState {
     path: PathBuf,
     /// Per partition: every record below this offset is acknowledged.
     pub committed: Vec<u64>,
+    /// The sum of `committed`, readable without the group lock, so a
+    /// producer can check the group's lag on every push for free.
+    pub committed_sum: Arc<AtomicU64>,
     /// Per partition: where the owner reads next.
     pub fetch: Vec<u64>,
     /// Per partition: the member reading it.
@@ -110,6 +115,7 @@ impl GroupState {
         Ok(GroupState {
             name: name.to_string(),
             path,
+            committed_sum: Arc::new(AtomicU64::new(committed.iter().sum())),
             fetch: committed.clone(),
             committed,
             owner: vec![None; partitions],
@@ -216,6 +222,7 @@ impl GroupState {
         let moved = self.committed[p] - before;
         if moved > 0 {
             self.dirty = true;
+            self.committed_sum.fetch_add(moved, Ordering::AcqRel);
         }
         Some(moved)
     }
@@ -227,6 +234,7 @@ impl GroupState {
         if lost > 0 {
             self.committed[partition] = start;
             self.dirty = true;
+            self.committed_sum.fetch_add(lost, Ordering::AcqRel);
         }
         if self.fetch[partition] < start {
             self.fetch[partition] = start;

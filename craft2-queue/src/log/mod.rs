@@ -239,9 +239,14 @@ pub(crate) struct Inner {
     /// Per partition, the end offset, readable without the partition lock.
     ends: Vec<AtomicU64>,
     groups: Mutex<HashMap<String, GroupState>>,
-    /// Bumped on every append; consumers wait on `arrived` for it to move.
-    appended: Mutex<u64>,
+    /// Consumers wait on `arrived` under this mutex for `appends` to move.
+    appended: Mutex<()>,
     arrived: Condvar,
+    /// Consumers waiting on `arrived`: an append only takes the mutex to
+    /// wake someone when there is someone to wake.
+    waiting: AtomicU64,
+    /// Appends so far (what consumers compare before and after a look).
+    appends: AtomicU64,
     corruptions: Mutex<Vec<Corruption>>,
     stats: LogStats,
     closed: AtomicBool,
@@ -347,8 +352,10 @@ impl Log {
             partitions,
             ends,
             groups: Mutex::new(HashMap::new()),
-            appended: Mutex::new(0),
+            appended: Mutex::new(()),
             arrived: Condvar::new(),
+            waiting: AtomicU64::new(0),
+            appends: AtomicU64::new(0),
             corruptions: Mutex::new(report.corruptions.clone()),
             stats,
             closed: AtomicBool::new(false),
@@ -385,9 +392,14 @@ impl Log {
         let n = inner.config.partitions;
         let sync = inner.config.fsync == FsyncPolicy::EveryBatch;
         let sync_on_roll = inner.config.fsync != FsyncPolicy::Never;
-        if n == 1 {
+        if n == 1 || metrics.len() == 1 {
+            let p = if n == 1 {
+                0
+            } else {
+                self.partition_of(&metrics[0])
+            };
             let refs: Vec<&Metric> = metrics.iter().collect();
-            self.append_to(0, &refs, sync, sync_on_roll)?;
+            self.append_to(p, &refs, sync, sync_on_roll)?;
         } else {
             let mut by_partition: Vec<Vec<&Metric>> = vec![Vec::new(); n as usize];
             for m in metrics {
@@ -399,9 +411,13 @@ impl Log {
                 }
             }
         }
-        let mut appended = inner.appended.lock();
-        *appended = appended.wrapping_add(1);
-        inner.arrived.notify_all();
+        inner.appends.fetch_add(1, Ordering::SeqCst);
+        if inner.waiting.load(Ordering::SeqCst) > 0 {
+            // Under the mutex, so a consumer between its last look and its
+            // wait cannot miss this wake-up.
+            let _guard = inner.appended.lock();
+            inner.arrived.notify_all();
+        }
         Ok(())
     }
 
@@ -493,6 +509,7 @@ impl Log {
             inner: self.inner.clone(),
             group: group.to_string(),
             id,
+            committed_sum: state.committed_sum.clone(),
             cursor: AtomicU64::new(0),
         })
     }
@@ -707,6 +724,7 @@ pub struct GroupMember {
     inner: Arc<Inner>,
     group: String,
     id: u64,
+    committed_sum: Arc<AtomicU64>,
     /// Which assigned partition to try first, so none starves.
     cursor: AtomicU64,
 }
@@ -734,6 +752,18 @@ impl GroupMember {
             .unwrap_or_default()
     }
 
+    /// Records the group has not committed, over all partitions, read
+    /// without any lock (producers check it on every push).
+    pub fn lag(&self) -> u64 {
+        let written: u64 = self
+            .inner
+            .ends
+            .iter()
+            .map(|e| e.load(Ordering::Acquire))
+            .sum();
+        written.saturating_sub(self.committed_sum.load(Ordering::Acquire))
+    }
+
     /// The group's generation (bumped by every join and leave).
     pub fn generation(&self) -> u64 {
         self.with_state(|s| s.generation).unwrap_or(0)
@@ -750,25 +780,26 @@ impl GroupMember {
     /// [`LogError::Io`] when a segment cannot be read.
     pub fn poll(&self, max: usize, wait: Duration) -> Result<Option<Batch>, LogError> {
         let deadline = Instant::now() + wait;
+        let max = max.max(1);
         loop {
-            let seen = *self.inner.appended.lock();
-            if let Some(batch) = self.try_poll(max.max(1))? {
+            let seen = self.inner.appends.load(Ordering::SeqCst);
+            if let Some(batch) = self.try_poll(max)? {
                 return Ok(Some(batch));
             }
-            let mut appended = self.inner.appended.lock();
-            if *appended == seen {
-                if self
-                    .inner
+            let mut guard = self.inner.appended.lock();
+            self.inner.waiting.fetch_add(1, Ordering::SeqCst);
+            let timed_out = if self.inner.appends.load(Ordering::SeqCst) == seen {
+                self.inner
                     .arrived
-                    .wait_until(&mut appended, deadline)
+                    .wait_until(&mut guard, deadline)
                     .timed_out()
-                {
-                    drop(appended);
-                    return self.try_poll(max.max(1));
-                }
-            } else if Instant::now() >= deadline {
-                drop(appended);
-                return self.try_poll(max.max(1));
+            } else {
+                Instant::now() >= deadline
+            };
+            self.inner.waiting.fetch_sub(1, Ordering::SeqCst);
+            drop(guard);
+            if timed_out {
+                return self.try_poll(max);
             }
         }
     }
