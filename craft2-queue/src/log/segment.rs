@@ -513,6 +513,9 @@ impl Window {
     /// The file's bytes from `position` to the end of the window, reading
     /// so that at least `need` bytes (or up to the end of the file) are there.
     fn at(&mut self, file: &File, file_len: u64, position: u64, need: usize) -> io::Result<&[u8]> {
+        if position >= file_len {
+            return Ok(&[]);
+        }
         let end = self.start + self.buf.len() as u64;
         let want_end = (position + need as u64).min(file_len);
         if position < self.start || want_end > end {
