@@ -5,7 +5,8 @@
 //! queue, `compare` starts two servers in turn and applies the same `run` load
 //! to each (plus, on request, loadgen's own null-server as the ceiling),
 //! `null-server` answers everything instantly to measure loadgen's own
-//! ceiling on this machine. `--format` picks the body's wire format (JSON,
+//! ceiling on this machine, `gen` writes the reference dataset (JSONL or
+//! line protocol) that the storage and query chapters measure on. `--format` picks the body's wire format (JSON,
 //! NDJSON, InfluxDB line protocol, Prometheus remote_write) and `--gzip`
 //! compresses it.
 //!
@@ -18,6 +19,9 @@ mod body;
 mod burst;
 mod client;
 mod compare;
+// `gen` is a reserved word in Rust 2024, hence the path attribute.
+#[path = "gen.rs"]
+mod dataset_gen;
 mod generator;
 mod health;
 mod null_server;
@@ -63,6 +67,8 @@ enum Command {
     Compare(CompareArgs),
     /// A do-nothing HTTP server answering 202 to everything: loadgen's ceiling.
     NullServer(NullServerArgs),
+    /// Write the reference dataset (default 1,000 series x 24 h at 10 s) as JSONL or line protocol.
+    Gen(dataset_gen::GenArgs),
 }
 
 /// Options shared by `burst`, `run` and `compare`.
@@ -239,12 +245,18 @@ fn main() -> ExitCode {
 }
 
 fn execute(cli: Cli) -> Result<()> {
+    let command = match cli.command {
+        // Plain file output: no runtime needed.
+        Command::Gen(args) => return dataset_gen::run(&args),
+        other => other,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
     runtime.block_on(async move {
-        match cli.command {
+        match command {
+            Command::Gen(args) => dataset_gen::run(&args),
             Command::Burst(args) => burst_command(args).await,
             Command::Run(args) => run_command(args).await,
             Command::Compare(args) => compare_command(args).await,
@@ -473,6 +485,88 @@ mod tests {
             .expect_err("gzip + remote-write")
             .to_string();
         assert!(error.contains("--gzip"), "{error}");
+    }
+
+    #[test]
+    fn cli_parses_gen_flags() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "gen",
+            "--size",
+            "small",
+            "--seed",
+            "7",
+            "--hosts",
+            "3",
+            "--hours",
+            "2",
+            "--interval",
+            "15s",
+            "--jitter",
+            "200ms",
+            "--format",
+            "lp",
+            "--output",
+            "x.lp",
+        ])
+        .expect("valid flags");
+        let Command::Gen(args) = cli.command else {
+            panic!("expected gen");
+        };
+        let spec = args.spec().expect("valid spec");
+        assert_eq!(
+            (
+                spec.seed,
+                spec.hosts,
+                spec.hours,
+                spec.interval_ms,
+                spec.jitter_ms
+            ),
+            (7, 3, 2, 15_000, 200)
+        );
+        let Command::Gen(args) = Cli::try_parse_from(["loadgen", "gen"])
+            .expect("defaults")
+            .command
+        else {
+            panic!("expected gen");
+        };
+        let spec = args.spec().expect("valid spec");
+        assert_eq!(
+            (spec.series_count(), spec.samples_per_series()),
+            (1_000, 8_640)
+        );
+    }
+
+    #[test]
+    fn bad_gen_values_are_named() {
+        for (flag, value) in [
+            ("--hosts", "0"),
+            ("--hours", "abc"),
+            ("--interval", "0"),
+            ("--format", "csv"),
+            ("--size", "huge"),
+            ("--seed", "-1"),
+        ] {
+            let error = Cli::try_parse_from(["loadgen", "gen", flag, value])
+                .expect_err(flag)
+                .to_string();
+            assert!(error.contains(&format!("'{value}'")), "{flag}: {error}");
+        }
+        for (flag, value) in [
+            ("--jitter", "5s"),
+            ("--interval", "1.5ms"),
+            ("--start-ms", "-5"),
+        ] {
+            let argument = format!("{flag}={value}");
+            let Command::Gen(args) = Cli::try_parse_from(["loadgen", "gen", &argument])
+                .expect("parses")
+                .command
+            else {
+                panic!("expected gen");
+            };
+            let error = args.spec().expect_err(flag).to_string();
+            assert!(error.contains(flag), "{flag}: {error}");
+        }
     }
 
     #[test]

@@ -1,0 +1,23 @@
+//! # craft3-storage — the storage slot, rebuilt as a time-series engine
+//!
+//! phase0 appends one JSON line per sample (60–110 bytes) and reopens the
+//! file for each. Production time-series databases — Gorilla, Prometheus,
+//! VictoriaMetrics — store a sample in one or two bytes and find a series
+//! without scanning. This crate is built the same way, one concept per file:
+//!
+//! - `chunk/` — compressed runs of one series' samples: `bits.rs` (the bit
+//!   stream), `xor.rs` (Gorilla), `integers.rs` + `decimal.rs` (decimal
+//!   mantissas, bit-packed), `mod.rs` (the per-chunk choice);
+//! - `dataset.rs` — the reference dataset every figure is measured on
+//!   (`loadgen gen` writes it out).
+//!
+//! Still to come (issue 5): the WAL, the head, the inverted index, blocks,
+//! compaction, and the `common` storage trait that lets `platform` swap
+//! this engine in for phase0's.
+//! The story, with measurements, is `docs/src/ch03-storage.md`.
+
+pub mod chunk;
+pub mod dataset;
+
+pub use chunk::{Chunk, ChunkError, Encoding, EncodingPolicy, Sample};
+pub use dataset::{Dataset, DatasetError, DatasetSize, DatasetSpec};
