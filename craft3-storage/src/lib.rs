@@ -9,15 +9,26 @@
 //!   stream), `xor.rs` (Gorilla), `integers.rs` + `decimal.rs` (decimal
 //!   mantissas, bit-packed), `mod.rs` (the per-chunk choice);
 //! - `dataset.rs` — the reference dataset every figure is measured on
-//!   (`loadgen gen` writes it out).
+//!   (`loadgen gen` writes it out);
+//! - `index/` — the inverted index: `postings.rs` (sorted series-id lists,
+//!   intersect/union/difference), `mod.rs` (label pair → postings, the
+//!   matchers `=`, `!=`, `=~`, `!~`);
+//! - `head/` — the in-memory head: `series.rs` (the sharded series
+//!   registry), `memseries.rs` (a series' chunks and out-of-order buffer),
+//!   `mod.rs` (the `Head`);
+//! - `store.rs` — `HeadStore`, the head behind `common::MetricStore`.
 //!
-//! Still to come (issue 5): the WAL, the head, the inverted index, blocks,
-//! compaction, and the `common` storage trait that lets `platform` swap
-//! this engine in for phase0's.
+//! Still to come (issue 5): the WAL (until then `HeadStore` is memory
+//! only), blocks, compaction, retention.
 //! The story, with measurements, is `docs/src/ch03-storage.md`.
 
 pub mod chunk;
 pub mod dataset;
+pub mod head;
+pub mod index;
+pub mod store;
 
 pub use chunk::{Chunk, ChunkError, Encoding, EncodingPolicy, Sample};
 pub use dataset::{Dataset, DatasetError, DatasetSize, DatasetSpec};
+pub use head::{Head, HeadConfig, HeadError};
+pub use store::HeadStore;

@@ -1,0 +1,353 @@
+//! One series' samples in the head: sealed chunks, the open Gorilla chunk,
+//! and a small out-of-order buffer — and how they are merged on read.
+//!
+//! The bottleneck it removes: phase0 keeps 60–110 bytes of JSON per sample
+//! and sorts nothing. Here an in-order sample costs a few bits in the open
+//! [`XorChunk`]; every `samples_per_chunk` (120) samples, or when a sample
+//! lies `max_chunk_span_ms` past the open chunk's first, the chunk is cut
+//! and sealed with [`Chunk::encode`] under [`EncodingPolicy::Smallest`]
+//! (decimal when smaller, about a byte per sample). Docs chapter 3, "The
+//! head".
+//!
+//! # Out-of-order and duplicate samples
+//!
+//! A sample is *in order* when it is later than every sample the series has
+//! in its chunks (the open chunk's max time, or the last sealed chunk's when
+//! the open one is empty); it is appended to the open chunk. Anything else —
+//! older, or equal to a stored timestamp — goes into the out-of-order (OOO)
+//! buffer: a `Vec` kept sorted by time, where an equal timestamp *replaces*
+//! the buffered value. When the open chunk is cut, or earlier when the OOO
+//! buffer reaches `ooo_capacity`, the open chunk's samples and the buffer
+//! are merged (buffer wins ties) into one sorted sealed chunk, which may
+//! overlap older sealed chunks in time.
+//!
+//! # Last write wins, exactly
+//!
+//! Every sample in sealed chunk *k* was written after every sample in sealed
+//! chunk *k − 1* (the buffer is drained into each seal), the open chunk's and
+//! the buffer's samples after every sealed one, and a buffered sample after
+//! any open-chunk sample of the same time (it went to the buffer *because*
+//! that time was already stored). So the sources are ranked — sealed chunks
+//! in seal order, then the open chunk, then the buffer — and a read
+//! concatenates what each holds in range, in that rank, then, only when the
+//! result is not already strictly increasing, stable-sorts it by time and
+//! keeps the *last* sample of each timestamp: the latest write.
+
+use crate::chunk::{Chunk, ChunkError, EncodingPolicy, Sample, XorChunk};
+
+/// How a series cuts its chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkPolicy {
+    /// Samples per chunk before it is cut (Prometheus: 120).
+    pub samples_per_chunk: usize,
+    /// Cut when a sample lies this many ms past the open chunk's first, so a
+    /// slow series does not hold one chunk open for days. `None`: count only.
+    pub max_chunk_span_ms: Option<i64>,
+    /// Out-of-order samples buffered before the open chunk is cut early.
+    pub ooo_capacity: usize,
+    /// Encodings a sealed chunk may use.
+    pub encoding: EncodingPolicy,
+}
+
+impl Default for ChunkPolicy {
+    fn default() -> Self {
+        Self {
+            samples_per_chunk: crate::chunk::SAMPLES_PER_CHUNK,
+            max_chunk_span_ms: None,
+            ooo_capacity: 32,
+            encoding: EncodingPolicy::Smallest,
+        }
+    }
+}
+
+/// A sealed chunk with its time range beside it, as a block index keeps it.
+#[derive(Clone, Debug)]
+struct Sealed {
+    min_time: i64,
+    max_time: i64,
+    chunk: Chunk,
+}
+
+/// One series' samples.
+#[derive(Debug, Default)]
+pub struct MemSeries {
+    sealed: Vec<Sealed>,
+    open: XorChunk,
+    /// Sorted by time, timestamps unique.
+    ooo: Vec<Sample>,
+    /// Latest timestamp in `sealed` + `open` (`i64::MIN` when none).
+    max_time: Option<i64>,
+}
+
+impl MemSeries {
+    /// An empty series.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends one sample (any time order, duplicates included).
+    ///
+    /// # Errors
+    /// [`ChunkError::TooManySamples`] only when `policy` allows a chunk of
+    /// more than [`crate::chunk::MAX_SAMPLES_PER_CHUNK`] samples (the head
+    /// validates its policy so that it does not).
+    #[inline]
+    pub fn append(&mut self, sample: Sample, policy: &ChunkPolicy) -> Result<(), ChunkError> {
+        let in_order = self.max_time.is_none_or(|max| sample.timestamp_ms > max);
+        if !in_order {
+            match self
+                .ooo
+                .binary_search_by_key(&sample.timestamp_ms, |s| s.timestamp_ms)
+            {
+                Ok(at) => self.ooo[at] = sample,
+                Err(at) => self.ooo.insert(at, sample),
+            }
+            if self.ooo.len() >= policy.ooo_capacity {
+                self.seal(policy)?;
+            }
+            return Ok(());
+        }
+        if let Some(first) = self.open.min_time() {
+            let span_exceeded = policy
+                .max_chunk_span_ms
+                .is_some_and(|span| sample.timestamp_ms.saturating_sub(first) >= span);
+            if self.open.len() >= policy.samples_per_chunk || span_exceeded {
+                self.seal(policy)?;
+            }
+        }
+        self.open.append(sample.timestamp_ms, sample.value);
+        self.max_time = Some(sample.timestamp_ms);
+        Ok(())
+    }
+
+    /// Cuts the open chunk: merges it with the OOO buffer into one sealed
+    /// chunk. Nothing to do when both are empty.
+    ///
+    /// # Errors
+    /// As [`MemSeries::append`].
+    pub fn seal(&mut self, policy: &ChunkPolicy) -> Result<(), ChunkError> {
+        if self.open.is_empty() && self.ooo.is_empty() {
+            return Ok(());
+        }
+        let open = std::mem::take(&mut self.open);
+        let chunk = if self.ooo.is_empty() {
+            Chunk::seal(open, policy.encoding)?
+        } else {
+            let mut samples: Vec<Sample> = open.iter().collect();
+            samples.append(&mut self.ooo);
+            sort_keep_last(&mut samples);
+            Chunk::encode(&samples, policy.encoding)?
+        };
+        if let (Some(min_time), Some(max_time)) = (chunk.min_time(), chunk.max_time()) {
+            // Sealed chunks are sorted, so max is the last sample's time.
+            self.max_time = Some(self.max_time.map_or(max_time, |m| m.max(max_time)));
+            self.sealed.push(Sealed {
+                min_time,
+                max_time,
+                chunk,
+            });
+        }
+        Ok(())
+    }
+
+    /// Samples in `[start_ms, end_ms]`, strictly increasing in time, the last
+    /// write kept for a repeated timestamp.
+    ///
+    /// # Errors
+    /// [`ChunkError`] when a sealed chunk cannot be decoded.
+    pub fn samples_in(&self, start_ms: i64, end_ms: i64) -> Result<Vec<Sample>, ChunkError> {
+        let in_range = |s: &Sample| start_ms <= s.timestamp_ms && s.timestamp_ms <= end_ms;
+        let mut out = Vec::new();
+        for sealed in &self.sealed {
+            if sealed.max_time < start_ms || sealed.min_time > end_ms {
+                continue;
+            }
+            let mut iter = sealed.chunk.iter();
+            out.extend(
+                iter.by_ref()
+                    .skip_while(|s| s.timestamp_ms < start_ms)
+                    .take_while(|s| s.timestamp_ms <= end_ms),
+            );
+            if let Some(error) = iter.err() {
+                return Err(error.clone());
+            }
+        }
+        if self
+            .open
+            .min_time()
+            .zip(self.open.max_time())
+            .is_some_and(|(min, max)| max >= start_ms && min <= end_ms)
+        {
+            let mut iter = self.open.iter();
+            out.extend(iter.by_ref().filter(in_range));
+            if let Some(error) = iter.err() {
+                return Err(error.clone());
+            }
+        }
+        out.extend(self.ooo.iter().copied().filter(in_range));
+        if !out
+            .windows(2)
+            .all(|w| w[0].timestamp_ms < w[1].timestamp_ms)
+        {
+            sort_keep_last(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// Samples held, counting overwritten duplicates until they are merged.
+    pub fn len(&self) -> usize {
+        self.sealed.iter().map(|s| s.chunk.len()).sum::<usize>() + self.open.len() + self.ooo.len()
+    }
+
+    /// True when the series holds no sample.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sealed chunks held.
+    pub fn sealed_chunks(&self) -> usize {
+        self.sealed.len()
+    }
+
+    /// Bytes of the sealed chunks, headers included.
+    pub fn sealed_bytes(&self) -> usize {
+        self.sealed.iter().map(|s| s.chunk.encoded_len()).sum()
+    }
+}
+
+/// Stable-sorts by time and keeps the last sample of each timestamp.
+fn sort_keep_last(samples: &mut Vec<Sample>) {
+    samples.sort_by_key(|s| s.timestamp_ms);
+    let mut write = 0;
+    for read in 0..samples.len() {
+        if write > 0 && samples[write - 1].timestamp_ms == samples[read].timestamp_ms {
+            samples[write - 1] = samples[read];
+        } else {
+            samples[write] = samples[read];
+            write += 1;
+        }
+    }
+    samples.truncate(write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::Encoding;
+
+    fn all(series: &MemSeries) -> Vec<(i64, f64)> {
+        series
+            .samples_in(i64::MIN, i64::MAX)
+            .expect("decodes")
+            .into_iter()
+            .map(|s| (s.timestamp_ms, s.value))
+            .collect()
+    }
+
+    fn append(series: &mut MemSeries, t: i64, v: f64, policy: &ChunkPolicy) {
+        series.append(Sample::new(t, v), policy).expect("append");
+    }
+
+    #[test]
+    fn cuts_every_120_samples_and_seals_smallest() {
+        let policy = ChunkPolicy::default();
+        let mut series = MemSeries::new();
+        for i in 0..250 {
+            append(&mut series, i * 10, f64::from(i as i32) / 10.0, &policy);
+        }
+        assert_eq!(series.sealed_chunks(), 2);
+        assert!(
+            series
+                .sealed
+                .iter()
+                .all(|s| s.chunk.encoding() == Encoding::Decimal)
+        );
+        assert_eq!(all(&series).len(), 250);
+        assert_eq!(
+            series.samples_in(100, 120).expect("decodes"),
+            vec![
+                Sample::new(100, 1.0),
+                Sample::new(110, 1.1),
+                Sample::new(120, 1.2)
+            ]
+        );
+    }
+
+    #[test]
+    fn cuts_on_a_time_span() {
+        let policy = ChunkPolicy {
+            max_chunk_span_ms: Some(100),
+            ..ChunkPolicy::default()
+        };
+        let mut series = MemSeries::new();
+        for t in [0, 50, 99, 100, 150, 260] {
+            append(&mut series, t, 1.0, &policy);
+        }
+        assert_eq!(series.sealed_chunks(), 2, "cut at 100 and at 260");
+        assert_eq!(all(&series).len(), 6);
+    }
+
+    #[test]
+    fn out_of_order_and_duplicates_resolve_to_the_last_write() {
+        let policy = ChunkPolicy::default();
+        let mut series = MemSeries::new();
+        append(&mut series, 30, 3.0, &policy);
+        append(&mut series, 10, 1.0, &policy);
+        append(&mut series, 30, 33.0, &policy); // duplicate of an open-chunk sample
+        append(&mut series, 20, 2.0, &policy);
+        append(&mut series, 20, 22.0, &policy); // duplicate inside the buffer
+        append(&mut series, 40, 4.0, &policy);
+        assert_eq!(
+            all(&series),
+            vec![(10, 1.0), (20, 22.0), (30, 33.0), (40, 4.0)]
+        );
+        series.seal(&policy).expect("seal");
+        assert_eq!(series.sealed_chunks(), 1);
+        assert_eq!(
+            all(&series),
+            vec![(10, 1.0), (20, 22.0), (30, 33.0), (40, 4.0)]
+        );
+        // A rewrite of sealed data lands in a later chunk and wins there.
+        append(&mut series, 20, 222.0, &policy);
+        append(&mut series, 50, 5.0, &policy);
+        series.seal(&policy).expect("seal");
+        assert_eq!(series.sealed_chunks(), 2);
+        assert_eq!(
+            all(&series),
+            vec![(10, 1.0), (20, 222.0), (30, 33.0), (40, 4.0), (50, 5.0)]
+        );
+        assert_eq!(
+            series.samples_in(20, 20).expect("decodes"),
+            vec![Sample::new(20, 222.0)]
+        );
+    }
+
+    #[test]
+    fn a_full_buffer_cuts_the_chunk_early() {
+        let policy = ChunkPolicy {
+            ooo_capacity: 4,
+            ..ChunkPolicy::default()
+        };
+        let mut series = MemSeries::new();
+        append(&mut series, 1_000, 0.0, &policy);
+        for t in (0..8).rev() {
+            append(&mut series, t, t as f64, &policy);
+        }
+        assert_eq!(series.sealed_chunks(), 2);
+        assert!(series.ooo.is_empty());
+        let times: Vec<i64> = all(&series).into_iter().map(|(t, _)| t).collect();
+        assert_eq!(times, vec![0, 1, 2, 3, 4, 5, 6, 7, 1_000]);
+    }
+
+    #[test]
+    fn sorting_keeps_the_last_of_each_timestamp() {
+        let mut samples = vec![
+            Sample::new(2, 1.0),
+            Sample::new(1, 1.0),
+            Sample::new(2, 2.0),
+            Sample::new(1, 3.0),
+        ];
+        sort_keep_last(&mut samples);
+        assert_eq!(samples, vec![Sample::new(1, 3.0), Sample::new(2, 2.0)]);
+    }
+}
