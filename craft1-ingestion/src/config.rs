@@ -19,9 +19,13 @@ pub struct ServerConfig {
     /// Most samples one request may expand to (413 beyond): bounds the
     /// memory one request can claim, which bytes alone do not.
     pub max_samples_per_request: usize,
-    /// Request line + headers must arrive within this long (408, then close).
+    /// A new connection's first request, and any request's line + headers
+    /// once its first byte arrived, must arrive within this long: the
+    /// blocking steps answer 408 and close; the async server closes (its
+    /// watchdog looks once a second, so up to two seconds late).
     pub header_timeout: Duration,
-    /// A kept-alive connection with no new request for this long is closed.
+    /// A kept-alive connection with no new request (not a byte of one) for
+    /// this long is closed.
     pub idle_timeout: Duration,
     /// Most open connections; further ones are closed at once (503).
     pub max_connections: usize,

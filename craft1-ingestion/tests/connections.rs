@@ -147,89 +147,109 @@ fn connections_beyond_the_limit_are_refused() {
 
 #[test]
 fn shutdown_under_load_stores_every_accepted_metric() {
-    for step in ALL_STEPS {
-        let mut running = Running::start(step, ServerConfig::default());
-        let addr = running.addr;
-        let stop = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let clients: Vec<_> = (0..4)
-            .map(|client| {
-                let (stop, accepted) = (stop.clone(), accepted.clone());
-                std::thread::spawn(move || {
-                    let Ok(mut stream) = TcpStream::connect(addr) else { return };
-                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                    let mut i: i64 = 0;
-                    while !stop.load(Ordering::Relaxed) && i < 20_000 {
-                        // Ten metrics a request, each with its own timestamp so
-                        // none collapses into another (last write wins).
-                        let batch: Vec<String> = (0..10)
-                            .map(|k| {
-                                format!(
-                                    r#"{{"name":"drain","value":{k},"timestamp":{},"labels":{{"client":"c{client}"}}}}"#,
-                                    1_000_000 + i * 10 + k
-                                )
-                            })
-                            .collect();
-                        let body = format!("[{}]", batch.join(","));
-                        i += 1;
-                        if write!(stream, "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}", body.len()).is_err() {
-                            return;
-                        }
-                        let mut head = Vec::new();
-                        let mut byte = [0u8; 1];
-                        while !head.ends_with(b"\r\n\r\n") {
-                            match stream.read(&mut byte) {
-                                Ok(1) => head.push(byte[0]),
-                                _ => return,
-                            }
-                        }
-                        let head = String::from_utf8_lossy(&head).to_string();
-                        let length: usize = head
-                            .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-                            .unwrap_or(0);
-                        let mut body = vec![0u8; length];
-                        if stream.read_exact(&mut body).is_err() {
-                            return;
-                        }
-                        if head.starts_with("HTTP/1.1 202") {
-                            accepted.fetch_add(10, Ordering::SeqCst);
-                        }
-                        if head.to_ascii_lowercase().contains("connection: close") {
-                            return;
+    // The three steps are independent servers on their own ports and
+    // directories, so they run side by side: one step's time, not three.
+    // Each waits with its own deadlines; a failure in any of them fails
+    // the test with that step's message.
+    std::thread::scope(|scope| {
+        let steps: Vec<_> = ALL_STEPS
+            .into_iter()
+            .map(|step| (step, scope.spawn(move || shutdown_under_load(step))))
+            .collect();
+        for (step, handle) in steps {
+            if let Err(panic) = handle.join() {
+                eprintln!("{step:?} failed");
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
+/// One step of [`shutdown_under_load_stores_every_accepted_metric`]: four
+/// clients send batches until 2,000 metrics are accepted (20 s at most),
+/// then the server stops; every metric that got a 202 must be stored.
+fn shutdown_under_load(step: Step) {
+    let mut running = Running::start(step, ServerConfig::default());
+    let addr = running.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (stop, accepted) = (stop.clone(), accepted.clone());
+            std::thread::spawn(move || {
+                let Ok(mut stream) = TcpStream::connect(addr) else { return };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut i: i64 = 0;
+                while !stop.load(Ordering::Relaxed) && i < 20_000 {
+                    // Ten metrics a request, each with its own timestamp so
+                    // none collapses into another (last write wins).
+                    let batch: Vec<String> = (0..10)
+                        .map(|k| {
+                            format!(
+                                r#"{{"name":"drain","value":{k},"timestamp":{},"labels":{{"client":"c{client}"}}}}"#,
+                                1_000_000 + i * 10 + k
+                            )
+                        })
+                        .collect();
+                    let body = format!("[{}]", batch.join(","));
+                    i += 1;
+                    if write!(stream, "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}", body.len()).is_err() {
+                        return;
+                    }
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match stream.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
                         }
                     }
-                })
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; length];
+                    if stream.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if head.starts_with("HTTP/1.1 202") {
+                        accepted.fetch_add(10, Ordering::SeqCst);
+                    }
+                    if head.to_ascii_lowercase().contains("connection: close") {
+                        return;
+                    }
+                }
             })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while accepted.load(Ordering::SeqCst) < 2_000 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let report = running.stop();
-        stop.store(true, Ordering::Relaxed);
-        for client in clients {
-            client.join().expect("client");
-        }
-        assert_eq!(report.left_in_queue, 0);
-        let stored: usize = running
-            .store
-            .select(
-                &[common::LabelMatcher::metric_name("drain")],
-                common::TimeRange::ALL,
-            )
-            .expect("select")
-            .iter()
-            .map(|s| s.samples.len())
-            .sum();
-        let accepted = accepted.load(Ordering::SeqCst);
-        assert!(
-            accepted >= 2_000,
-            "{step:?}: load was running when stopped ({accepted})"
-        );
-        assert_eq!(
-            stored, accepted,
-            "{step:?}: every 202 stored after shutdown"
-        );
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while accepted.load(Ordering::SeqCst) < 2_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
+    let report = running.stop();
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().expect("client");
+    }
+    assert_eq!(report.left_in_queue, 0);
+    let stored: usize = running
+        .store
+        .select(
+            &[common::LabelMatcher::metric_name("drain")],
+            common::TimeRange::ALL,
+        )
+        .expect("select")
+        .iter()
+        .map(|s| s.samples.len())
+        .sum();
+    let accepted = accepted.load(Ordering::SeqCst);
+    assert!(
+        accepted >= 2_000,
+        "{step:?}: load was running when stopped ({accepted})"
+    );
+    assert_eq!(
+        stored, accepted,
+        "{step:?}: every 202 stored after shutdown"
+    );
 }

@@ -32,7 +32,9 @@
 
 pub mod gzip;
 pub mod json;
+mod json_object;
 pub mod line_protocol;
+mod number;
 pub mod remote_write;
 
 use std::fmt;
