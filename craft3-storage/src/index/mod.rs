@@ -143,16 +143,7 @@ impl Index {
         if matcher.op == MatchOp::Equal {
             return self.postings(&matcher.name, &matcher.value).to_vec();
         }
-        let Some(values) = self.labels.get(&matcher.name) else {
-            return Vec::new();
-        };
-        postings::union_all(
-            values
-                .iter()
-                .filter(|(value, _)| matcher.matches_value(value))
-                .map(|(_, list)| list.clone())
-                .collect(),
-        )
+        self.union_where(&matcher.name, |value| matcher.matches_value(value))
     }
 
     /// Union of the postings of the values `matcher` rejects (for a matcher
@@ -161,13 +152,18 @@ impl Index {
         if matcher.op == MatchOp::NotEqual {
             return self.postings(&matcher.name, &matcher.value).to_vec();
         }
-        let Some(values) = self.labels.get(&matcher.name) else {
+        self.union_where(&matcher.name, |value| !matcher.matches_value(value))
+    }
+
+    /// Union of the postings of label `name`'s values that `keep` accepts.
+    fn union_where(&self, name: &str, keep: impl Fn(&str) -> bool) -> Vec<SeriesId> {
+        let Some(values) = self.labels.get(name) else {
             return Vec::new();
         };
         postings::union_all(
             values
                 .iter()
-                .filter(|(value, _)| !matcher.matches_value(value))
+                .filter(|(value, _)| keep(value))
                 .map(|(_, list)| list.clone())
                 .collect(),
         )
