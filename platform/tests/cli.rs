@@ -1,10 +1,14 @@
 //! The composer's command line: every slot's choices are listed, bad values
 //! are named, and every ingestion choice serves the seed's write.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
 use std::time::Duration;
+
+use support::start_platform_with_output;
 
 #[test]
 fn help_lists_every_slot_and_choice() {
@@ -53,32 +57,8 @@ fn bad_values_are_named() {
 fn every_ingestion_choice_serves_the_seed_write_and_exits_cleanly() {
     for ingestion in ["phase0", "threads", "pool", "craft1"] {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
-            .args([
-                "--port",
-                "0",
-                "--host",
-                "127.0.0.1",
-                "--ingestion",
-                ingestion,
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let addr: SocketAddr = loop {
-            let line = lines.next().expect("address line").expect("line");
-            if let Some(rest) = line.strip_prefix("[Ingestion] Server listening on ") {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .expect("address")
-                    .parse()
-                    .expect("address");
-            }
-        };
+        let (mut child, addr, output) =
+            start_platform_with_output(&["--ingestion", ingestion], dir.path());
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -98,12 +78,12 @@ fn every_ingestion_choice_serves_the_seed_write_and_exits_cleanly() {
             "{ingestion}: {reply}"
         );
         let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &child.0.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
-        let rest: Vec<String> = lines.map_while(Result::ok).collect();
-        let exit = child.wait().expect("wait");
+        let exit = child.0.wait().expect("wait");
+        let rest: Vec<String> = output.iter().collect();
         assert!(exit.success(), "{ingestion}: exit {exit:?}");
         assert!(
             rest.iter()

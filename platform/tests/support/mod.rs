@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// A child process killed when dropped, so no server outlives its test.
@@ -23,6 +24,15 @@ impl Drop for Killed {
 /// returns it with the address it printed. Its stdout is drained by a
 /// thread so it never blocks on a full pipe.
 pub fn start_platform(args: &[&str], data_dir: &Path) -> (Killed, SocketAddr) {
+    let (child, addr, _output) = start_platform_with_output(args, data_dir);
+    (child, addr)
+}
+
+/// As [`start_platform`], also handing over every later stdout line.
+pub fn start_platform_with_output(
+    args: &[&str],
+    data_dir: &Path,
+) -> (Killed, SocketAddr, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
         .args(["--port", "0", "--host", "127.0.0.1"])
         .args(args)
@@ -48,8 +58,14 @@ pub fn start_platform(args: &[&str], data_dir: &Path) -> (Killed, SocketAddr) {
                 .expect("address");
         }
     };
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    (child, addr)
+    let (sender, output) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            // Keep draining even when nobody listens any more.
+            let _ = sender.send(line);
+        }
+    });
+    (child, addr, output)
 }
 
 /// One request on its own connection (`Connection: close`); the status and
