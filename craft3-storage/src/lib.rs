@@ -22,12 +22,16 @@
 //! only), blocks, compaction, retention.
 //! The story, with measurements, is `docs/src/ch03-storage.md`.
 
+pub mod block;
 pub mod chunk;
 pub mod dataset;
+pub mod db;
 pub mod head;
 pub mod index;
 pub mod store;
+pub mod wal;
 
+pub use block::{Block, BlockError, BlockMeta, compact, write_block};
 pub use chunk::{Chunk, ChunkError, Encoding, EncodingPolicy, Sample};
 pub use dataset::{Dataset, DatasetError, DatasetSize, DatasetSpec};
 pub use head::{Head, HeadConfig, HeadError};

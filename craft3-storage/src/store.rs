@@ -1,18 +1,23 @@
-//! `HeadStore`: the head behind `common::MetricStore`, so `platform` and the
-//! conformance suite can swap craft 3 in for phase0's JSONL file.
+//! The craft 3 engine behind `common::MetricStore`, so `platform` and the
+//! conformance suite can swap it in for phase0's JSONL file: [`Db`] (WAL,
+//! head, blocks — what `platform --storage craft3` runs) and [`HeadStore`]
+//! (the head alone, in memory: the append benchmarks' subject).
 //!
-//! The bottleneck it removes: phase0's store opens a file per sample and
-//! scans the whole file per `select`; this one appends into the in-memory
-//! head and answers from the inverted index (docs chapter 3).
+//! The bottleneck they remove: phase0's store opens a file per sample and
+//! scans the whole file per `select`; these append into the in-memory head
+//! and answer from the inverted index, and `Db` reads only the blocks whose
+//! time range a query overlaps (docs chapter 3).
 //!
-//! Memory only, for now: [`MetricStore::flush`] is a no-op that returns
-//! `Ok`, and nothing survives a restart — the WAL (then blocks) is the next
-//! increment of issue 5, and until it lands this store does not pass the
-//! suite's "data survives reopen" check, which its tests leave out.
+//! `HeadStore` keeps nothing across a restart ([`MetricStore::flush`] is a
+//! no-op), so its tests leave out the suite's "data survives reopen";
+//! `Db` passes the whole suite.
 
 use common::{LabelMatcher, Metric, MetricStore, Series, StorageError, TimeRange};
 
-use crate::head::{Head, HeadConfig, HeadError};
+use crate::block::BlockError;
+use crate::db::{Db, DbError};
+use crate::head::{Head, HeadConfig, HeadError, SeriesSamples};
+use crate::wal::WalError;
 
 /// The craft 3 store: an in-memory head ([`Default`]: [`HeadConfig::default`]).
 #[derive(Debug, Default)]
@@ -51,6 +56,92 @@ impl From<HeadError> for StorageError {
     }
 }
 
+fn to_series(found: Vec<SeriesSamples>) -> Vec<Series> {
+    found
+        .into_iter()
+        .map(|series| Series {
+            name: series.name,
+            labels: series.labels,
+            samples: series
+                .samples
+                .into_iter()
+                .map(|s| common::Sample {
+                    timestamp_ms: s.timestamp_ms,
+                    value: s.value,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+impl From<DbError> for StorageError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Head(head) => head.into(),
+            DbError::Refused { .. } | DbError::Config(_) => StorageError::Limit(error.to_string()),
+            DbError::Wal(WalError::Io { path, source })
+            | DbError::Block(BlockError::Io { path, source })
+            | DbError::Io { path, source } => StorageError::Io { path, source },
+            DbError::Wal(WalError::TooLarge(_)) => StorageError::Limit(error.to_string()),
+            DbError::Block(BlockError::Corrupt { path, message }) => {
+                StorageError::Corrupt { path, message }
+            }
+            DbError::Block(other) => StorageError::Corrupt {
+                path: "block".into(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl MetricStore for Db {
+    fn append(&self, metrics: &[Metric]) -> Result<(), StorageError> {
+        Ok(Db::append(self, metrics)?)
+    }
+
+    fn select(
+        &self,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Result<Vec<Series>, StorageError> {
+        Ok(to_series(Db::select(self, matchers, range)?))
+    }
+
+    fn label_names(&self) -> Result<Vec<String>, StorageError> {
+        Ok(Db::label_names(self))
+    }
+
+    fn label_values(&self, name: &str) -> Result<Vec<String>, StorageError> {
+        Ok(Db::label_values(self, name))
+    }
+
+    /// Fsyncs the WAL: everything appended so far survives power loss.
+    fn flush(&self) -> Result<(), StorageError> {
+        Ok(Db::flush(self)?)
+    }
+
+    fn name(&self) -> &'static str {
+        "craft3"
+    }
+
+    fn describe(&self) -> String {
+        let config = self.config();
+        let stats = self.stats();
+        format!(
+            "craft3 engine in {} (WAL fsync {:?}, {} h blocks, {} blocks and {} head series at open, {} series max, retention {})",
+            self.dir().display(),
+            config.wal.fsync,
+            config.block_range_ms / 3_600_000,
+            stats.blocks,
+            stats.head_series,
+            config.head.series_limit,
+            config
+                .retention_ms
+                .map_or_else(|| "forever".to_string(), |ms| format!("{} h", ms / 3_600_000)),
+        )
+    }
+}
+
 impl MetricStore for HeadStore {
     fn append(&self, metrics: &[Metric]) -> Result<(), StorageError> {
         Ok(self.head.append_batch(metrics)?)
@@ -61,23 +152,7 @@ impl MetricStore for HeadStore {
         matchers: &[LabelMatcher],
         range: TimeRange,
     ) -> Result<Vec<Series>, StorageError> {
-        Ok(self
-            .head
-            .select(matchers, range)?
-            .into_iter()
-            .map(|series| Series {
-                name: series.name,
-                labels: series.labels,
-                samples: series
-                    .samples
-                    .into_iter()
-                    .map(|s| common::Sample {
-                        timestamp_ms: s.timestamp_ms,
-                        value: s.value,
-                    })
-                    .collect(),
-            })
-            .collect())
+        Ok(to_series(self.head.select(matchers, range)?))
     }
 
     fn label_names(&self) -> Result<Vec<String>, StorageError> {

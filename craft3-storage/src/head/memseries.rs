@@ -194,6 +194,59 @@ impl MemSeries {
         Ok(out)
     }
 
+    /// The earliest and latest timestamps held, or `None` when empty.
+    pub fn time_bounds(&self) -> Option<(i64, i64)> {
+        let mut bounds: Option<(i64, i64)> = None;
+        let mut widen = |min: i64, max: i64| {
+            bounds = Some(bounds.map_or((min, max), |(lo, hi)| (lo.min(min), hi.max(max))));
+        };
+        for sealed in &self.sealed {
+            widen(sealed.min_time, sealed.max_time);
+        }
+        if let (Some(min), Some(max)) = (self.open.min_time(), self.open.max_time()) {
+            widen(min, max);
+        }
+        if let (Some(first), Some(last)) = (self.ooo.first(), self.ooo.last()) {
+            widen(first.timestamp_ms, last.timestamp_ms);
+        }
+        bounds
+    }
+
+    /// Drops every sample before `cut` (they have been persisted into a
+    /// block). Chunks wholly at or after `cut` are kept as they are; when
+    /// one straddles it, the series is rebuilt from its remaining samples.
+    ///
+    /// # Errors
+    /// [`ChunkError`] when a chunk cannot be decoded (nothing is dropped).
+    pub fn drop_before(&mut self, cut: i64, policy: &ChunkPolicy) -> Result<(), ChunkError> {
+        let Some((min, _)) = self.time_bounds() else {
+            return Ok(());
+        };
+        if min >= cut {
+            return Ok(());
+        }
+        let straddles = self
+            .sealed
+            .iter()
+            .any(|s| s.min_time < cut && s.max_time >= cut)
+            || self.open.min_time().is_some_and(|t| t < cut)
+            || self.ooo.iter().any(|s| s.timestamp_ms < cut);
+        if !straddles {
+            self.sealed.retain(|s| s.min_time >= cut);
+            return Ok(());
+        }
+        let keep = self.samples_in(cut, i64::MAX)?;
+        let max_time = self.max_time;
+        *self = MemSeries::new();
+        for sample in keep {
+            self.append(sample, policy)?;
+        }
+        // Keep "in order" meaning "after everything ever stored", so a late
+        // rewrite of a dropped time still goes through the buffer.
+        self.max_time = max_time.max(self.max_time);
+        Ok(())
+    }
+
     /// Samples held, counting overwritten duplicates until they are merged.
     pub fn len(&self) -> usize {
         self.sealed.iter().map(|s| s.chunk.len()).sum::<usize>() + self.open.len() + self.ooo.len()
@@ -216,7 +269,7 @@ impl MemSeries {
 }
 
 /// Stable-sorts by time and keeps the last sample of each timestamp.
-fn sort_keep_last(samples: &mut Vec<Sample>) {
+pub(crate) fn sort_keep_last(samples: &mut Vec<Sample>) {
     samples.sort_by_key(|s| s.timestamp_ms);
     let mut write = 0;
     for read in 0..samples.len() {
@@ -337,6 +390,28 @@ mod tests {
         assert!(series.ooo.is_empty());
         let times: Vec<i64> = all(&series).into_iter().map(|(t, _)| t).collect();
         assert_eq!(times, vec![0, 1, 2, 3, 4, 5, 6, 7, 1_000]);
+    }
+
+    #[test]
+    fn dropping_before_a_cut_keeps_the_rest_and_the_bounds() {
+        let policy = ChunkPolicy::default();
+        let mut series = MemSeries::new();
+        assert_eq!(series.time_bounds(), None);
+        for i in 0..300 {
+            append(&mut series, i * 10, i as f64, &policy);
+        }
+        append(&mut series, 5, -5.0, &policy);
+        assert_eq!(series.time_bounds(), Some((0, 2_990)));
+        series.drop_before(1_200, &policy).expect("drop");
+        let kept = all(&series);
+        assert_eq!(kept.len(), 180);
+        assert_eq!(kept[0], (1_200, 120.0));
+        assert_eq!(series.time_bounds(), Some((1_200, 2_990)));
+        // A late write to a dropped time is out of order, not appended.
+        append(&mut series, 100, 1.0, &policy);
+        assert_eq!(all(&series)[0], (100, 1.0));
+        series.drop_before(0, &policy).expect("nothing to drop");
+        assert_eq!(all(&series).len(), 181);
     }
 
     #[test]

@@ -19,8 +19,9 @@
 //!
 //! Out-of-order samples and "last write wins": see `memseries.rs`.
 //!
-//! Memory only for now: the WAL that makes the head survive a crash, and
-//! blocks persisted from it, are the next increments of issue 5.
+//! Durability is not the head's job: `crate::db::Db` writes every batch to
+//! the WAL (`crate::wal`) before appending it here, replays the WAL into a
+//! fresh head on start, and cuts the head into blocks (`crate::block`).
 
 pub mod memseries;
 pub mod series;
@@ -213,6 +214,37 @@ impl Head {
         })
     }
 
+    /// Appends samples to series named by id (as [`SeriesEntry::id`]);
+    /// runs of one series take its lock once. Unknown ids are skipped (the
+    /// caller resolved them through this head, so there are none).
+    ///
+    /// # Errors
+    /// As [`Head::append_to`].
+    pub fn append_ids(
+        &self,
+        samples: impl IntoIterator<Item = (u64, Sample)>,
+    ) -> Result<(), HeadError> {
+        let catalog = self.registry.catalog();
+        let policy = &self.config.chunks;
+        let mut current: Option<(u64, parking_lot::MutexGuard<'_, MemSeries>, &SeriesEntry)> =
+            None;
+        for (id, sample) in samples {
+            if current.as_ref().is_none_or(|(at, _, _)| *at != id) {
+                current = None;
+                let Some(entry) = usize::try_from(id).ok().and_then(|i| catalog.series.get(i))
+                else {
+                    continue;
+                };
+                current = Some((id, entry.data.lock(), entry));
+            }
+            if let Some((_, data, entry)) = current.as_mut() {
+                data.append(sample, policy)
+                    .map_err(|source| chunk_error(entry, source))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Appends one metric.
     ///
     /// # Errors
@@ -268,6 +300,73 @@ impl Head {
         Ok(out)
     }
 
+    /// Every series, in id order (a snapshot of the list: series created
+    /// meanwhile are not visited).
+    pub fn all_series(&self) -> Vec<Arc<SeriesEntry>> {
+        self.registry.catalog().series.clone()
+    }
+
+    /// The earliest and latest timestamps in the head, `None` when empty.
+    pub fn time_bounds(&self) -> Option<(i64, i64)> {
+        self.all_series()
+            .iter()
+            .filter_map(|entry| entry.data.lock().time_bounds())
+            .reduce(|(lo, hi), (min, max)| (lo.min(min), hi.max(max)))
+    }
+
+    /// Every series' samples before `cut`, ordered by (name, labels): what
+    /// a block persisted from the head holds.
+    ///
+    /// # Errors
+    /// [`HeadError::Chunk`] when a chunk cannot be decoded.
+    pub fn samples_before(&self, cut: i64) -> Result<Vec<SeriesSamples>, HeadError> {
+        let mut out = Vec::new();
+        for entry in self.all_series() {
+            let samples = entry
+                .data
+                .lock()
+                .samples_in(i64::MIN, cut.saturating_sub(1))
+                .map_err(|source| chunk_error(&entry, source))?;
+            if !samples.is_empty() {
+                out.push(SeriesSamples {
+                    name: entry.name.clone(),
+                    labels: entry.labels.clone(),
+                    samples,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        Ok(out)
+    }
+
+    /// Drops every sample before `cut` from every series (after they were
+    /// persisted). Series stay registered, empty or not.
+    ///
+    /// # Errors
+    /// [`HeadError::Chunk`] when a chunk cannot be decoded.
+    pub fn drop_before(&self, cut: i64) -> Result<(), HeadError> {
+        for entry in self.all_series() {
+            entry
+                .data
+                .lock()
+                .drop_before(cut, &self.config.chunks)
+                .map_err(|source| chunk_error(&entry, source))?;
+        }
+        Ok(())
+    }
+
+    /// Resolves a batch to series (creating new ones) and calls `f` for
+    /// every metric whose series exists or could be created, each series'
+    /// metrics in batch order. Metrics refused by the series limit are
+    /// skipped, not fatal; the first refusal and their count come back.
+    pub fn resolve_batch(
+        &self,
+        metrics: &[Metric],
+        f: impl FnMut(&Metric, &SeriesEntry),
+    ) -> Option<(HeadError, usize)> {
+        self.registry.for_each_admitted(metrics, f)
+    }
+
     /// Label names in use, sorted, `__name__` included once a series exists.
     pub fn label_names(&self) -> Vec<String> {
         self.registry.catalog().index.label_names()
@@ -287,6 +386,13 @@ impl Head {
     pub fn sample_count(&self) -> usize {
         let series: Vec<_> = self.registry.catalog().series.clone();
         series.iter().map(|entry| entry.data.lock().len()).sum()
+    }
+}
+
+fn chunk_error(entry: &SeriesEntry, source: ChunkError) -> HeadError {
+    HeadError::Chunk {
+        series: format!("{}{}", entry.name, entry.labels),
+        source,
     }
 }
 

@@ -165,6 +165,16 @@ impl SeriesRegistry {
         metrics: &[Metric],
         mut f: impl FnMut(&Metric, &SeriesEntry) -> Result<(), HeadError>,
     ) -> Result<(), HeadError> {
+        self.walk_batch(metrics, |metric, entry| f(metric, entry?))
+    }
+
+    /// The shared walk: `f` gets each metric with its series, or the
+    /// refusal to create it.
+    fn walk_batch(
+        &self,
+        metrics: &[Metric],
+        mut f: impl FnMut(&Metric, Result<&SeriesEntry, HeadError>) -> Result<(), HeadError>,
+    ) -> Result<(), HeadError> {
         let hashes: Vec<u64> = metrics
             .iter()
             .map(|m| self.key_hash(&m.name, &m.labels))
@@ -193,16 +203,41 @@ impl SeriesRegistry {
             for &position in positions {
                 let (metric, hash) = (&metrics[position], hashes[position]);
                 if let Some(entry) = find(&map, hash, &metric.name, &metric.labels) {
-                    f(metric, entry)?;
+                    f(metric, Ok(entry))?;
                     continue;
                 }
                 drop(map);
-                let entry = self.create(shard, hash, &metric.name, &metric.labels)?;
-                f(metric, &entry)?;
+                match self.create(shard, hash, &metric.name, &metric.labels) {
+                    Ok(entry) => f(metric, Ok(&entry))?,
+                    Err(error) => f(metric, Err(error))?,
+                }
                 map = shard.read();
             }
         }
         Ok(())
+    }
+
+    /// Like [`SeriesRegistry::for_each_in_batch`], but a metric whose new
+    /// series the limit refuses is skipped instead of ending the walk; the
+    /// first refusal and the number of refused metrics are returned.
+    pub fn for_each_admitted(
+        &self,
+        metrics: &[Metric],
+        mut f: impl FnMut(&Metric, &SeriesEntry),
+    ) -> Option<(HeadError, usize)> {
+        let mut refused: Option<(HeadError, usize)> = None;
+        let result = self.walk_batch(metrics, |metric, entry| {
+            match entry {
+                Ok(entry) => f(metric, entry),
+                Err(error) => match &mut refused {
+                    Some((_, count)) => *count += 1,
+                    None => refused = Some((error, 1)),
+                },
+            }
+            Ok(())
+        });
+        debug_assert!(result.is_ok(), "the callback never fails");
+        refused
     }
 
     /// The series `name` + `labels`, created when new.

@@ -1,0 +1,1003 @@
+//! `Db`: the whole engine — WAL, head, blocks — and the life cycle that
+//! moves data between them: append (WAL, then head), persist (head →
+//! block, then a WAL checkpoint), compaction (small blocks → larger ones),
+//! retention (old blocks deleted), and replay on start.
+//!
+//! The bottleneck it removes: phase0 keeps every sample forever in one
+//! JSON file that each query re-reads. Here recent data is in memory,
+//! older data in immutable, indexed, compressed blocks a query opens only
+//! when their time range overlaps; and the durable copy of recent data is
+//! an append-only log instead of a file reopened per sample. Docs chapter
+//! 3, "Blocks, compaction, retention".
+//!
+//! ```text
+//! <dir>/wal/      segments + checkpoint        (crate::wal)
+//! <dir>/blocks/<id>/{chunks,index,meta.json}   (crate::block)
+//! ```
+//!
+//! # Ordering, and why nothing is lost or seen twice
+//!
+//! - **Append** holds the WAL mutex while it resolves the batch's series,
+//!   writes one WAL record (plus definitions of series the WAL has not
+//!   seen), and applies the samples to the head: the WAL's order is the
+//!   head's order, so replay reproduces "last write wins" exactly.
+//! - **Persist** (when the head spans 1.5 × `block_range_ms`, as
+//!   Prometheus does), under the WAL mutex so no append interleaves:
+//!   copies the samples before the cut (the end of the block range holding
+//!   the head's oldest sample) into a *pending* in-memory block that
+//!   readers already see, then drops them from the head, then rolls the WAL.
+//!   Without the mutex: writes the block (temp dir, fsync, rename, fsync),
+//!   swaps it in for the pending one, and writes a checkpoint of what the
+//!   head holds, which deletes the older segments. A crash before the
+//!   checkpoint replays samples the block also has — same values, merged.
+//! - **Readers** read the head first, then one snapshot of (blocks,
+//!   pending): a sample leaves the head only after it is in the snapshot
+//!   readers will take, so a reader never misses it between the two.
+//! - **Newest wins**: for the same series and timestamp the head beats
+//!   the pending block, which beats blocks; among blocks the higher
+//!   `sequence` wins. Compaction merges every overlapping block at once
+//!   and keeps the highest sequence, so the ranking survives it.
+//! - **Compaction** writes the merged block (atomically), swaps it in for
+//!   its inputs in one step, then deletes the inputs (renamed to
+//!   `*.deleted` first). On start, `*.tmp` and `*.deleted` directories are
+//!   removed, and so is a block whose sources another, higher-level block
+//!   already holds (a crash between the swap and the deletion).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{LabelMatcher, Labels, Metric, TimeRange};
+use parking_lot::{Condvar, Mutex, RwLock};
+use thiserror::Error;
+
+use crate::block::{self, Block, BlockError, BlockMeta};
+use crate::chunk::Sample;
+use crate::head::memseries::sort_keep_last;
+use crate::head::{Head, HeadConfig, HeadError, SeriesEntry, SeriesSamples};
+use crate::wal::{
+    self, ReplayStats, Wal, WalConfig, WalError, WalFsync, WalRecord, WalSample, encode_samples,
+    encode_series,
+};
+
+/// Two hours, Prometheus' block range.
+pub const DEFAULT_BLOCK_RANGE_MS: i64 = 2 * 3_600_000;
+
+/// Why the engine failed.
+#[derive(Debug, Error)]
+pub enum DbError {
+    /// The WAL failed.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// A block could not be written or read.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// The head refused (series limit) or could not decode a chunk.
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    /// Some samples of a batch were refused by the series limit; the rest
+    /// were stored.
+    #[error("{refused} samples refused: {source}")]
+    Refused {
+        /// The first refusal.
+        source: HeadError,
+        /// Samples refused.
+        refused: usize,
+    },
+    /// A directory could not be read or changed.
+    #[error("storage I/O error on {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration cannot work.
+    #[error("invalid storage configuration: {0}")]
+    Config(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DbError + '_ {
+    move |source| DbError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// How the engine is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DbConfig {
+    /// The head: series limit, chunk cutting.
+    pub head: HeadConfig,
+    /// The WAL: segment size, fsync policy.
+    pub wal: WalConfig,
+    /// Time range of a block cut from the head.
+    pub block_range_ms: i64,
+    /// Ranges compaction builds, each a multiple of `block_range_ms`, in
+    /// increasing order (default ×3 and ×9: 6 h and 18 h).
+    pub compaction_ranges_ms: Vec<i64>,
+    /// Blocks whose newest sample is older than this, counted back from
+    /// the newest sample stored, are deleted. `None`: keep forever.
+    pub retention_ms: Option<i64>,
+    /// How often the background thread persists, compacts and applies
+    /// retention. `None`: no thread; the owner calls [`Db::maintain`]
+    /// (tests do, for determinism).
+    pub maintenance_interval: Option<Duration>,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        Self {
+            head: HeadConfig::default(),
+            wal: WalConfig::default(),
+            block_range_ms: DEFAULT_BLOCK_RANGE_MS,
+            compaction_ranges_ms: vec![3 * DEFAULT_BLOCK_RANGE_MS, 9 * DEFAULT_BLOCK_RANGE_MS],
+            retention_ms: None,
+            maintenance_interval: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl DbConfig {
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// [`DbError::Config`] naming the bad value.
+    pub fn validate(&self) -> Result<(), DbError> {
+        self.head.validate()?;
+        if self.block_range_ms <= 0 {
+            return Err(DbError::Config(format!(
+                "block range must be positive, got {} ms",
+                self.block_range_ms
+            )));
+        }
+        let mut previous = self.block_range_ms;
+        for &range in &self.compaction_ranges_ms {
+            if range <= previous || range % self.block_range_ms != 0 {
+                return Err(DbError::Config(format!(
+                    "compaction range {range} ms must be a multiple of the block range ({} ms) and larger than the range before it",
+                    self.block_range_ms
+                )));
+            }
+            previous = range;
+        }
+        if self.retention_ms.is_some_and(|r| r <= 0) {
+            return Err(DbError::Config("retention must be positive".into()));
+        }
+        if self.wal.segment_bytes == 0 {
+            return Err(DbError::Config("WAL segment size must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A block cut from the head, not yet on disk.
+#[derive(Debug)]
+struct Pending {
+    sequence: u64,
+    series: Vec<SeriesSamples>,
+}
+
+/// What readers snapshot: the blocks (by sequence, ascending) and the
+/// pending block.
+#[derive(Clone, Debug, Default)]
+struct Persisted {
+    blocks: Vec<Arc<Block>>,
+    pending: Option<Arc<Pending>>,
+}
+
+#[derive(Debug)]
+struct WalState {
+    wal: Wal,
+    /// Series ids whose definition this process has written to the WAL.
+    logged: Vec<bool>,
+    samples: Vec<WalSample>,
+    /// Segment closed by the last persist, whose checkpoint is still due.
+    checkpoint_due: Option<u64>,
+}
+
+/// Counts for `/health`, tests and the chapter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DbStats {
+    /// Series in the head.
+    pub head_series: usize,
+    /// Blocks on disk.
+    pub blocks: usize,
+    /// Bytes of the blocks' `chunks` and `index` files.
+    pub block_bytes: u64,
+    /// Samples in the blocks.
+    pub block_samples: u64,
+    /// What the WAL replay at open found.
+    pub replay: ReplayStats,
+    /// Samples replayed whose series definition was missing (damage).
+    pub replay_orphans: u64,
+    /// Blocks persisted from the head by this process.
+    pub persisted: u64,
+    /// Compactions run by this process.
+    pub compactions: u64,
+    /// Blocks deleted by retention by this process.
+    pub retention_deleted: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    blocks_dir: PathBuf,
+    config: DbConfig,
+    head: Head,
+    wal: Mutex<WalState>,
+    persisted: RwLock<Persisted>,
+    /// One persist / compaction / retention pass at a time.
+    maintenance: Mutex<()>,
+    next_id: AtomicU64,
+    next_sequence: AtomicU64,
+    stats: Mutex<DbStats>,
+    last_error: Mutex<Option<String>>,
+}
+
+#[derive(Debug)]
+struct Worker {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// The craft 3 storage engine.
+#[derive(Debug)]
+pub struct Db {
+    inner: Arc<Inner>,
+    worker: Option<Worker>,
+}
+
+impl Db {
+    /// Opens (creating) the engine in `dir`: cleans up interrupted
+    /// swaps, opens every block, replays the WAL into a fresh head, and
+    /// starts the background thread when configured.
+    ///
+    /// # Errors
+    /// [`DbError::Config`]; [`DbError::Io`]/[`DbError::Wal`] when the
+    /// directories cannot be used; [`DbError::Block`] when a block cannot
+    /// be opened (named in the message; the engine refuses to start rather
+    /// than serve answers with a hole in them).
+    pub fn open(dir: &Path, config: DbConfig) -> Result<Db, DbError> {
+        config.validate()?;
+        let blocks_dir = dir.join("blocks");
+        fs::create_dir_all(&blocks_dir).map_err(io_error(&blocks_dir))?;
+        let (blocks, max_id) = open_blocks(&blocks_dir)?;
+        let max_sequence = blocks.iter().map(|b| b.meta().sequence).max().unwrap_or(0);
+
+        let head = Head::new(config.head)?;
+        let mut refs: Vec<Option<Arc<SeriesEntry>>> = Vec::new();
+        let mut orphans = 0u64;
+        let mut refused = 0u64;
+        let (wal, replay) = Wal::open(&dir.join("wal"), config.wal, &mut |record| match record {
+            WalRecord::Series {
+                wal_ref,
+                name,
+                labels,
+            } => {
+                // Refs are dense head ids; a huge one is damage, not a
+                // reason to allocate.
+                let Ok(at) = usize::try_from(wal_ref) else {
+                    return;
+                };
+                if at > config.head.series_limit.saturating_mul(4).max(1 << 20) {
+                    return;
+                }
+                if refs.len() <= at {
+                    refs.resize(at + 1, None);
+                }
+                match head.series(&name, &labels) {
+                    Ok(entry) => refs[at] = Some(entry),
+                    Err(_) => {
+                        refs[at] = None;
+                        refused += 1;
+                    }
+                }
+            }
+            WalRecord::Samples(samples) => {
+                for sample in samples {
+                    let entry = usize::try_from(sample.wal_ref)
+                        .ok()
+                        .and_then(|at| refs.get(at))
+                        .and_then(Option::as_ref);
+                    match entry {
+                        Some(entry) => {
+                            // Only a chunk that cannot be sealed fails here,
+                            // impossible under a validated configuration.
+                            let _ = head
+                                .append_to(entry, Sample::new(sample.timestamp_ms, sample.value));
+                        }
+                        None => orphans += 1,
+                    }
+                }
+            }
+        })?;
+        if refused > 0 {
+            common::say_err!(
+                "[Storage] WAL replay: {refused} series refused by the series limit of {}",
+                config.head.series_limit
+            );
+        }
+        for line in &replay.damage {
+            common::say_err!("[Storage] WAL replay: {line}");
+        }
+        let stats = DbStats {
+            replay,
+            replay_orphans: orphans,
+            ..DbStats::default()
+        };
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            blocks_dir,
+            config: config.clone(),
+            head,
+            wal: Mutex::new(WalState {
+                wal,
+                logged: Vec::new(),
+                samples: Vec::new(),
+                checkpoint_due: None,
+            }),
+            persisted: RwLock::new(Persisted {
+                blocks,
+                pending: None,
+            }),
+            maintenance: Mutex::new(()),
+            next_id: AtomicU64::new(max_id + 1),
+            next_sequence: AtomicU64::new(max_sequence + 1),
+            stats: Mutex::new(stats),
+            last_error: Mutex::new(None),
+        });
+        let worker = config
+            .maintenance_interval
+            .map(|interval| Worker::start(inner.clone(), interval));
+        Ok(Db { inner, worker })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DbConfig {
+        &self.inner.config
+    }
+
+    /// The head (benches, tests).
+    pub fn head(&self) -> &Head {
+        &self.inner.head
+    }
+
+    /// Appends a batch: WAL first, then the head. Samples of series the
+    /// limit refuses are skipped; the rest are stored and the refusal is
+    /// returned as [`DbError::Refused`].
+    ///
+    /// # Errors
+    /// [`DbError::Wal`] (nothing of the batch is stored), or
+    /// [`DbError::Refused`].
+    pub fn append(&self, metrics: &[Metric]) -> Result<(), DbError> {
+        self.inner.append(metrics)
+    }
+
+    /// Series matching every matcher with their samples in `range`, head
+    /// and blocks merged (newest write wins), ordered by (name, labels).
+    ///
+    /// # Errors
+    /// [`DbError::Block`] when a block cannot be read, [`DbError::Head`]
+    /// when a head chunk cannot be decoded.
+    pub fn select(
+        &self,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Result<Vec<SeriesSamples>, DbError> {
+        self.inner.select(matchers, range)
+    }
+
+    /// Label names in head and blocks, sorted.
+    pub fn label_names(&self) -> Vec<String> {
+        let mut names = self.inner.head.label_names();
+        let persisted = self.inner.persisted.read().clone();
+        for block in &persisted.blocks {
+            names.extend(block.label_names());
+        }
+        if let Some(pending) = &persisted.pending {
+            for series in &pending.series {
+                names.push(LabelMatcher::METRIC_NAME.to_string());
+                names.extend(series.labels.iter().map(|(k, _)| k.to_string()));
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Values of label `name` (`__name__`: metric names) in head and
+    /// blocks, sorted.
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        let mut values = self.inner.head.label_values(name);
+        let persisted = self.inner.persisted.read().clone();
+        for block in &persisted.blocks {
+            values.extend(block.label_values(name));
+        }
+        if let Some(pending) = &persisted.pending {
+            for series in &pending.series {
+                if name == LabelMatcher::METRIC_NAME {
+                    values.push(series.name.clone());
+                } else if let Some(value) = series.labels.get(name) {
+                    values.push(value.to_string());
+                }
+            }
+        }
+        values.sort();
+        values.dedup();
+        values
+    }
+
+    /// Fsyncs the WAL.
+    ///
+    /// # Errors
+    /// [`DbError::Wal`].
+    pub fn flush(&self) -> Result<(), DbError> {
+        Ok(self.inner.wal.lock().wal.sync()?)
+    }
+
+    /// One maintenance pass: persist the head while it spans 1.5 block
+    /// ranges, compact, apply retention. The background thread calls it;
+    /// so can the owner (it is serialised).
+    ///
+    /// # Errors
+    /// The first failure; what was done before it stays done.
+    pub fn maintain(&self) -> Result<(), DbError> {
+        self.inner.maintain()
+    }
+
+    /// Cuts everything in the head before `cut` into a block now,
+    /// whatever the head's span (tests, benches, the bytes-per-sample
+    /// measurement). Returns false when there was nothing to cut.
+    ///
+    /// # Errors
+    /// As [`Db::maintain`].
+    pub fn persist_before(&self, cut: i64) -> Result<bool, DbError> {
+        let _pass = self.inner.maintenance.lock();
+        self.inner.persist(cut)
+    }
+
+    /// The blocks' metadata, by sequence.
+    pub fn blocks(&self) -> Vec<BlockMeta> {
+        self.inner
+            .persisted
+            .read()
+            .blocks
+            .iter()
+            .map(|b| b.meta().clone())
+            .collect()
+    }
+
+    /// Counts.
+    pub fn stats(&self) -> DbStats {
+        let mut stats = self.inner.stats.lock().clone();
+        stats.head_series = self.inner.head.series_count();
+        let persisted = self.inner.persisted.read();
+        stats.blocks = persisted.blocks.len();
+        stats.block_bytes = persisted.blocks.iter().map(|b| b.meta().stats.bytes).sum();
+        stats.block_samples = persisted
+            .blocks
+            .iter()
+            .map(|b| b.meta().stats.samples)
+            .sum();
+        stats
+    }
+
+    /// The last background failure, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.last_error.lock().clone()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(mut worker) = self.worker.take() {
+            worker.stop();
+        }
+        if self.inner.config.wal.fsync != WalFsync::Never
+            && let Err(e) = self.inner.wal.lock().wal.sync()
+        {
+            common::say_err!("[Storage] final WAL fsync failed: {e}");
+        }
+    }
+}
+
+impl Worker {
+    fn start(inner: Arc<Inner>, interval: Duration) -> Worker {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = stop.clone();
+        let fsync_every = match inner.config.wal.fsync {
+            WalFsync::Interval(every) => Some(every),
+            WalFsync::EveryBatch | WalFsync::Never => None,
+        };
+        let tick = fsync_every.map_or(interval, |every| every.min(interval));
+        let handle = std::thread::Builder::new()
+            .name("craft3-maintenance".into())
+            .spawn(move || {
+                let mut last_maintenance = Instant::now();
+                loop {
+                    {
+                        let (stopped, wake) = &*signal;
+                        let mut stopped = stopped.lock();
+                        if !*stopped {
+                            wake.wait_for(&mut stopped, tick);
+                        }
+                        if *stopped {
+                            return;
+                        }
+                    }
+                    if fsync_every.is_some() {
+                        inner.background_sync();
+                    }
+                    if last_maintenance.elapsed() >= interval {
+                        last_maintenance = Instant::now();
+                        if let Err(e) = inner.maintain() {
+                            common::say_err!("[Storage] maintenance failed: {e}");
+                            *inner.last_error.lock() = Some(e.to_string());
+                        }
+                    }
+                }
+            })
+            .ok();
+        if handle.is_none() {
+            common::say_err!("[Storage] could not start the maintenance thread");
+        }
+        Worker { stop, handle }
+    }
+
+    fn stop(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock() = true;
+        wake.notify_all();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Inner {
+    fn append(&self, metrics: &[Metric]) -> Result<(), DbError> {
+        let mut state = self.wal.lock();
+        let WalState {
+            wal,
+            logged,
+            samples,
+            ..
+        } = &mut *state;
+        samples.clear();
+        let mut new_series: Vec<(u64, String, Labels)> = Vec::new();
+        let refused = self.head.resolve_batch(metrics, |metric, entry| {
+            let id = entry.id as usize;
+            if logged.len() <= id {
+                logged.resize(id + 1, false);
+            }
+            if !logged[id] {
+                logged[id] = true;
+                new_series.push((u64::from(entry.id), entry.name.clone(), entry.labels.clone()));
+            }
+            samples.push(WalSample {
+                wal_ref: u64::from(entry.id),
+                timestamp_ms: metric.timestamp_ms,
+                value: metric.value,
+            });
+        });
+        let definitions: Vec<(u64, &str, &Labels)> = new_series
+            .iter()
+            .map(|(id, name, labels)| (*id, name.as_str(), labels))
+            .collect();
+        if let Err(e) = wal.log(&definitions, samples) {
+            // Not in the WAL: define them again with the next batch.
+            for (id, _, _) in &new_series {
+                logged[*id as usize] = false;
+            }
+            return Err(e.into());
+        }
+        self.head.append_ids(
+            samples
+                .iter()
+                .map(|s| (s.wal_ref, Sample::new(s.timestamp_ms, s.value))),
+        )?;
+        match refused {
+            None => Ok(()),
+            Some((source, refused)) => Err(DbError::Refused { source, refused }),
+        }
+    }
+
+    fn select(
+        &self,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Result<Vec<SeriesSamples>, DbError> {
+        // Head first, then the snapshot: see the module header.
+        let head = self.head.select(matchers, range)?;
+        let persisted = self.persisted.read().clone();
+        let overlaps = |meta: &BlockMeta| meta.max_time >= range.start_ms && meta.min_time <= range.end_ms;
+        let blocks: Vec<&Arc<Block>> = persisted
+            .blocks
+            .iter()
+            .filter(|b| overlaps(b.meta()))
+            .collect();
+        if blocks.is_empty() && persisted.pending.is_none() {
+            return Ok(head);
+        }
+        // Oldest source first, so a later extend is a newer write.
+        let mut merged: BTreeMap<(String, Labels), Vec<Sample>> = BTreeMap::new();
+        let mut add = |series: SeriesSamples| {
+            merged
+                .entry((series.name, series.labels))
+                .or_default()
+                .extend(series.samples);
+        };
+        for block in blocks {
+            for series in block.select(matchers, range)? {
+                add(series);
+            }
+        }
+        if let Some(pending) = &persisted.pending {
+            for series in &pending.series {
+                if !common::matches_all(matchers, &series.name, &series.labels) {
+                    continue;
+                }
+                let samples: Vec<Sample> = series
+                    .samples
+                    .iter()
+                    .filter(|s| range.contains(s.timestamp_ms))
+                    .copied()
+                    .collect();
+                if !samples.is_empty() {
+                    add(SeriesSamples {
+                        name: series.name.clone(),
+                        labels: series.labels.clone(),
+                        samples,
+                    });
+                }
+            }
+        }
+        for series in head {
+            add(series);
+        }
+        Ok(merged
+            .into_iter()
+            .map(|((name, labels), mut samples)| {
+                if !samples
+                    .windows(2)
+                    .all(|w| w[0].timestamp_ms < w[1].timestamp_ms)
+                {
+                    sort_keep_last(&mut samples);
+                }
+                SeriesSamples {
+                    name,
+                    labels,
+                    samples,
+                }
+            })
+            .collect())
+    }
+
+    fn background_sync(&self) {
+        let handle = self.wal.lock().wal.take_sync_handle();
+        let result = match handle {
+            Ok(Some(file)) => file.sync_data().map_err(|e| e.to_string()),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            common::say_err!("[Storage] WAL fsync failed: {e}");
+            *self.last_error.lock() = Some(format!("WAL fsync failed: {e}"));
+        }
+    }
+
+    fn maintain(&self) -> Result<(), DbError> {
+        let _pass = self.maintenance.lock();
+        self.finish_pending()?;
+        let range = self.config.block_range_ms;
+        while let Some((min, max)) = self.head.time_bounds() {
+            if max.saturating_sub(min) < range + range / 2 {
+                break;
+            }
+            let cut = min.div_euclid(range).saturating_mul(range).saturating_add(range);
+            if !self.persist(cut)? {
+                break;
+            }
+        }
+        while self.compact_once()? {}
+        self.apply_retention()
+    }
+
+    /// Moves everything before `cut` from the head into a block.
+    fn persist(&self, cut: i64) -> Result<bool, DbError> {
+        self.finish_pending()?;
+        {
+            let mut state = self.wal.lock();
+            let series = self.head.samples_before(cut)?;
+            if series.is_empty() {
+                return Ok(false);
+            }
+            let pending = Arc::new(Pending {
+                sequence: self.next_sequence.fetch_add(1, Ordering::AcqRel),
+                series,
+            });
+            self.persisted.write().pending = Some(pending);
+            self.head.drop_before(cut)?;
+            // The samples dropped are in segments up to the one closed
+            // here; once the block is on disk, a checkpoint replaces them.
+            let closed = state.wal.roll()?;
+            state.checkpoint_due = Some(closed);
+        }
+        self.finish_pending()?;
+        self.stats.lock().persisted += 1;
+        Ok(true)
+    }
+
+    /// Writes the pending block (if any) and the checkpoint due after it;
+    /// a failure leaves both due for the next pass, nothing lost meanwhile
+    /// (the pending block is served from memory, the WAL still has it).
+    fn finish_pending(&self) -> Result<(), DbError> {
+        let pending = self.persisted.read().pending.clone();
+        if let Some(pending) = pending {
+            let id = self.new_id();
+            write_block_atomically(&self.blocks_dir, &id, || {
+                block::write_block(
+                    &self.blocks_dir,
+                    &id,
+                    pending.sequence,
+                    1,
+                    Vec::new(),
+                    pending.series.clone(),
+                )
+            })?;
+            let opened = Arc::new(Block::open(&self.blocks_dir.join(&id))?);
+            let mut persisted = self.persisted.write();
+            persisted.blocks.push(opened);
+            persisted.blocks.sort_by_key(|b| b.meta().sequence);
+            persisted.pending = None;
+        }
+        let due = self.wal.lock().checkpoint_due;
+        if let Some(upto) = due {
+            self.write_checkpoint(upto)?;
+            self.wal.lock().checkpoint_due = None;
+        }
+        Ok(())
+    }
+
+    /// The head as WAL records: a definition of every series, then its
+    /// samples.
+    fn write_checkpoint(&self, upto: u64) -> Result<(), DbError> {
+        let mut failure = None;
+        wal::write_checkpoint(&self.dir.join("wal"), upto, &mut |out| {
+            for entry in self.head.all_series() {
+                let samples = match entry.data.lock().samples_in(i64::MIN, i64::MAX) {
+                    Ok(samples) => samples,
+                    Err(source) => {
+                        failure.get_or_insert(HeadError::Chunk {
+                            series: format!("{}{}", entry.name, entry.labels),
+                            source,
+                        });
+                        continue;
+                    }
+                };
+                let wal_ref = u64::from(entry.id);
+                encode_series(out, wal_ref, &entry.name, &entry.labels);
+                let samples: Vec<WalSample> = samples
+                    .into_iter()
+                    .map(|s| WalSample {
+                        wal_ref,
+                        timestamp_ms: s.timestamp_ms,
+                        value: s.value,
+                    })
+                    .collect();
+                encode_samples(out, &samples);
+            }
+        })?;
+        // A series that could not be read is still in the segments the
+        // checkpoint replaced only if it failed: report it, do not hide it.
+        match failure {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+
+    fn new_id(&self) -> String {
+        format!("{:016x}", self.next_id.fetch_add(1, Ordering::AcqRel))
+    }
+
+    /// Merges one group of blocks, if any is due: first any blocks that
+    /// overlap in time, then, per compaction range, two or more blocks
+    /// inside one aligned window the head has moved past.
+    fn compact_once(&self) -> Result<bool, DbError> {
+        let blocks = self.persisted.read().blocks.clone();
+        let Some(group) = self.plan_compaction(&blocks) else {
+            return Ok(false);
+        };
+        let inputs: Vec<&Block> = group.iter().map(|b| b.as_ref()).collect();
+        let sequence = inputs
+            .iter()
+            .map(|b| b.meta().sequence)
+            .max()
+            .unwrap_or(0);
+        let id = self.new_id();
+        write_block_atomically(&self.blocks_dir, &id, || {
+            block::compact(&inputs, &self.blocks_dir, &id, sequence)
+        })?;
+        let output = Arc::new(Block::open(&self.blocks_dir.join(&id))?);
+        {
+            let mut persisted = self.persisted.write();
+            persisted
+                .blocks
+                .retain(|b| !group.iter().any(|g| Arc::ptr_eq(b, g)));
+            persisted.blocks.push(output);
+            persisted.blocks.sort_by_key(|b| b.meta().sequence);
+        }
+        for input in &group {
+            delete_block(&self.blocks_dir, input)?;
+        }
+        self.stats.lock().compactions += 1;
+        Ok(true)
+    }
+
+    fn plan_compaction(&self, blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
+        // Overlapping blocks first: chains of blocks whose ranges meet.
+        let mut by_time: Vec<&Arc<Block>> = blocks.iter().collect();
+        by_time.sort_by_key(|b| (b.meta().min_time, b.meta().max_time));
+        let mut group: Vec<Arc<Block>> = Vec::new();
+        let mut reach = i64::MIN;
+        for block in by_time {
+            let meta = block.meta();
+            if !group.is_empty() && meta.min_time > reach {
+                if group.len() >= 2 {
+                    return Some(group);
+                }
+                group.clear();
+            }
+            reach = if group.is_empty() {
+                meta.max_time
+            } else {
+                reach.max(meta.max_time)
+            };
+            group.push(block.clone());
+        }
+        if group.len() >= 2 {
+            return Some(group);
+        }
+        // Then windows of each compaction range that the head has left.
+        let head_min = self
+            .head
+            .time_bounds()
+            .map_or(i64::MAX, |(min, _)| min);
+        for &window in &self.config.compaction_ranges_ms {
+            let mut windows: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+            for block in blocks {
+                let meta = block.meta();
+                let start = meta.min_time.div_euclid(window);
+                if meta.max_time.div_euclid(window) == start {
+                    windows.entry(start).or_default().push(block.clone());
+                }
+            }
+            for (start, members) in windows {
+                let end = start.saturating_mul(window).saturating_add(window);
+                if members.len() >= 2 && end <= head_min {
+                    return Some(members);
+                }
+            }
+        }
+        None
+    }
+
+    fn apply_retention(&self) -> Result<(), DbError> {
+        let Some(retention) = self.config.retention_ms else {
+            return Ok(());
+        };
+        let blocks = self.persisted.read().blocks.clone();
+        let newest = blocks
+            .iter()
+            .map(|b| b.meta().max_time)
+            .chain(self.head.time_bounds().map(|(_, max)| max))
+            .max();
+        let Some(newest) = newest else {
+            return Ok(());
+        };
+        let horizon = newest.saturating_sub(retention);
+        let expired: Vec<Arc<Block>> = blocks
+            .into_iter()
+            .filter(|b| b.meta().max_time < horizon)
+            .collect();
+        if expired.is_empty() {
+            return Ok(());
+        }
+        self.persisted
+            .write()
+            .blocks
+            .retain(|b| !expired.iter().any(|e| Arc::ptr_eq(b, e)));
+        for block in &expired {
+            delete_block(&self.blocks_dir, block)?;
+        }
+        self.stats.lock().retention_deleted += expired.len() as u64;
+        Ok(())
+    }
+}
+
+/// Runs a block writer; a leftover `<id>.tmp` from it is removed on
+/// failure so the next attempt starts clean.
+fn write_block_atomically(
+    parent: &Path,
+    id: &str,
+    write: impl FnOnce() -> Result<BlockMeta, BlockError>,
+) -> Result<BlockMeta, DbError> {
+    write().map_err(|e| {
+        let _ = fs::remove_dir_all(parent.join(format!("{id}.tmp")));
+        DbError::from(e)
+    })
+}
+
+/// Renames a block's directory to `<id>.deleted` (atomic: readers of the
+/// directory never see half a block) and removes it. Open readers keep
+/// their file handles.
+fn delete_block(parent: &Path, block: &Block) -> Result<(), DbError> {
+    let from = parent.join(&block.meta().id);
+    let to = parent.join(format!("{}.deleted", block.meta().id));
+    fs::rename(&from, &to).map_err(io_error(&from))?;
+    wal::sync_dir(parent)?;
+    fs::remove_dir_all(&to).map_err(io_error(&to))
+}
+
+/// Opens every block in `dir` after cleaning up interrupted swaps;
+/// returns them by sequence and the highest id seen.
+fn open_blocks(dir: &Path) -> Result<(Vec<Arc<Block>>, u64), DbError> {
+    let mut max_id = 0u64;
+    let mut blocks = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            continue;
+        };
+        let stem = name.split('.').next().unwrap_or_default();
+        if let Ok(id) = u64::from_str_radix(stem, 16) {
+            max_id = max_id.max(id);
+        }
+        if name.ends_with(".tmp") || name.ends_with(".deleted") {
+            fs::remove_dir_all(&path).map_err(io_error(&path))?;
+            continue;
+        }
+        if !path.is_dir() {
+            continue;
+        }
+        blocks.push(Arc::new(Block::open(&path)?));
+    }
+    // A block whose samples a higher-level block already holds is the
+    // input of a compaction that crashed before deleting it.
+    let sources = |b: &Block| -> HashSet<String> {
+        let meta = b.meta();
+        if meta.compaction.sources.is_empty() {
+            HashSet::from([meta.id.clone()])
+        } else {
+            meta.compaction.sources.iter().cloned().collect()
+        }
+    };
+    let obsolete: Vec<Arc<Block>> = blocks
+        .iter()
+        .filter(|b| {
+            let mine = sources(b);
+            blocks.iter().any(|other| {
+                other.meta().compaction.level > b.meta().compaction.level
+                    && mine.is_subset(&sources(other))
+            })
+        })
+        .cloned()
+        .collect();
+    for block in &obsolete {
+        delete_block(dir, block)?;
+    }
+    blocks.retain(|b| !obsolete.iter().any(|o| Arc::ptr_eq(b, o)));
+    blocks.sort_by_key(|b| b.meta().sequence);
+    Ok((blocks, max_id))
+}
