@@ -421,6 +421,19 @@ fn run_storage_consumer(
                     alerting.observe(&delivery.metrics);
                     break;
                 }
+                Err(e @ crate::StorageError::Limit(_)) => {
+                    // A limit refuses the same batch every time: retrying
+                    // would stall the pipeline for good. The store kept
+                    // what the limit allowed; the refusal is reported and
+                    // counted in the last error, and the batch acked.
+                    crate::say_err!("[Storage] {e}");
+                    *stats.last_error.lock() = e.to_string();
+                    if let Err(e) = queue.ack(delivery.ack) {
+                        crate::say_err!("[Storage] ack failed: {e}");
+                    }
+                    alerting.observe(&delivery.metrics);
+                    break;
+                }
                 Err(e) => {
                     attempt += 1;
                     crate::say_err!(

@@ -582,7 +582,11 @@ impl Inner {
             }
             if !logged[id] {
                 logged[id] = true;
-                new_series.push((u64::from(entry.id), entry.name.clone(), entry.labels.clone()));
+                new_series.push((
+                    u64::from(entry.id),
+                    entry.name.clone(),
+                    entry.labels.clone(),
+                ));
             }
             samples.push(WalSample {
                 wal_ref: u64::from(entry.id),
@@ -620,7 +624,8 @@ impl Inner {
         // Head first, then the snapshot: see the module header.
         let head = self.head.select(matchers, range)?;
         let persisted = self.persisted.read().clone();
-        let overlaps = |meta: &BlockMeta| meta.max_time >= range.start_ms && meta.min_time <= range.end_ms;
+        let overlaps =
+            |meta: &BlockMeta| meta.max_time >= range.start_ms && meta.min_time <= range.end_ms;
         let blocks: Vec<&Arc<Block>> = persisted
             .blocks
             .iter()
@@ -704,7 +709,10 @@ impl Inner {
             if max.saturating_sub(min) < range + range / 2 {
                 break;
             }
-            let cut = min.div_euclid(range).saturating_mul(range).saturating_add(range);
+            let cut = min
+                .div_euclid(range)
+                .saturating_mul(range)
+                .saturating_add(range);
             if !self.persist(cut)? {
                 break;
             }
@@ -819,11 +827,7 @@ impl Inner {
             return Ok(false);
         };
         let inputs: Vec<&Block> = group.iter().map(|b| b.as_ref()).collect();
-        let sequence = inputs
-            .iter()
-            .map(|b| b.meta().sequence)
-            .max()
-            .unwrap_or(0);
+        let sequence = inputs.iter().map(|b| b.meta().sequence).max().unwrap_or(0);
         let id = self.new_id();
         write_block_atomically(&self.blocks_dir, &id, || {
             block::compact(&inputs, &self.blocks_dir, &id, sequence)
@@ -869,10 +873,7 @@ impl Inner {
             return Some(group);
         }
         // Then windows of each compaction range that the head has left.
-        let head_min = self
-            .head
-            .time_bounds()
-            .map_or(i64::MAX, |(min, _)| min);
+        let head_min = self.head.time_bounds().map_or(i64::MAX, |(min, _)| min);
         for &window in &self.config.compaction_ranges_ms {
             let mut windows: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
             for block in blocks {
@@ -957,7 +958,11 @@ fn open_blocks(dir: &Path) -> Result<(Vec<Arc<Block>>, u64), DbError> {
     for entry in fs::read_dir(dir).map_err(io_error(dir))? {
         let entry = entry.map_err(io_error(dir))?;
         let path = entry.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
             continue;
         };
         let stem = name.split('.').next().unwrap_or_default();

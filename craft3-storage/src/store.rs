@@ -135,9 +135,10 @@ impl MetricStore for Db {
             stats.blocks,
             stats.head_series,
             config.head.series_limit,
-            config
-                .retention_ms
-                .map_or_else(|| "forever".to_string(), |ms| format!("{} h", ms / 3_600_000)),
+            config.retention_ms.map_or_else(
+                || "forever".to_string(),
+                |ms| format!("{} h", ms / 3_600_000)
+            ),
         )
     }
 }

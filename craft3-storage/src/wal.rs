@@ -290,7 +290,10 @@ fn decode(payload: &[u8]) -> Result<WalRecord, String> {
         other => return Err(format!("unknown record type {other}")),
     };
     if !reader.rest().is_empty() {
-        return Err(format!("{} stray bytes after the record", reader.rest().len()));
+        return Err(format!(
+            "{} stray bytes after the record",
+            reader.rest().len()
+        ));
     }
     Ok(record)
 }
@@ -663,8 +666,11 @@ mod tests {
         wal.log(&[(3, "cpu", &labels)], &[sample(3, 1_000, 1.5)])
             .expect("log");
         for i in 0..10 {
-            wal.log(&[], &[sample(3, 1_000 - i, f64::NAN), sample(3, i64::MIN, -0.0)])
-                .expect("log");
+            wal.log(
+                &[],
+                &[sample(3, 1_000 - i, f64::NAN), sample(3, i64::MIN, -0.0)],
+            )
+            .expect("log");
         }
         drop(wal);
         let (records, stats, _) = replay(dir.path());

@@ -199,6 +199,8 @@ fn select_answers_each_matcher_op_like_a_scan() {
         ],
         vec![m("region", MatchOp::Equal, "")], // series without region
         vec![m("region", MatchOp::Regex, "eu|")], // eu, or without region
+        vec![m("region", MatchOp::NotEqual, "")], // has a region
+        vec![m("region", MatchOp::Regex, ".*")], // everything
         vec![m("nolabel", MatchOp::NotEqual, "x")],
         vec![m("nolabel", MatchOp::Regex, "x")],
         vec![

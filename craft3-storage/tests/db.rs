@@ -89,7 +89,10 @@ fn check(db: &Db, reference: &Reference, range: TimeRange) {
     let got: Vec<_> = got
         .into_iter()
         .map(|s| {
-            let key = (s.name.clone(), s.labels.get("host").unwrap_or("").to_string());
+            let key = (
+                s.name.clone(),
+                s.labels.get("host").unwrap_or("").to_string(),
+            );
             let samples: Vec<(i64, f64)> = s
                 .samples
                 .iter()
@@ -143,7 +146,11 @@ fn the_head_is_persisted_into_blocks_and_the_wal_checkpointed() {
     }
     let db = Db::open(dir.path(), manual()).expect("reopen");
     assert_eq!(db.blocks().len(), 2);
-    assert_eq!(db.stats().replay.samples, 10 * 1080, "only [4h,7h) replayed");
+    assert_eq!(
+        db.stats().replay.samples,
+        10 * 1080,
+        "only [4h,7h) replayed"
+    );
     check(&db, &reference, TimeRange::ALL);
     assert_eq!(
         db.label_values("host"),
@@ -197,7 +204,10 @@ fn compaction_and_retention_keep_answers_identical() {
         assert!(block.max_time >= newest - 6 * HOUR, "{block:?}");
     }
     let got = db
-        .select(&[LabelMatcher::metric_name("cpu")], TimeRange::new(newest - 6 * HOUR, newest))
+        .select(
+            &[LabelMatcher::metric_name("cpu")],
+            TimeRange::new(newest - 6 * HOUR, newest),
+        )
         .expect("select");
     assert_eq!(got.len(), 3);
     assert_eq!(got[0].samples.len(), 6 * 360 + 1);
@@ -217,11 +227,17 @@ fn the_newest_write_wins_across_head_blocks_compaction_and_reopen() {
     db.maintain().expect("maintain");
     assert!(!db.blocks().is_empty());
     // Rewrite persisted samples: they go to the head and win there…
-    let rewrites = [metric("cpu", "h0", -1.0, 600_000), metric("cpu", "h1", -2.0, HOUR + 20_000)];
+    let rewrites = [
+        metric("cpu", "h0", -1.0, 600_000),
+        metric("cpu", "h1", -2.0, HOUR + 20_000),
+    ];
     db.append(&rewrites).expect("rewrite");
     for m in &rewrites {
         reference
-            .get_mut(&(m.name.clone(), m.labels.get("host").unwrap_or("").to_string()))
+            .get_mut(&(
+                m.name.clone(),
+                m.labels.get("host").unwrap_or("").to_string(),
+            ))
             .expect("series")
             .insert(m.timestamp_ms, m.value);
     }
@@ -315,7 +331,10 @@ fn the_series_limit_refuses_new_series_and_keeps_the_rest() {
         .expect("within the limit");
     let batch = [metric("cpu", "c", 3.0, 1), metric("cpu", "a", 4.0, 2)];
     let error = db.append(&batch).expect_err("c is refused");
-    assert!(matches!(error, DbError::Refused { refused: 1, .. }), "{error}");
+    assert!(
+        matches!(error, DbError::Refused { refused: 1, .. }),
+        "{error}"
+    );
     let message = common::StorageError::from(error).to_string();
     assert!(message.contains("series limit of 2"), "{message}");
     assert!(message.contains("cpu{host=\"c\"}"), "{message}");
@@ -323,7 +342,10 @@ fn the_series_limit_refuses_new_series_and_keeps_the_rest() {
         .select(&[LabelMatcher::metric_name("cpu")], TimeRange::ALL)
         .expect("select");
     assert_eq!(got.len(), 2);
-    assert_eq!(got[0].samples, vec![Sample::new(1, 1.0), Sample::new(2, 4.0)]);
+    assert_eq!(
+        got[0].samples,
+        vec![Sample::new(1, 1.0), Sample::new(2, 4.0)]
+    );
     drop(db);
     let db = Db::open(dir.path(), manual()).expect("reopen");
     assert_eq!(
@@ -389,7 +411,10 @@ fn concurrent_reads_during_persist_and_compaction_see_every_sample() {
                     continue;
                 }
                 let got = db
-                    .select(&[LabelMatcher::metric_name("cpu")], TimeRange::new(0, upto * 10_000))
+                    .select(
+                        &[LabelMatcher::metric_name("cpu")],
+                        TimeRange::new(0, upto * 10_000),
+                    )
                     .expect("select");
                 assert_eq!(got.len(), 1);
                 assert_eq!(got[0].samples.len() as i64, upto + 1, "no sample missing");

@@ -65,6 +65,16 @@ impl Default for Config {
 /// [`StorageError`] when the data directory cannot be prepared.
 pub fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Components, StorageError> {
     let store: Arc<dyn MetricStore> = Arc::new(storage::JsonlFileStore::open(&config.data_dir)?);
+    Ok(build_with_store(config, clock, store))
+}
+
+/// phase0's components around another store (`platform --storage craft3`):
+/// the scan query engine and the polling alert engine then read from it.
+pub fn build_with_store(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn MetricStore>,
+) -> Components {
     let query: Arc<dyn QueryEngine> = Arc::new(query::ScanQueryEngine::new(store.clone()));
     let alerting = Arc::new(alerting::PollingAlertEngine::new(
         config.rules,
@@ -72,14 +82,14 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Components, Storag
         config.notifiers,
         config.alert_interval,
     ));
-    Ok(Components {
+    Components {
         ingestion: Arc::new(ingestion::SingleThreadServer::new(config.limits)),
         queue: Arc::new(queue::MutexQueue::new(config.queue_capacity)),
         store,
         query,
         alerting,
         clock,
-    })
+    }
 }
 
 /// The pipeline options that reproduce the seed: the storage consumer takes

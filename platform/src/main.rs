@@ -44,8 +44,11 @@ enum Queue {
 /// Slot 3 choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Storage {
-    /// phase0: one JSON line per metric (craft 3 adds more).
+    /// phase0: one JSON line per metric in <data-dir>/phase0_metrics.jsonl.
     Phase0,
+    /// Craft 3: WAL, compressed head, inverted index and blocks under
+    /// <data-dir>/tsdb (default).
+    Craft3,
 }
 
 /// Slot 4 choices.
@@ -83,7 +86,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Queue::Log)]
     queue: Queue,
     /// Slot 3: the store.
-    #[arg(long, value_enum, default_value_t = Storage::Phase0)]
+    #[arg(long, value_enum, default_value_t = Storage::Craft3)]
     storage: Storage,
     /// Slot 4: the query engine.
     #[arg(long, value_enum, default_value_t = Query::Phase0)]
@@ -128,6 +131,22 @@ struct Args {
     /// Most metrics the storage consumer takes per delivery.
     #[arg(long, default_value_t = 1000)]
     consume_batch: usize,
+    /// Craft 3 storage: most series stored; samples of new series beyond
+    /// it are refused (and reported) instead of exhausting memory.
+    #[arg(long, default_value_t = craft3_storage::head::DEFAULT_SERIES_LIMIT)]
+    series_limit: usize,
+    /// Craft 3 storage: when the WAL is fsynced — `every-batch`, an
+    /// interval such as `1s`, or `never`. (A 202 is already durable in the
+    /// log queue; this bounds what a power loss can take from storage.)
+    #[arg(long, default_value = "1s")]
+    wal_fsync: craft3_storage::wal::WalFsync,
+    /// Craft 3 storage: the time range of a block cut from the head.
+    #[arg(long, default_value = "2h", value_parser = parse_positive_duration)]
+    block_range: Duration,
+    /// Craft 3 storage: delete blocks whose newest sample is this much
+    /// older than the newest sample stored (e.g. 15d); off by default.
+    #[arg(long, value_parser = parse_positive_duration)]
+    storage_retention: Option<Duration>,
     /// Log each stored batch.
     #[arg(long)]
     log_writes: bool,
@@ -205,7 +224,6 @@ fn components(args: &Args) -> anyhow::Result<Components> {
         Some(path) => common::load_rules(path)?,
         None => phase0::alerting::default_rules(),
     };
-    let Storage::Phase0 = args.storage;
     let Query::Phase0 = args.query;
     let Alerting::Phase0 = args.alerting;
     let config = phase0::Config {
@@ -215,8 +233,13 @@ fn components(args: &Args) -> anyhow::Result<Components> {
         queue_capacity: args.queue_capacity,
         ..Default::default()
     };
-    let mut components = phase0::build(config, Arc::new(SystemClock))
-        .with_context(|| format!("cannot use data directory {}", args.data_dir.display()))?;
+    let mut components = match args.storage {
+        Storage::Phase0 => phase0::build(config, Arc::new(SystemClock))
+            .with_context(|| format!("cannot use data directory {}", args.data_dir.display()))?,
+        Storage::Craft3 => {
+            phase0::build_with_store(config, Arc::new(SystemClock), Arc::new(craft3_db(args)?))
+        }
+    };
     components.queue = match args.queue {
         Queue::Phase0 => components.queue,
         Queue::Crossbeam => Arc::new(CrossbeamQueue::new(args.queue_capacity)),
@@ -249,6 +272,44 @@ fn components(args: &Args) -> anyhow::Result<Components> {
         Ingestion::Craft1 => Arc::new(AsyncServer::new(server)),
     };
     Ok(components)
+}
+
+fn craft3_db(args: &Args) -> anyhow::Result<craft3_storage::db::Db> {
+    use craft3_storage::db::{Db, DbConfig};
+    let dir = args.data_dir.join("tsdb");
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let block_range_ms = millis(args.block_range);
+    let defaults = DbConfig::default();
+    let config = DbConfig {
+        head: craft3_storage::HeadConfig {
+            series_limit: args.series_limit,
+            ..defaults.head
+        },
+        wal: craft3_storage::wal::WalConfig {
+            fsync: args.wal_fsync,
+            ..defaults.wal
+        },
+        block_range_ms,
+        compaction_ranges_ms: vec![
+            block_range_ms.saturating_mul(3),
+            block_range_ms.saturating_mul(9),
+        ],
+        retention_ms: args.storage_retention.map(millis),
+        ..defaults
+    };
+    let db = Db::open(&dir, config)
+        .with_context(|| format!("cannot open the craft3 storage in {}", dir.display()))?;
+    let stats = db.stats();
+    if stats.replay.samples > 0 || !stats.replay.damage.is_empty() {
+        common::say!(
+            "[Storage] Replayed {} samples from the WAL in {} ({} damaged records skipped, {} bytes of torn tail cut)",
+            stats.replay.samples,
+            dir.display(),
+            stats.replay.corrupt_records,
+            stats.replay.lost_bytes
+        );
+    }
+    Ok(db)
 }
 
 fn log_queue(args: &Args) -> anyhow::Result<LogQueue> {

@@ -42,6 +42,9 @@ fn bad_values_are_named() {
         (vec!["--port", "http"], "http"),
         (vec!["--rate-limit", "-3"], "-3"),
         (vec!["--idle-timeout", "forever"], "forever"),
+        (vec!["--storage", "rocks"], "rocks"),
+        (vec!["--wal-fsync", "sometimes"], "sometimes"),
+        (vec!["--block-range", "soon"], "soon"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_platform"))
             .args(&args)
@@ -57,8 +60,10 @@ fn bad_values_are_named() {
 fn every_ingestion_choice_serves_the_seed_write_and_exits_cleanly() {
     for ingestion in ["phase0", "threads", "pool", "craft1"] {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (mut child, addr, output) =
-            start_platform_with_output(&["--ingestion", ingestion], dir.path());
+        let (mut child, addr, output) = start_platform_with_output(
+            &["--ingestion", ingestion, "--storage", "phase0"],
+            dir.path(),
+        );
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))

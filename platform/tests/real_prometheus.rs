@@ -54,7 +54,7 @@ fn prometheus_scrapes_and_remote_writes_into_the_platform() {
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
+                dir.path().join("prometheus-data").display()
             ))
             .arg("--web.listen-address=127.0.0.1:0")
             .stdout(Stdio::null())

@@ -333,9 +333,9 @@ impl BlockIndex {
         let mut negative: Vec<Vec<SeriesId>> = Vec::new();
         for matcher in matchers {
             if matcher.matches_value("") {
-                negative.push(self.union_where(matcher, |value| !matcher.matches_value(value)));
+                negative.push(self.rejected_by(matcher));
             } else {
-                positive.push(self.union_where(matcher, |value| matcher.matches_value(value)));
+                positive.push(self.accepted_by(matcher));
             }
         }
         positive.sort_by_key(Vec::len);
@@ -355,13 +355,27 @@ impl BlockIndex {
         result
     }
 
-    /// Union of the postings of `matcher`'s label's values that `keep`
-    /// accepts; `=` and `!=` look their one value up directly.
-    fn union_where(&self, matcher: &LabelMatcher, keep: impl Fn(&str) -> bool) -> Vec<SeriesId> {
-        if matches!(matcher.op, MatchOp::Equal | MatchOp::NotEqual) {
+    /// Union of the postings of the values `matcher` accepts (for a matcher
+    /// that rejects `""`); `=` looks its one value up.
+    fn accepted_by(&self, matcher: &LabelMatcher) -> Vec<SeriesId> {
+        if matcher.op == MatchOp::Equal {
             return self.postings(&matcher.name, &matcher.value).to_vec();
         }
-        let Some(values) = self.postings.get(&matcher.name) else {
+        self.union_where(&matcher.name, |value| matcher.matches_value(value))
+    }
+
+    /// Union of the postings of the values `matcher` rejects (for a matcher
+    /// that accepts `""`); `!=` rejects exactly its one value.
+    fn rejected_by(&self, matcher: &LabelMatcher) -> Vec<SeriesId> {
+        if matcher.op == MatchOp::NotEqual {
+            return self.postings(&matcher.name, &matcher.value).to_vec();
+        }
+        self.union_where(&matcher.name, |value| !matcher.matches_value(value))
+    }
+
+    /// Union of the postings of label `name`'s values that `keep` accepts.
+    fn union_where(&self, name: &str, keep: impl Fn(&str) -> bool) -> Vec<SeriesId> {
+        let Some(values) = self.postings.get(name) else {
             return Vec::new();
         };
         postings::union_all(

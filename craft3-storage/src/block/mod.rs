@@ -30,7 +30,7 @@
 //!   parsed [`BlockIndex`] that answers selectors from its postings;
 //! - `writer.rs` — [`write_block`]: series in, a durable block directory out;
 //! - `reader.rs` — [`Block`]: open, select, list labels;
-//! - `compact.rs` — [`compact`]: many blocks in, one merged block out.
+//! - `compact.rs` — [`compact()`]: many blocks in, one merged block out.
 
 pub mod chunks_file;
 pub mod compact;

@@ -226,8 +226,7 @@ impl Head {
     ) -> Result<(), HeadError> {
         let catalog = self.registry.catalog();
         let policy = &self.config.chunks;
-        let mut current: Option<(u64, parking_lot::MutexGuard<'_, MemSeries>, &SeriesEntry)> =
-            None;
+        let mut current: Option<(u64, parking_lot::MutexGuard<'_, MemSeries>, &SeriesEntry)> = None;
         for (id, sample) in samples {
             if current.as_ref().is_none_or(|(at, _, _)| *at != id) {
                 current = None;
