@@ -12,6 +12,9 @@
 //! - `head, by series ref`: the same, through `Head::append_to` with series
 //!   references kept by the caller (as Prometheus' scrape cache keeps
 //!   them) — the floor without the lookup;
+//! - `craft3 db (WAL + head)`: the whole engine through the trait, as
+//!   `platform --storage craft3` runs it: a WAL record per batch (written,
+//!   not fsynced), then the head;
 //! - `phase0 jsonl`: phase0's `JsonlFileStore`, on 2,000 samples (it opens
 //!   the file per sample; the full subset would take seconds).
 //!
@@ -22,6 +25,8 @@ use std::time::Duration;
 
 use common::{Labels, Metric, MetricStore};
 use craft3_storage::dataset::{Dataset, DatasetSpec};
+use craft3_storage::db::{Db, DbConfig};
+use craft3_storage::wal::{WalConfig, WalFsync};
 use craft3_storage::{HeadStore, Sample};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -120,6 +125,39 @@ fn append(c: &mut Criterion) {
                     {
                         return;
                     }
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    // The whole engine: WAL record (one write per batch, no fsync) + head.
+    group.bench_function("craft3 db (WAL + head), existing series", |b| {
+        b.iter_batched_ref(
+            || {
+                let dir = tempfile::tempdir().ok();
+                let db = dir.as_ref().and_then(|dir| {
+                    Db::open(
+                        dir.path(),
+                        DbConfig {
+                            wal: WalConfig {
+                                fsync: WalFsync::Never,
+                                ..WalConfig::default()
+                            },
+                            maintenance_interval: None,
+                            ..DbConfig::default()
+                        },
+                    )
+                    .ok()
+                });
+                if let Some(db) = &db {
+                    append_all(db, warm);
+                }
+                (db, dir)
+            },
+            |(db, _)| {
+                if let Some(db) = db {
+                    append_all(db, measured);
                 }
             },
             BatchSize::LargeInput,

@@ -269,7 +269,11 @@ impl Db {
         let (blocks, max_id) = open_blocks(&blocks_dir)?;
         let max_sequence = blocks.iter().map(|b| b.meta().sequence).max().unwrap_or(0);
 
-        let head = Head::new(config.head)?;
+        // Chunks never straddle a block boundary: persisting drops whole
+        // chunks from the head instead of re-encoding them.
+        let mut head_config = config.head;
+        head_config.chunks.align_ms = Some(config.block_range_ms);
+        let head = Head::new(head_config)?;
         let mut refs: Vec<Option<Arc<SeriesEntry>>> = Vec::new();
         let mut orphans = 0u64;
         let mut refused = 0u64;

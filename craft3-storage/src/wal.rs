@@ -309,11 +309,14 @@ fn segment_name(index: u64) -> String {
     format!("{index:08}")
 }
 
-/// The segments (index, path) and the newest checkpoint in `dir`, sorted.
-/// Leftover `*.tmp` files of an interrupted checkpoint are deleted.
-fn scan(dir: &Path) -> Result<(Vec<(u64, PathBuf)>, Option<(u64, PathBuf)>), WalError> {
+/// A numbered file of the WAL: a segment or a checkpoint.
+type Numbered = (u64, PathBuf);
+
+/// The segments and the newest checkpoint in `dir`, sorted. Leftover
+/// `*.tmp` files of an interrupted checkpoint are deleted.
+fn scan(dir: &Path) -> Result<(Vec<Numbered>, Option<Numbered>), WalError> {
     let mut segments = Vec::new();
-    let mut checkpoint: Option<(u64, PathBuf)> = None;
+    let mut checkpoint: Option<Numbered> = None;
     for entry in fs::read_dir(dir).map_err(io_error(dir))? {
         let entry = entry.map_err(io_error(dir))?;
         let path = entry.path();

@@ -43,6 +43,12 @@ pub struct ChunkPolicy {
     /// Cut when a sample lies this many ms past the open chunk's first, so a
     /// slow series does not hold one chunk open for days. `None`: count only.
     pub max_chunk_span_ms: Option<i64>,
+    /// Cut when a sample falls in a later window of this many ms than the
+    /// open chunk's first (windows aligned to the epoch): with the block
+    /// range here, no in-order chunk straddles a block boundary, so cutting
+    /// the head into a block drops whole chunks instead of re-encoding.
+    /// `None`: no alignment.
+    pub align_ms: Option<i64>,
     /// Out-of-order samples buffered before the open chunk is cut early.
     pub ooo_capacity: usize,
     /// Encodings a sealed chunk may use.
@@ -54,6 +60,7 @@ impl Default for ChunkPolicy {
         Self {
             samples_per_chunk: crate::chunk::SAMPLES_PER_CHUNK,
             max_chunk_span_ms: None,
+            align_ms: None,
             ooo_capacity: 32,
             encoding: EncodingPolicy::Smallest,
         }
@@ -111,7 +118,10 @@ impl MemSeries {
             let span_exceeded = policy
                 .max_chunk_span_ms
                 .is_some_and(|span| sample.timestamp_ms.saturating_sub(first) >= span);
-            if self.open.len() >= policy.samples_per_chunk || span_exceeded {
+            let crosses_window = policy.align_ms.is_some_and(|window| {
+                sample.timestamp_ms.div_euclid(window) != first.div_euclid(window)
+            });
+            if self.open.len() >= policy.samples_per_chunk || span_exceeded || crosses_window {
                 self.seal(policy)?;
             }
         }
@@ -229,10 +239,19 @@ impl MemSeries {
             .sealed
             .iter()
             .any(|s| s.min_time < cut && s.max_time >= cut)
-            || self.open.min_time().is_some_and(|t| t < cut)
-            || self.ooo.iter().any(|s| s.timestamp_ms < cut);
+            || self
+                .open
+                .min_time()
+                .zip(self.open.max_time())
+                .is_some_and(|(min, max)| min < cut && max >= cut);
         if !straddles {
+            // The common case when chunks are aligned to the cut: whole
+            // chunks go, nothing is re-encoded.
             self.sealed.retain(|s| s.min_time >= cut);
+            if self.open.max_time().is_some_and(|max| max < cut) {
+                self.open = XorChunk::default();
+            }
+            self.ooo.retain(|s| s.timestamp_ms >= cut);
             return Ok(());
         }
         let keep = self.samples_in(cut, i64::MAX)?;
@@ -412,6 +431,28 @@ mod tests {
         assert_eq!(all(&series)[0], (100, 1.0));
         series.drop_before(0, &policy).expect("nothing to drop");
         assert_eq!(all(&series).len(), 181);
+    }
+
+    #[test]
+    fn aligned_chunks_are_dropped_whole() {
+        let policy = ChunkPolicy {
+            align_ms: Some(1_000),
+            ..ChunkPolicy::default()
+        };
+        let mut series = MemSeries::new();
+        for t in (0..3_000).step_by(10) {
+            append(&mut series, t, 1.0, &policy);
+        }
+        // Cut at 120 samples and at every 1,000 ms window: 0–990 is one
+        // chunk of 100, and so on.
+        assert_eq!(series.sealed_chunks(), 2);
+        assert!(series.sealed.iter().all(|s| s.chunk.len() == 100));
+        append(&mut series, 5, 2.0, &policy); // buffered, before the cut
+        series.drop_before(1_000, &policy).expect("drop");
+        assert_eq!(series.sealed_chunks(), 1, "the first chunk went whole");
+        assert!(series.ooo.is_empty());
+        assert_eq!(all(&series).len(), 200);
+        assert_eq!(series.time_bounds(), Some((1_000, 2_990)));
     }
 
     #[test]
