@@ -83,12 +83,7 @@ fn stores() -> Option<Stores> {
     )
     .ok()?;
     load(&db, &metrics);
-    let range = db.config().block_range_ms;
-    let mut cut = min.div_euclid(range) * range + range;
-    while cut <= max + range {
-        db.persist_before(cut).ok()?;
-        cut += range;
-    }
+    db.persist_before(max + 1).ok()?;
     db.maintain().ok()?;
     Some(Stores {
         _dirs: vec![phase0_dir, db_dir],

@@ -168,11 +168,7 @@ fn run() -> Result<(), String> {
     let (min, max) = db.head().time_bounds().ok_or("empty head")?;
     let range = db.config().block_range_ms;
     let started = Instant::now();
-    let mut cut = min.div_euclid(range) * range + range;
-    while cut <= max + range {
-        db.persist_before(cut).map_err(|e| e.to_string())?;
-        cut += range;
-    }
+    db.persist_before(max + 1).map_err(|e| e.to_string())?;
     let persisted = started.elapsed();
     let started = Instant::now();
     db.maintain().map_err(|e| e.to_string())?;

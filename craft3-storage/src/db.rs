@@ -459,15 +459,32 @@ impl Db {
         self.inner.maintain()
     }
 
-    /// Cuts everything in the head before `cut` into a block now,
-    /// whatever the head's span (tests, benches, the bytes-per-sample
-    /// measurement). Returns false when there was nothing to cut.
+    /// Cuts everything in the head before `cut` into blocks now, one per
+    /// block range, whatever the head's span (tests, benches, the
+    /// bytes-per-sample measurement), then checkpoints the WAL once.
+    /// Returns false when there was nothing to cut.
     ///
     /// # Errors
     /// As [`Db::maintain`].
     pub fn persist_before(&self, cut: i64) -> Result<bool, DbError> {
         let _pass = self.inner.maintenance.lock();
-        self.inner.persist(cut)
+        let range = self.inner.config.block_range_ms;
+        let mut any = false;
+        while let Some((min, _)) = self.inner.head.time_bounds() {
+            if min >= cut {
+                break;
+            }
+            let window_end = min
+                .div_euclid(range)
+                .saturating_mul(range)
+                .saturating_add(range);
+            if !self.inner.persist(window_end.min(cut))? {
+                break;
+            }
+            any = true;
+        }
+        self.inner.finish_pending(true)?;
+        Ok(any)
     }
 
     /// The blocks' metadata, by sequence.
@@ -707,7 +724,7 @@ impl Inner {
 
     fn maintain(&self) -> Result<(), DbError> {
         let _pass = self.maintenance.lock();
-        self.finish_pending()?;
+        self.finish_pending(true)?;
         let range = self.config.block_range_ms;
         while let Some((min, max)) = self.head.time_bounds() {
             if max.saturating_sub(min) < range + range / 2 {
@@ -721,13 +738,15 @@ impl Inner {
                 break;
             }
         }
+        // One checkpoint for however many blocks were cut.
+        self.finish_pending(true)?;
         while self.compact_once()? {}
         self.apply_retention()
     }
 
     /// Moves everything before `cut` from the head into a block.
     fn persist(&self, cut: i64) -> Result<bool, DbError> {
-        self.finish_pending()?;
+        self.finish_pending(false)?;
         {
             let mut state = self.wal.lock();
             let series = self.head.samples_before(cut)?;
@@ -745,15 +764,18 @@ impl Inner {
             let closed = state.wal.roll()?;
             state.checkpoint_due = Some(closed);
         }
-        self.finish_pending()?;
+        // The block now; the checkpoint once the caller has cut them all.
+        self.finish_pending(false)?;
         self.stats.lock().persisted += 1;
         Ok(true)
     }
 
-    /// Writes the pending block (if any) and the checkpoint due after it;
-    /// a failure leaves both due for the next pass, nothing lost meanwhile
-    /// (the pending block is served from memory, the WAL still has it).
-    fn finish_pending(&self) -> Result<(), DbError> {
+    /// Writes the pending block (if any) and, with `checkpoint`, the
+    /// checkpoint due after it; a failure leaves both due for the next
+    /// pass, nothing lost meanwhile (the pending block is served from
+    /// memory, the WAL still has it). The checkpoint is never written while
+    /// a block is pending: it would drop segments the pending block needs.
+    fn finish_pending(&self, checkpoint: bool) -> Result<(), DbError> {
         let pending = self.persisted.read().pending.clone();
         if let Some(pending) = pending {
             let id = self.new_id();
@@ -772,6 +794,9 @@ impl Inner {
             persisted.blocks.push(opened);
             persisted.blocks.sort_by_key(|b| b.meta().sequence);
             persisted.pending = None;
+        }
+        if !checkpoint {
+            return Ok(());
         }
         let due = self.wal.lock().checkpoint_due;
         if let Some(upto) = due {

@@ -786,6 +786,27 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_bytes() {
+        // docs/src/formats/wal.md, "A hex dump".
+        let mut out = Vec::new();
+        encode_series(&mut out, 0, "cpu", &Labels::from_pairs([("host", "a")]));
+        encode_samples(&mut out, &[sample(0, 1_000, 1.5)]);
+        let series = [
+            0x01, 0x00, 0x03, b'c', b'p', b'u', 0x01, 0x04, b'h', b'o', b's', b't', 0x01, b'a',
+        ];
+        let samples = [0x02, 0x01, 0x00, 0xd0, 0x0f, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f];
+        let mut expected = Vec::new();
+        for body in [&series[..], &samples[..]] {
+            expected.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            expected.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+            expected.extend_from_slice(body);
+        }
+        assert_eq!(out, expected);
+        assert_eq!(series.len(), 14);
+        assert_eq!(samples.len(), 13);
+    }
+
+    #[test]
     fn fsync_policies_parse() {
         assert_eq!("every-batch".parse(), Ok(WalFsync::EveryBatch));
         assert_eq!("never".parse(), Ok(WalFsync::Never));
