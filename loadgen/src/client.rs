@@ -316,7 +316,7 @@ pub struct WireRequest {
 
 #[cfg(test)]
 impl WireRequest {
-    fn bytes(&self) -> &[u8] {
+    pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 }

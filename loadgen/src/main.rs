@@ -10,6 +10,20 @@
 //! NDJSON, InfluxDB line protocol, Prometheus remote_write) and `--gzip`
 //! compresses it.
 //!
+//! `send` replays such a dataset file over HTTP and measures what the
+//! server *stores*: the file is cut into bodies of `--batch` lines before the
+//! clock starts, `-c` keep-alive connections POST them in file order (lp →
+//! `/write?precision=…`, the unit detected from the timestamps; ndjson →
+//! `/metrics`), 503s are retried and counted, and after the last answer the
+//! `/health` queue is watched until it is empty. The report gives accepted
+//! samples/s (over the sending time) and stored samples/s (over sending plus
+//! catch-up):
+//!
+//! ```text
+//! loadgen gen --format lp -o /tmp/ds/data.lp
+//! loadgen send --file /tmp/ds/data.lp --url http://127.0.0.1:8080 -c 4 --batch 10000
+//! ```
+//!
 //! This file is the command line only: it parses and validates arguments
 //! (bad values are rejected with the value named), builds one multi-threaded
 //! tokio runtime — so loadgen uses every core and is not the bottleneck — and
@@ -25,8 +39,11 @@ mod dataset_gen;
 mod generator;
 mod health;
 mod null_server;
+mod replay_file;
 mod report;
 mod run;
+mod send;
+mod send_report;
 mod stats;
 mod target;
 
@@ -42,8 +59,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::body::{BodyFormat, BodySpec};
 use crate::burst::BurstConfig;
 use crate::compare::{CompareConfig, Contender};
+use crate::replay_file::{Precision, Prepared, ReadOptions, SendFormat};
 use crate::report::{LoadShape, Report};
 use crate::run::RunConfig;
+use crate::send::SendConfig;
+use crate::send_report::{SendReport, SendShape};
 use crate::target::Target;
 
 #[derive(Parser, Debug)]
@@ -69,6 +89,68 @@ enum Command {
     NullServer(NullServerArgs),
     /// Write the reference dataset (default 1,000 series x 24 h at 10 s) as JSONL or line protocol.
     Gen(dataset_gen::GenArgs),
+    /// Replay a dataset file (from `gen`) over HTTP; report accepted and stored samples/s.
+    #[command(long_about = SEND_ABOUT)]
+    Send(SendArgs),
+}
+
+const SEND_ABOUT: &str = "\
+Replay a dataset file over HTTP and measure end-to-end stored throughput.
+
+The file (line protocol or NDJSON, as `loadgen gen` writes it) is read and cut
+into bodies of --batch lines before the clock starts, in file order. -c workers,
+each on one keep-alive connection, take the next body from a shared index and
+POST it: lp to /write?precision=<unit> (the unit detected from the first
+timestamp unless --precision or the URL names it), ndjson to /metrics as
+application/x-ndjson. A 503 (queue full) is retried after a short backoff, up to
+100 tries per body; any other non-2xx answer is an error. After the last answer,
+GET /health is polled until queue_size is 0 (unless --no-health).
+
+Reported: lines, samples, requests, retries, errors (with the first answers),
+send time, accepted samples/s = samples / send time, stored samples/s =
+samples / (send time + catch-up time), latency percentiles per request.
+
+Example:
+  loadgen gen --format lp -o /tmp/ds/data.lp
+  loadgen send --file /tmp/ds/data.lp --url http://127.0.0.1:8080 -c 4 --batch 10000";
+
+#[derive(Args, Debug)]
+struct SendArgs {
+    /// The dataset file: line protocol (.lp) or NDJSON (.jsonl, .ndjson).
+    #[arg(long, value_name = "FILE")]
+    file: PathBuf,
+    /// Server URL, e.g. http://127.0.0.1:8080 (a bare host:port gets the format's write path).
+    #[arg(long)]
+    url: String,
+    /// Wire format of the file; default: from its extension.
+    #[arg(long, value_enum)]
+    format: Option<SendFormat>,
+    /// Line protocol: the timestamps' unit; default: detected from the first timestamp.
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
+    /// Lines per request body.
+    #[arg(long, value_name = "LINES", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    batch: u64,
+    /// Concurrent keep-alive connections.
+    #[arg(short = 'c', long, default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    connections: u64,
+    /// Send only the first N data lines of the file.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// Print one JSON object with all figures instead of the text report.
+    #[arg(long)]
+    json: bool,
+    /// Per-request timeout, e.g. 30s, 2m (bare number = seconds).
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    timeout: Duration,
+    /// After the last answer, how long to wait for /health's queue_size to reach 0.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// Do not poll GET /health (no catch-up time, no stored samples/s).
+    #[arg(long)]
+    no_health: bool,
 }
 
 /// Options shared by `burst`, `run` and `compare`.
@@ -248,6 +330,8 @@ fn execute(cli: Cli) -> Result<()> {
     let command = match cli.command {
         // Plain file output: no runtime needed.
         Command::Gen(args) => return dataset_gen::run(&args),
+        // Reads the file before the runtime (and the clock) starts.
+        Command::Send(args) => return send_command(&args),
         other => other,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -256,7 +340,8 @@ fn execute(cli: Cli) -> Result<()> {
         .context("cannot start the tokio runtime")?;
     runtime.block_on(async move {
         match command {
-            Command::Gen(args) => dataset_gen::run(&args),
+            // Both return above, before any runtime exists.
+            Command::Gen(_) | Command::Send(_) => bail!("internal: gen/send need no runtime"),
             Command::Burst(args) => burst_command(args).await,
             Command::Run(args) => run_command(args).await,
             Command::Compare(args) => compare_command(args).await,
@@ -338,6 +423,60 @@ async fn compare_command(args: CompareArgs) -> Result<()> {
         println!("{}", comparison.to_json());
     } else {
         print!("{}", comparison.to_text());
+    }
+    Ok(())
+}
+
+fn send_command(args: &SendArgs) -> Result<()> {
+    let format = SendFormat::resolve(args.format, &args.file)?;
+    // The URL is checked before a possibly large file is read.
+    let target = Target::parse(&args.url, format.default_path())?;
+    let started = std::time::Instant::now();
+    let prepared = replay_file::prepare(
+        &ReadOptions {
+            path: args.file.clone(),
+            format,
+            batch: usize::try_from(args.batch).context("invalid --batch")?,
+            limit: args.limit,
+        },
+        &target.write_path,
+        &target.authority,
+        args.precision,
+    )?;
+    let prepare_time = started.elapsed();
+    let url = format!("http://{}{}", target.authority, prepared.summary.write_path);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let Prepared { bodies, summary } = prepared;
+    let outcome = runtime.block_on(async {
+        let addr = target.resolve().await?;
+        let config = SendConfig {
+            addr,
+            authority: target.authority.clone(),
+            connections: usize::try_from(args.connections).context("invalid --connections")?,
+            timeout: args.timeout,
+            max_tries: send::DEFAULT_MAX_TRIES,
+            retry_backoff: send::DEFAULT_RETRY_BACKOFF,
+            drain_timeout: (!args.no_health).then_some(args.drain_timeout),
+        };
+        send::send(&config, std::sync::Arc::new(bodies)).await
+    })?;
+    let shape = SendShape {
+        file: &args.file,
+        url,
+        format,
+        connections: args.connections as usize,
+        batch: args.batch as usize,
+        prepare_time,
+    };
+    let report = SendReport::new(&shape, &summary, &outcome);
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
     }
     Ok(())
 }
@@ -485,6 +624,54 @@ mod tests {
             .expect_err("gzip + remote-write")
             .to_string();
         assert!(error.contains("--gzip"), "{error}");
+    }
+
+    #[test]
+    fn cli_parses_send_flags() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "send",
+            "--file",
+            "data.txt",
+            "--url",
+            "http://127.0.0.1:8080",
+            "--format",
+            "jsonl",
+            "--batch",
+            "500",
+            "-c",
+            "8",
+            "--limit",
+            "1000",
+            "--precision",
+            "ms",
+            "--drain-timeout",
+            "5s",
+            "--no-health",
+            "--json",
+        ])
+        .expect("valid flags");
+        let Command::Send(args) = cli.command else {
+            panic!("expected send");
+        };
+        assert_eq!(args.format, Some(SendFormat::Ndjson));
+        assert_eq!(
+            (args.batch, args.connections, args.limit),
+            (500, 8, Some(1000))
+        );
+        assert_eq!(args.precision, Some(Precision::Ms));
+        assert_eq!(args.drain_timeout, Duration::from_secs(5));
+        assert!(args.no_health && args.json);
+        let Command::Send(args) =
+            Cli::try_parse_from(["loadgen", "send", "--file", "x", "--url", "h:1"])
+                .expect("defaults")
+                .command
+        else {
+            panic!("expected send");
+        };
+        assert_eq!((args.batch, args.connections), (10_000, 4));
+        assert_eq!(args.timeout, Duration::from_secs(30));
+        assert_eq!(args.drain_timeout, Duration::from_secs(120));
     }
 
     #[test]
