@@ -240,7 +240,7 @@ pub fn decode_line_protocol(
                 at,
                 reason: error.explain(content),
             })?;
-            decoder.push_metrics(&parsed, at)?;
+            decoder.push_metrics(content, &parsed, at)?;
         }
         line_number += 1 + newlines_inside;
         if end >= bytes.len() {
@@ -790,7 +790,12 @@ impl<'a> Decoder<'a, '_> {
 
     /// One metric per numeric or boolean field of the line [`Self::parse`]
     /// read last.
-    fn push_metrics(&mut self, parsed: &ParsedLine<'a>, at: Position) -> Result<(), DecodeError> {
+    fn push_metrics(
+        &mut self,
+        line: &str,
+        parsed: &ParsedLine<'a>,
+        at: Position,
+    ) -> Result<(), DecodeError> {
         let precision = self.precision;
         let timestamp_ms = match parsed.timestamp {
             None => self.now_ms,
@@ -811,11 +816,33 @@ impl<'a> Decoder<'a, '_> {
             return Ok(()); // only string fields
         };
         super::room_for_one_more(self.metrics.len(), self.limits)?;
-        let mut measurement = metric_name(parsed.measurement);
-        let mut labels = if self.tags.is_empty() {
-            Labels::empty()
+        // The series key as written: from the measurement to the end of
+        // the last tag (all slices of the same line).
+        let start = parsed.measurement.raw.as_ptr() as usize;
+        let end = self
+            .tags
+            .last()
+            .map_or(start + parsed.measurement.raw.len(), |tag| {
+                tag.value.raw.as_ptr() as usize + tag.value.raw.len()
+            });
+        let key = line
+            .get(
+                start.saturating_sub(line.as_ptr() as usize)
+                    ..end.saturating_sub(line.as_ptr() as usize),
+            )
+            .unwrap_or("");
+        let build = || {
+            let labels = if self.tags.is_empty() {
+                Labels::empty()
+            } else {
+                build_labels(&self.tags)
+            };
+            (metric_name(parsed.measurement), labels)
+        };
+        let (mut measurement, mut labels) = if key.is_empty() {
+            build()
         } else {
-            build_labels(&self.tags)
+            super::series_cache::name_and_labels(key, build)
         };
         for (index, field) in self.fields.iter().enumerate().take(last + 1) {
             let Some(value) = field.value else {

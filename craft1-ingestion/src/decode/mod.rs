@@ -36,6 +36,7 @@ mod json_object;
 pub mod line_protocol;
 mod number;
 pub mod remote_write;
+mod series_cache;
 
 use std::fmt;
 
