@@ -33,17 +33,25 @@ impl Labels {
     {
         // A sorted Vec, not a BTreeMap: series have a handful of labels, and
         // this runs for every sample every decoder produces.
-        let mut sorted: Vec<(String, String)> = pairs
+        let mut labels: Vec<(String, String)> = pairs
             .into_iter()
             .map(|(n, v)| (n.into(), v.into()))
             .collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal names keep their order
-        let mut labels: Vec<(String, String)> = Vec::with_capacity(sorted.len());
-        for pair in sorted {
-            match labels.last_mut() {
-                Some(last) if last.0 == pair.0 => *last = pair,
-                _ => labels.push(pair),
+        // Decoders usually hand names over sorted already: skip the sort.
+        if !labels.windows(2).all(|w| w[0].0 < w[1].0) {
+            labels.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal names keep their order
+            // The last of equal names wins, in place: keep a pair only when
+            // the next one has another name.
+            let mut write = 0;
+            for read in 0..labels.len() {
+                let last_of_its_name =
+                    read + 1 == labels.len() || labels[read + 1].0 != labels[read].0;
+                if last_of_its_name {
+                    labels.swap(write, read);
+                    write += 1;
+                }
             }
+            labels.truncate(write);
         }
         labels.retain(|(_, v)| !v.is_empty());
         Labels(labels)
@@ -165,6 +173,20 @@ mod tests {
         assert_eq!(pairs, vec![("host", "b"), ("region", "eu")]);
         assert_eq!(labels.get("host"), Some("b"));
         assert_eq!(labels.get("zone"), None);
+    }
+
+    #[test]
+    fn runs_of_duplicates_keep_their_last_value() {
+        let labels = Labels::from_pairs([
+            ("b", "x"),
+            ("a", "1"),
+            ("a", "2"),
+            ("b", "y"),
+            ("a", "3"),
+            ("c", "z"),
+        ]);
+        let pairs: Vec<_> = labels.iter().collect();
+        assert_eq!(pairs, vec![("a", "3"), ("b", "y"), ("c", "z")]);
     }
 
     #[test]
