@@ -12,6 +12,9 @@
 //! - `head, by series ref`: the same, through `Head::append_to` with series
 //!   references kept by the caller (as Prometheus' scrape cache keeps
 //!   them) — the floor without the lookup;
+//! - `head, existing series, choice deferred`: chunks sealed as the XOR
+//!   they were appended as, the XOR-or-decimal choice left to the engine's
+//!   background thread (`ChunkPolicy::defer_choice`, `Db`'s default);
 //! - `craft3 db (WAL + head)`: the whole engine through the trait, as
 //!   `platform --storage craft3` runs it: a WAL record per batch (written,
 //!   not fsynced), then the head;
@@ -27,7 +30,7 @@ use common::{Labels, Metric, MetricStore};
 use craft3_storage::dataset::{Dataset, DatasetSpec};
 use craft3_storage::db::{Db, DbConfig};
 use craft3_storage::wal::{WalConfig, WalFsync};
-use craft3_storage::{HeadStore, Sample};
+use craft3_storage::{HeadConfig, HeadStore, Sample};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 /// Samples per series in the measured window.
@@ -95,6 +98,31 @@ fn append(c: &mut Criterion) {
                 store
             },
             |store| append_all(store, measured),
+            BatchSize::LargeInput,
+        )
+    });
+
+    // As the engine runs it: chunks sealed as XOR, the choice of codec
+    // made later by the background thread (not measured here).
+    let deferred = || {
+        let mut config = HeadConfig::default();
+        config.chunks.defer_choice = true;
+        HeadStore::new(config).ok()
+    };
+    group.bench_function("craft3 head, existing series, choice deferred", |b| {
+        b.iter_batched_ref(
+            || {
+                let store = deferred();
+                if let Some(store) = &store {
+                    append_all(store, warm);
+                }
+                store
+            },
+            |store| {
+                if let Some(store) = store {
+                    append_all(store, measured);
+                }
+            },
             BatchSize::LargeInput,
         )
     });

@@ -58,7 +58,7 @@ use thiserror::Error;
 use crate::block::{self, Block, BlockError, BlockMeta};
 use crate::chunk::Sample;
 use crate::head::memseries::sort_keep_last;
-use crate::head::{Head, HeadConfig, HeadError, SeriesEntry, SeriesSamples};
+use crate::head::{ChunkPolicy, Head, HeadConfig, HeadError, SeriesEntry, SeriesSamples};
 use crate::wal::{
     self, ReplayStats, Wal, WalConfig, WalError, WalFsync, WalRecord, WalSample, encode_samples,
     encode_series,
@@ -132,7 +132,16 @@ pub struct DbConfig {
 impl Default for DbConfig {
     fn default() -> Self {
         Self {
-            head: HeadConfig::default(),
+            // Appends seal chunks as XOR; each maintenance pass (the
+            // background thread, or the owner's `maintain`) picks the
+            // smaller codec for them, off the append path.
+            head: HeadConfig {
+                chunks: ChunkPolicy {
+                    defer_choice: true,
+                    ..ChunkPolicy::default()
+                },
+                ..HeadConfig::default()
+            },
             wal: WalConfig::default(),
             block_range_ms: DEFAULT_BLOCK_RANGE_MS,
             compaction_ranges_ms: vec![3 * DEFAULT_BLOCK_RANGE_MS, 9 * DEFAULT_BLOCK_RANGE_MS],
@@ -273,6 +282,7 @@ impl Db {
         // chunks from the head instead of re-encoding them.
         let mut head_config = config.head;
         head_config.chunks.align_ms = Some(config.block_range_ms);
+
         let head = Head::new(head_config)?;
         let mut refs: Vec<Option<Arc<SeriesEntry>>> = Vec::new();
         let mut orphans = 0u64;
@@ -724,6 +734,7 @@ impl Inner {
 
     fn maintain(&self) -> Result<(), DbError> {
         let _pass = self.maintenance.lock();
+        self.head.settle()?;
         self.finish_pending(true)?;
         let range = self.config.block_range_ms;
         while let Some((min, max)) = self.head.time_bounds() {

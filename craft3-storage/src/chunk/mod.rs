@@ -167,6 +167,10 @@ impl Chunk {
         if open.len() > MAX_SAMPLES_PER_CHUNK {
             return Err(ChunkError::TooManySamples(open.len()));
         }
+        if policy == EncodingPolicy::XorOnly {
+            // Nothing to compare: the open chunk is sealed as it is.
+            return Ok(Self::Xor(open));
+        }
         let samples: Vec<Sample> = open.iter().collect();
         Ok(Self::choose(open, &samples, policy))
     }

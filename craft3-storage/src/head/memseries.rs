@@ -51,6 +51,11 @@ pub struct ChunkPolicy {
     pub align_ms: Option<i64>,
     /// Out-of-order samples buffered before the open chunk is cut early.
     pub ooo_capacity: usize,
+    /// Seal chunks as the XOR they were appended as, and make the choice
+    /// of `encoding` later, in [`MemSeries::settle`] (the engine's
+    /// background thread): choosing decodes the chunk and tries the decimal
+    /// codec, which cost a third of the append path when done inline.
+    pub defer_choice: bool,
     /// Encodings a sealed chunk may use.
     pub encoding: EncodingPolicy,
 }
@@ -62,6 +67,7 @@ impl Default for ChunkPolicy {
             max_chunk_span_ms: None,
             align_ms: None,
             ooo_capacity: 32,
+            defer_choice: false,
             encoding: EncodingPolicy::Smallest,
         }
     }
@@ -73,6 +79,9 @@ struct Sealed {
     min_time: i64,
     max_time: i64,
     chunk: Chunk,
+    /// False while the chunk is the XOR it was sealed as and the choice of
+    /// `policy.encoding` is still to be made (see [`ChunkPolicy::defer_choice`]).
+    settled: bool,
 }
 
 /// One series' samples.
@@ -140,8 +149,13 @@ impl MemSeries {
             return Ok(());
         }
         let open = std::mem::take(&mut self.open);
+        let deferred = policy.defer_choice && policy.encoding != EncodingPolicy::XorOnly;
         let chunk = if self.ooo.is_empty() {
-            Chunk::seal(open, policy.encoding)?
+            if deferred {
+                Chunk::seal(open, EncodingPolicy::XorOnly)?
+            } else {
+                Chunk::seal(open, policy.encoding)?
+            }
         } else {
             let mut samples: Vec<Sample> = open.iter().collect();
             samples.append(&mut self.ooo);
@@ -151,13 +165,32 @@ impl MemSeries {
         if let (Some(min_time), Some(max_time)) = (chunk.min_time(), chunk.max_time()) {
             // Sealed chunks are sorted, so max is the last sample's time.
             self.max_time = Some(self.max_time.map_or(max_time, |m| m.max(max_time)));
+            let settled = !deferred || !matches!(chunk, Chunk::Xor(_));
             self.sealed.push(Sealed {
                 min_time,
                 max_time,
                 chunk,
+                settled,
             });
         }
         Ok(())
+    }
+
+    /// Makes the deferred encoding choice for every chunk sealed as XOR
+    /// under [`ChunkPolicy::defer_choice`]; returns how many were settled.
+    ///
+    /// # Errors
+    /// [`ChunkError`] when a chunk cannot be decoded (it stays as it is).
+    pub fn settle(&mut self, policy: &ChunkPolicy) -> Result<usize, ChunkError> {
+        let mut settled = 0;
+        for sealed in self.sealed.iter_mut().filter(|s| !s.settled) {
+            if let Chunk::Xor(xor) = &sealed.chunk {
+                sealed.chunk = Chunk::seal(xor.clone(), policy.encoding)?;
+            }
+            sealed.settled = true;
+            settled += 1;
+        }
+        Ok(settled)
     }
 
     /// Samples in `[start_ms, end_ms]`, strictly increasing in time, the last
@@ -453,6 +486,34 @@ mod tests {
         assert!(series.ooo.is_empty());
         assert_eq!(all(&series).len(), 200);
         assert_eq!(series.time_bounds(), Some((1_000, 2_990)));
+    }
+
+    #[test]
+    fn a_deferred_choice_seals_xor_and_settles_later() {
+        let policy = ChunkPolicy {
+            defer_choice: true,
+            ..ChunkPolicy::default()
+        };
+        let mut series = MemSeries::new();
+        for i in 0..250 {
+            append(&mut series, i * 10, f64::from(i as i32) / 10.0, &policy);
+        }
+        let before = all(&series);
+        assert!(
+            series
+                .sealed
+                .iter()
+                .all(|s| s.chunk.encoding() == Encoding::Xor)
+        );
+        assert_eq!(series.settle(&policy), Ok(2));
+        assert!(
+            series
+                .sealed
+                .iter()
+                .all(|s| s.chunk.encoding() == Encoding::Decimal)
+        );
+        assert_eq!(series.settle(&policy), Ok(0), "settled once");
+        assert_eq!(all(&series), before);
     }
 
     #[test]

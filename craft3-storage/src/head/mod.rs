@@ -299,6 +299,24 @@ impl Head {
         Ok(out)
     }
 
+    /// Makes the deferred encoding choice for chunks sealed under
+    /// [`ChunkPolicy::defer_choice`], series by series (each under its own
+    /// lock, briefly); returns how many chunks were settled.
+    ///
+    /// # Errors
+    /// [`HeadError::Chunk`] when a chunk cannot be decoded.
+    pub fn settle(&self) -> Result<usize, HeadError> {
+        let mut settled = 0;
+        for entry in self.all_series() {
+            settled += entry
+                .data
+                .lock()
+                .settle(&self.config.chunks)
+                .map_err(|source| chunk_error(&entry, source))?;
+        }
+        Ok(settled)
+    }
+
     /// Every series, in id order (a snapshot of the list: series created
     /// meanwhile are not visited).
     pub fn all_series(&self) -> Vec<Arc<SeriesEntry>> {
