@@ -55,7 +55,7 @@ use common::{LabelMatcher, Labels, Metric, TimeRange};
 use parking_lot::{Condvar, Mutex, RwLock};
 use thiserror::Error;
 
-use crate::block::{self, Block, BlockError, BlockMeta};
+use crate::block::{self, Block, BlockError, BlockMeta, SeriesChunks};
 use crate::chunk::Sample;
 use crate::head::memseries::sort_keep_last;
 use crate::head::{ChunkPolicy, Head, HeadConfig, HeadError, SeriesEntry, SeriesSamples};
@@ -188,7 +188,7 @@ impl DbConfig {
 #[derive(Debug)]
 struct Pending {
     sequence: u64,
-    series: Vec<SeriesSamples>,
+    series: Vec<SeriesChunks>,
 }
 
 /// What readers snapshot: the blocks (by sequence, ascending) and the
@@ -683,12 +683,22 @@ impl Inner {
                 if !common::matches_all(matchers, &series.name, &series.labels) {
                     continue;
                 }
-                let samples: Vec<Sample> = series
-                    .samples
-                    .iter()
-                    .filter(|s| range.contains(s.timestamp_ms))
-                    .copied()
-                    .collect();
+                let mut samples: Vec<Sample> = Vec::new();
+                for chunk in &series.chunks {
+                    let overlaps = chunk.min_time().is_some_and(|min| min <= range.end_ms)
+                        && chunk.max_time().is_some_and(|max| max >= range.start_ms);
+                    if !overlaps {
+                        continue;
+                    }
+                    let mut iter = chunk.iter();
+                    samples.extend(iter.by_ref().filter(|s| range.contains(s.timestamp_ms)));
+                    if let Some(source) = iter.err() {
+                        return Err(DbError::Head(HeadError::Chunk {
+                            series: format!("{}{}", series.name, series.labels),
+                            source: source.clone(),
+                        }));
+                    }
+                }
                 if !samples.is_empty() {
                     add(SeriesSamples {
                         name: series.name.clone(),
@@ -760,7 +770,7 @@ impl Inner {
         self.finish_pending(false)?;
         {
             let mut state = self.wal.lock();
-            let series = self.head.samples_before(cut)?;
+            let series = self.head.chunks_before(cut)?;
             if series.is_empty() {
                 return Ok(false);
             }
@@ -791,7 +801,7 @@ impl Inner {
         if let Some(pending) = pending {
             let id = self.new_id();
             write_block_atomically(&self.blocks_dir, &id, || {
-                block::write_block(
+                block::write_block_chunks(
                     &self.blocks_dir,
                     &id,
                     pending.sequence,

@@ -15,12 +15,14 @@
 //! block is durable, so a crash in between leaves both — which the same
 //! rule reads correctly.
 //!
-//! Simplification: the inputs' series are decoded into memory (16 bytes a
-//! sample) and merged there. A streaming k-way merge, series by series, is
-//! how a larger system bounds compaction's memory.
+//! Chunks are copied, not re-encoded, when a series' chunks from the
+//! inputs do not overlap in time (blocks of successive ranges, the usual
+//! case, as in Prometheus); only overlapping series are decoded, overlaid
+//! and re-encoded. Simplification: every input's chunks are held in memory
+//! at once; a streaming k-way merge, series by series, is how a larger
+//! system bounds compaction's memory (exercise 3.4).
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::path::Path;
 
 use common::Labels;
@@ -28,9 +30,8 @@ use common::Labels;
 use super::BlockError;
 use super::meta::BlockMeta;
 use super::reader::Block;
-use super::writer::write_block;
-use crate::chunk::Sample;
-use crate::head::SeriesSamples;
+use super::writer::{SeriesChunks, write_block_chunks};
+use crate::chunk::{Chunk, ChunkError, EncodingPolicy, SAMPLES_PER_CHUNK, Sample};
 
 /// Merges `inputs` into a new block `id` under `parent` with the given
 /// `sequence` (pass the highest input sequence, so the result ranks as its
@@ -54,19 +55,32 @@ pub fn compact(
     let mut ranked: Vec<&Block> = inputs.to_vec();
     ranked.sort_by_key(|block| block.meta().sequence); // stable: ties keep input order
 
-    let mut merged: BTreeMap<(String, Labels), Vec<Sample>> = BTreeMap::new();
+    // Each series' chunks from every input, oldest input first.
+    let mut gathered: BTreeMap<(String, Labels), Vec<Vec<Chunk>>> = BTreeMap::new();
     for block in &ranked {
-        for series in block.all_series()? {
-            match merged.entry((series.name, series.labels)) {
-                Entry::Occupied(mut older) => {
-                    let samples = overlay(older.get(), &series.samples);
-                    *older.get_mut() = samples;
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert(series.samples);
-                }
-            }
+        for series in block.all_series_chunks()? {
+            gathered
+                .entry((series.name, series.labels))
+                .or_default()
+                .push(series.chunks);
         }
+    }
+    let mut merged = Vec::with_capacity(gathered.len());
+    for ((name, labels), runs) in gathered {
+        let chunks = match copy_or_merge(runs) {
+            Ok(chunks) => chunks,
+            Err(source) => {
+                return Err(BlockError::Chunk {
+                    series: super::series_key(&name, &labels),
+                    source,
+                });
+            }
+        };
+        merged.push(SeriesChunks {
+            name,
+            labels,
+            chunks,
+        });
     }
 
     let level = ranked
@@ -89,15 +103,39 @@ pub fn compact(
     sources.sort();
     sources.dedup();
 
-    let series = merged
-        .into_iter()
-        .map(|((name, labels), samples)| SeriesSamples {
-            name,
-            labels,
-            samples,
-        })
-        .collect();
-    write_block(parent, id, sequence, level, sources, series)
+    write_block_chunks(parent, id, sequence, level, sources, merged)
+}
+
+/// One series' chunks from each input (oldest input first) as one run:
+/// when no two chunks overlap in time — the usual case, blocks of
+/// successive ranges — the chunks are kept as they are, in time order;
+/// otherwise the samples are decoded, overlaid (newer input wins) and
+/// re-encoded.
+fn copy_or_merge(runs: Vec<Vec<Chunk>>) -> Result<Vec<Chunk>, ChunkError> {
+    let mut all: Vec<Chunk> = runs.iter().flatten().cloned().collect();
+    all.sort_by_key(|c| c.min_time().unwrap_or(i64::MAX));
+    let disjoint = all
+        .windows(2)
+        .all(|pair| pair[0].max_time() < pair[1].min_time());
+    if disjoint {
+        return Ok(all);
+    }
+    let mut samples: Vec<Sample> = Vec::new();
+    for run in &runs {
+        let mut newer = Vec::new();
+        for chunk in run {
+            let mut iter = chunk.iter();
+            newer.extend(iter.by_ref());
+            if let Some(error) = iter.err() {
+                return Err(error.clone());
+            }
+        }
+        samples = overlay(&samples, &newer);
+    }
+    samples
+        .chunks(SAMPLES_PER_CHUNK)
+        .map(|part| Chunk::encode(part, EncodingPolicy::Smallest))
+        .collect()
 }
 
 /// Merges two strictly increasing runs; for a timestamp in both, `newer`'s

@@ -47,7 +47,7 @@ pub use compact::compact;
 pub use index_file::{BlockIndex, ChunkMeta, IndexCorrupt, IndexSeries};
 pub use meta::{BlockMeta, BlockStats, Compaction};
 pub use reader::Block;
-pub use writer::write_block;
+pub use writer::{SeriesChunks, write_block, write_block_chunks};
 
 /// Why a block could not be written or read.
 #[derive(Debug, Error)]

@@ -28,6 +28,7 @@ use common::{LabelMatcher, TimeRange};
 use super::chunks_file::{self, CHUNKS_FILE, CHUNKS_HEADER_LEN};
 use super::index_file::{BlockIndex, INDEX_FILE, IndexSeries};
 use super::meta::{BlockMeta, META_FILE};
+use super::writer::SeriesChunks;
 use super::{BlockError, series_key};
 use crate::chunk::{Chunk, Sample};
 use crate::head::SeriesSamples;
@@ -171,6 +172,65 @@ impl Block {
     /// As [`Block::select`].
     pub fn all_series(&self) -> Result<Vec<SeriesSamples>, BlockError> {
         self.select(&[], TimeRange::ALL)
+    }
+
+    /// Every series with its chunks as stored (CRC-checked, parsed and
+    /// checked against the index, not decoded sample by sample): what
+    /// compaction copies when blocks do not overlap.
+    ///
+    /// # Errors
+    /// As [`Block::select`].
+    pub fn all_series_chunks(&self) -> Result<Vec<SeriesChunks>, BlockError> {
+        let mut out = Vec::with_capacity(self.index.series().len());
+        for series in self.index.series() {
+            let Some((first, last)) = series.chunks.first().zip(series.chunks.last()) else {
+                continue;
+            };
+            let (start, end) = (first.offset, last.end());
+            let mut buffer = vec![0; (end - start) as usize];
+            self.chunks
+                .read_exact_at(&mut buffer, start)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => {
+                        BlockError::corrupt(&self.chunks_path, "shorter than when it was opened")
+                    }
+                    _ => BlockError::io(&self.chunks_path, e),
+                })?;
+            let corrupt = |offset: u64, message: String| {
+                BlockError::corrupt(
+                    &self.chunks_path,
+                    format!(
+                        "series {} chunk at {offset}: {message}",
+                        series_key(&series.name, &series.labels)
+                    ),
+                )
+            };
+            let mut chunks = Vec::with_capacity(series.chunks.len());
+            let mut rest = buffer.as_slice();
+            for meta in &series.chunks {
+                let (data, after) = chunks_file::take_record(rest, meta.data_len)
+                    .map_err(|m| corrupt(meta.offset, m))?;
+                rest = after;
+                let chunk =
+                    Chunk::from_bytes(data).map_err(|e| corrupt(meta.offset, e.to_string()))?;
+                if chunk.len() != meta.samples as usize
+                    || chunk.min_time() != Some(meta.min_time)
+                    || chunk.max_time() != Some(meta.max_time)
+                {
+                    return Err(corrupt(
+                        meta.offset,
+                        "the chunk's count or time range differs from the index".into(),
+                    ));
+                }
+                chunks.push(chunk);
+            }
+            out.push(SeriesChunks {
+                name: series.name.clone(),
+                labels: series.labels.clone(),
+                chunks,
+            });
+        }
+        Ok(out)
     }
 
     /// The samples of `series` in `range`: one read covering the chunks

@@ -25,7 +25,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::LabelMatcher;
+use common::{LabelMatcher, Labels};
 
 use super::chunks_file::{self, CHUNKS_FILE};
 use super::index_file::{BlockIndex, ChunkMeta, INDEX_FILE, IndexSeries};
@@ -63,8 +63,59 @@ pub fn write_block(
     sources: Vec<String>,
     series: Vec<SeriesSamples>,
 ) -> Result<BlockMeta, BlockError> {
-    check_id(id)?;
     let series = prepare(series)?;
+    let mut encoded = Vec::with_capacity(series.len());
+    for entry in series {
+        let mut chunks = Vec::with_capacity(entry.samples.len().div_ceil(SAMPLES_PER_CHUNK));
+        for samples in entry.samples.chunks(SAMPLES_PER_CHUNK) {
+            chunks.push(
+                Chunk::encode(samples, EncodingPolicy::Smallest).map_err(|source| {
+                    BlockError::Chunk {
+                        series: series_key(&entry.name, &entry.labels),
+                        source,
+                    }
+                })?,
+            );
+        }
+        encoded.push(SeriesChunks {
+            name: entry.name,
+            labels: entry.labels,
+            chunks,
+        });
+    }
+    write_block_chunks(parent, id, sequence, level, sources, encoded)
+}
+
+/// One series as sealed chunks, ready to be written as they are: what the
+/// head holds and what a block stores, so cutting a block or compacting
+/// blocks that do not overlap copies chunks instead of decoding and
+/// re-encoding every sample (as Prometheus does).
+#[derive(Clone, Debug)]
+pub struct SeriesChunks {
+    /// Metric name.
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// In time order, not overlapping; each chunk's samples strictly
+    /// increasing (as every sealed chunk's are).
+    pub chunks: Vec<Chunk>,
+}
+
+/// As [`write_block`], from sealed chunks, which are stored byte for byte.
+///
+/// # Errors
+/// As [`write_block`]; [`BlockError::InvalidSeries`] also when a series'
+/// chunks overlap in time or are out of order.
+pub fn write_block_chunks(
+    parent: &Path,
+    id: &str,
+    sequence: u64,
+    level: u32,
+    sources: Vec<String>,
+    series: Vec<SeriesChunks>,
+) -> Result<BlockMeta, BlockError> {
+    check_id(id)?;
+    let series = prepare_chunks(series)?;
     let final_dir = parent.join(id);
     if exists(&final_dir)? {
         return Err(BlockError::AlreadyExists {
@@ -176,6 +227,63 @@ fn prepare(mut series: Vec<SeriesSamples>) -> Result<Vec<SeriesSamples>, BlockEr
     Ok(series)
 }
 
+/// Drops empty chunks and series, checks chunk order and overlap, the
+/// `__name__` label and duplicates, sorts by (name, labels).
+fn prepare_chunks(mut series: Vec<SeriesChunks>) -> Result<Vec<SeriesChunks>, BlockError> {
+    for entry in &mut series {
+        entry.chunks.retain(|c| !c.is_empty());
+    }
+    series.retain(|s| !s.chunks.is_empty());
+    for entry in &series {
+        let invalid = |message: String| BlockError::InvalidSeries {
+            series: series_key(&entry.name, &entry.labels),
+            message,
+        };
+        if entry.labels.get(LabelMatcher::METRIC_NAME).is_some() {
+            return Err(invalid(
+                "a label named __name__ would contradict the metric name".into(),
+            ));
+        }
+        let bounds: Vec<(i64, i64)> = entry
+            .chunks
+            .iter()
+            .map(|c| {
+                (
+                    c.min_time().unwrap_or(i64::MAX),
+                    c.max_time().unwrap_or(i64::MIN),
+                )
+            })
+            .collect();
+        if let Some(pair) = bounds.windows(2).find(|pair| pair[0].1 >= pair[1].0) {
+            return Err(invalid(format!(
+                "chunks overlap or are out of order: one ends at {}, the next starts at {}",
+                pair[0].1, pair[1].0
+            )));
+        }
+    }
+    if series.is_empty() {
+        return Err(BlockError::Empty);
+    }
+    series.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    if let Some(pair) = series
+        .windows(2)
+        .find(|pair| (&pair[0].name, &pair[0].labels) == (&pair[1].name, &pair[1].labels))
+    {
+        return Err(BlockError::InvalidSeries {
+            series: series_key(&pair[0].name, &pair[0].labels),
+            message: "given twice; merge its samples first".into(),
+        });
+    }
+    if series.len() > SeriesId::MAX as usize {
+        return Err(BlockError::InvalidArgument(format!(
+            "{} series; a block holds at most {}",
+            series.len(),
+            SeriesId::MAX
+        )));
+    }
+    Ok(series)
+}
+
 /// Writes `chunks`, `index` and `meta.json` into `dir`, each fsynced, then
 /// fsyncs `dir` itself.
 fn write_files(
@@ -184,36 +292,37 @@ fn write_files(
     sequence: u64,
     level: u32,
     mut sources: Vec<String>,
-    series: &[SeriesSamples],
+    series: &[SeriesChunks],
 ) -> Result<BlockMeta, BlockError> {
     let chunks_path = dir.join(CHUNKS_FILE);
     let mut chunks = Vec::new();
     chunks.extend_from_slice(&chunks_file::header());
     let mut index_series = Vec::with_capacity(series.len());
     let mut stats = BlockStats::default();
+    let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
     for entry in series {
-        let mut metas = Vec::with_capacity(entry.samples.len().div_ceil(SAMPLES_PER_CHUNK));
-        for samples in entry.samples.chunks(SAMPLES_PER_CHUNK) {
-            let chunk = Chunk::encode(samples, EncodingPolicy::Smallest).map_err(|source| {
-                BlockError::Chunk {
-                    series: series_key(&entry.name, &entry.labels),
-                    source,
-                }
-            })?;
+        let mut metas = Vec::with_capacity(entry.chunks.len());
+        for chunk in &entry.chunks {
             let bytes = chunk.to_bytes();
             let offset = chunks.len() as u64;
             chunks_file::put_record(&mut chunks, &bytes);
-            // `samples` is a non-empty slice of a strictly increasing run.
+            // Non-empty (prepare_chunks dropped the empty ones).
+            let (first, last) = (
+                chunk.min_time().unwrap_or_default(),
+                chunk.max_time().unwrap_or_default(),
+            );
+            min_time = min_time.min(first);
+            max_time = max_time.max(last);
+            stats.samples += chunk.len() as u64;
             metas.push(ChunkMeta {
-                min_time: samples[0].timestamp_ms,
-                max_time: samples[samples.len() - 1].timestamp_ms,
-                samples: samples.len() as u32,
+                min_time: first,
+                max_time: last,
+                samples: chunk.len() as u32,
                 offset,
                 data_len: bytes.len() as u64,
             });
         }
         stats.series += 1;
-        stats.samples += entry.samples.len() as u64;
         stats.chunks += metas.len() as u64;
         index_series.push(IndexSeries {
             name: entry.name.clone(),
@@ -234,16 +343,8 @@ fn write_files(
         version: META_VERSION,
         id: id.to_string(),
         sequence,
-        min_time: series
-            .iter()
-            .map(|s| s.samples[0].timestamp_ms)
-            .min()
-            .unwrap_or_default(),
-        max_time: series
-            .iter()
-            .map(|s| s.samples[s.samples.len() - 1].timestamp_ms)
-            .max()
-            .unwrap_or_default(),
+        min_time,
+        max_time,
         stats,
         compaction: Compaction { level, sources },
     };

@@ -255,6 +255,48 @@ impl MemSeries {
         bounds
     }
 
+    /// The samples before `cut` as sealed chunks, for a block: the head's
+    /// own chunks when they can be taken as they are (wholly before `cut`,
+    /// no two overlapping — the usual case, chunks being cut at block
+    /// boundaries), the open chunk sealed if it lies wholly before `cut`;
+    /// otherwise (out-of-order data, a chunk straddling `cut`) the samples
+    /// re-encoded. Unsettled chunks get their encoding chosen here.
+    ///
+    /// # Errors
+    /// [`ChunkError`] when a chunk cannot be decoded.
+    pub fn chunks_before(&self, cut: i64, policy: &ChunkPolicy) -> Result<Vec<Chunk>, ChunkError> {
+        let open_bounds = self.open.min_time().zip(self.open.max_time());
+        let straddles = self
+            .sealed
+            .iter()
+            .any(|s| s.min_time < cut && s.max_time >= cut)
+            || open_bounds.is_some_and(|(min, max)| min < cut && max >= cut)
+            || self.ooo.iter().any(|s| s.timestamp_ms < cut);
+        if !straddles {
+            let mut chunks = Vec::new();
+            for sealed in self.sealed.iter().filter(|s| s.max_time < cut) {
+                chunks.push(match (&sealed.chunk, sealed.settled) {
+                    (Chunk::Xor(xor), false) => Chunk::seal(xor.clone(), policy.encoding)?,
+                    (chunk, _) => chunk.clone(),
+                });
+            }
+            if open_bounds.is_some_and(|(_, max)| max < cut) {
+                chunks.push(Chunk::seal(self.open.clone(), policy.encoding)?);
+            }
+            chunks.sort_by_key(|c| c.min_time().unwrap_or(i64::MAX));
+            if chunks
+                .windows(2)
+                .all(|pair| pair[0].max_time() < pair[1].min_time())
+            {
+                return Ok(chunks);
+            }
+        }
+        self.samples_in(i64::MIN, cut.saturating_sub(1))?
+            .chunks(crate::chunk::SAMPLES_PER_CHUNK)
+            .map(|part| Chunk::encode(part, policy.encoding))
+            .collect()
+    }
+
     /// Drops every sample before `cut` (they have been persisted into a
     /// block). Chunks wholly at or after `cut` are kept as they are; when
     /// one straddles it, the series is rebuilt from its remaining samples.
@@ -514,6 +556,46 @@ mod tests {
         );
         assert_eq!(series.settle(&policy), Ok(0), "settled once");
         assert_eq!(all(&series), before);
+    }
+
+    #[test]
+    fn chunks_before_a_cut_are_taken_as_they_are_or_rebuilt() {
+        let policy = ChunkPolicy {
+            align_ms: Some(1_000),
+            defer_choice: true,
+            ..ChunkPolicy::default()
+        };
+        let mut series = MemSeries::new();
+        for t in (0..2_500).step_by(10) {
+            append(&mut series, t, f64::from(t as i32) / 10.0, &policy);
+        }
+        let decode = |chunks: &[Chunk]| -> Vec<(i64, f64)> {
+            chunks
+                .iter()
+                .flat_map(|c| {
+                    c.iter()
+                        .map(|s| (s.timestamp_ms, s.value))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let expected: Vec<(i64, f64)> = all(&series)
+            .into_iter()
+            .filter(|(t, _)| *t < 2_000)
+            .collect();
+        let taken = series.chunks_before(2_000, &policy).expect("chunks");
+        assert_eq!(taken.len(), 2, "the two aligned chunks, whole");
+        assert!(
+            taken.iter().all(|c| c.encoding() == Encoding::Decimal),
+            "chosen here"
+        );
+        assert_eq!(decode(&taken), expected);
+        // A late sample before the cut: rebuilt from samples, still right.
+        append(&mut series, 5, -1.0, &policy);
+        let rebuilt = series.chunks_before(2_000, &policy).expect("chunks");
+        let mut expected = expected;
+        expected.insert(1, (5, -1.0));
+        assert_eq!(decode(&rebuilt), expected);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use common::{LabelMatcher, Labels, Metric, TimeRange};
 use thiserror::Error;
 
+use crate::block::SeriesChunks;
 use crate::chunk::{ChunkError, MAX_SAMPLES_PER_CHUNK, Sample};
 pub use memseries::{ChunkPolicy, MemSeries};
 pub use series::{SeriesEntry, SeriesRegistry};
@@ -349,6 +350,32 @@ impl Head {
                     name: entry.name.clone(),
                     labels: entry.labels.clone(),
                     samples,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        Ok(out)
+    }
+
+    /// Every series' samples before `cut` as sealed chunks (see
+    /// [`MemSeries::chunks_before`]), ordered by (name, labels): what a
+    /// block cut from the head stores, mostly without re-encoding.
+    ///
+    /// # Errors
+    /// [`HeadError::Chunk`] when a chunk cannot be decoded.
+    pub fn chunks_before(&self, cut: i64) -> Result<Vec<SeriesChunks>, HeadError> {
+        let mut out = Vec::new();
+        for entry in self.all_series() {
+            let chunks = entry
+                .data
+                .lock()
+                .chunks_before(cut, &self.config.chunks)
+                .map_err(|source| chunk_error(&entry, source))?;
+            if !chunks.is_empty() {
+                out.push(SeriesChunks {
+                    name: entry.name.clone(),
+                    labels: entry.labels.clone(),
+                    chunks,
                 });
             }
         }
