@@ -31,7 +31,10 @@ pub struct CrossbeamQueue {
     closed: AtomicBool,
     /// The tail of a batch larger than a consumer's `max`, kept for the next
     /// `consume` so a batch is never reordered.
-    leftover: Mutex<Vec<Metric>>,
+    /// The unread tail of a batch larger than the last `max`: an
+    /// iterator, so each delivery moves its share out of the front without
+    /// shifting (or copying) the rest.
+    leftover: Mutex<std::vec::IntoIter<Metric>>,
     next_token: AtomicU64,
     /// Deliveries handed out and not yet acked. Bookkeeping only (nothing is
     /// redelivered from memory), but a double ack is still a caller bug.
@@ -48,18 +51,18 @@ impl CrossbeamQueue {
             receiver,
             backlog: Backlog::new(capacity, 0),
             closed: AtomicBool::new(false),
-            leftover: Mutex::new(Vec::new()),
+            leftover: Mutex::new(Vec::new().into_iter()),
             next_token: AtomicU64::new(0),
             outstanding: Mutex::new(HashSet::new()),
         }
     }
 
     /// Moves up to `max` metrics from `batch` into `out`; what does not fit
-    /// goes back to the front of the leftover.
+    /// becomes the leftover, read from the front by later deliveries.
     fn take_from(
         batch: Vec<Metric>,
         out: &mut Vec<Metric>,
-        leftover: &mut Vec<Metric>,
+        leftover: &mut std::vec::IntoIter<Metric>,
         max: usize,
     ) {
         let room = max - out.len();
@@ -70,9 +73,8 @@ impl CrossbeamQueue {
                 out.extend(batch);
             }
         } else {
-            let mut batch = batch;
-            let rest = batch.split_off(room);
-            out.extend(batch);
+            let mut rest = batch.into_iter();
+            out.extend(rest.by_ref().take(room));
             *leftover = rest;
         }
     }
@@ -112,9 +114,8 @@ impl MetricQueue for CrossbeamQueue {
         // tail is handed out before anything received after it.
         let mut leftover = self.leftover.lock();
         let mut out = Vec::new();
-        if !leftover.is_empty() {
-            let batch = std::mem::take(&mut *leftover);
-            Self::take_from(batch, &mut out, &mut leftover, max);
+        if leftover.len() > 0 {
+            out.extend(leftover.by_ref().take(max));
         }
         if out.is_empty() {
             let deadline = Instant::now() + wait;
@@ -124,7 +125,7 @@ impl MetricQueue for CrossbeamQueue {
                 Err(RecvTimeoutError::Disconnected) => return Ok(None),
             }
         }
-        while out.len() < max && leftover.is_empty() {
+        while out.len() < max && leftover.len() == 0 {
             match self.receiver.try_recv() {
                 Ok(batch) => Self::take_from(batch, &mut out, &mut leftover, max),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
