@@ -23,4 +23,6 @@
 //! The story, with measurements once there is something to measure, is
 //! docs chapter 4.
 
+pub mod eval;
 pub mod lang;
+pub mod value;
