@@ -956,7 +956,15 @@ impl Inner {
         let Some(newest) = newest else {
             return Ok(());
         };
-        let horizon = newest.saturating_sub(retention);
+        // Data time, so a backfill of old data is not deleted as it
+        // arrives — but never past the wall clock, so one sample from a
+        // client whose clock says 2100 cannot expire everything.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(i64::MAX, |d| {
+                i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+            });
+        let horizon = newest.min(now).saturating_sub(retention);
         let expired: Vec<Arc<Block>> = blocks
             .into_iter()
             .filter(|b| b.meta().max_time < horizon)

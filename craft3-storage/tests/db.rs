@@ -214,6 +214,39 @@ fn compaction_and_retention_keep_answers_identical() {
 }
 
 #[test]
+fn a_sample_from_the_far_future_does_not_expire_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = DbConfig {
+        block_range_ms: HOUR,
+        compaction_ranges_ms: vec![3 * HOUR],
+        retention_ms: Some(24 * HOUR),
+        ..manual()
+    };
+    let db = Db::open(dir.path(), config).expect("open");
+    // Recent data (the last 6 hours of wall-clock time), cut into blocks.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let start = now - 6 * HOUR;
+    let batch: Vec<Metric> = (0..360)
+        .map(|i| metric("cpu", "a", i as f64, start + i * 60_000))
+        .collect();
+    db.append(&batch).expect("append");
+    db.persist_before(now - HOUR).expect("persist");
+    assert!(!db.blocks().is_empty());
+    // A client whose clock says 2100.
+    db.append(&[metric("cpu", "a", 1.0, 4_102_444_800_000)])
+        .expect("append");
+    db.maintain().expect("retention");
+    assert_eq!(db.stats().retention_deleted, 0, "{:?}", db.blocks());
+    let got = db
+        .select(&[LabelMatcher::metric_name("cpu")], TimeRange::ALL)
+        .expect("select");
+    assert_eq!(got[0].samples.len(), 361);
+}
+
+#[test]
 fn the_newest_write_wins_across_head_blocks_compaction_and_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = DbConfig {
