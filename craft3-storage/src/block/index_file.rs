@@ -33,14 +33,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{LabelMatcher, Labels, MatchOp, TimeRange};
+use common::{LabelMatcher, Labels, TimeRange};
 use thiserror::Error;
 
 use super::chunks_file::{CHUNKS_HEADER_LEN, MAX_CHUNK_BYTES, record_len};
 use crate::chunk::MAX_SAMPLES_PER_CHUNK;
 use crate::chunk::varint::{self, ByteReader};
+use crate::index::Index;
 use crate::index::SeriesId;
-use crate::index::postings;
 
 /// The file name inside a block directory.
 pub const INDEX_FILE: &str = "index";
@@ -123,8 +123,9 @@ fn corrupt(section: &'static str, message: impl Into<String>) -> IndexCorrupt {
 pub struct BlockIndex {
     /// Sorted by (name, labels); a series' id is its position.
     series: Vec<IndexSeries>,
-    /// Label name → value → ids, as read from the postings section.
-    postings: BTreeMap<String, BTreeMap<String, Vec<SeriesId>>>,
+    /// Label name → value → ids, as read from the postings section, in
+    /// the head's index type: the same matcher rules answer both.
+    postings: Index,
 }
 
 /// A series' label pairs with `__name__` filed among them in name order —
@@ -294,7 +295,12 @@ impl BlockIndex {
         let symbols = decode_symbols(symbols_body)?;
         let series = decode_series(series_body, &symbols, chunks_len)?;
         let postings = decode_postings(postings_body, &symbols, &series)?;
-        Ok(Self { series, postings })
+        // Series count was checked to fit a SeriesId when decoding.
+        let count = series.len() as SeriesId;
+        Ok(Self {
+            series,
+            postings: Index::from_postings(postings, count),
+        })
     }
 
     /// The series, sorted by (name, labels); a series' id is its position.
@@ -304,87 +310,24 @@ impl BlockIndex {
 
     /// The postings of `label=value`; empty when no series has it.
     pub fn postings(&self, label: &str, value: &str) -> &[SeriesId] {
-        self.postings
-            .get(label)
-            .and_then(|values| values.get(value))
-            .map_or(&[], Vec::as_slice)
+        self.postings.postings(label, value)
     }
 
     /// Label names in use, sorted, `__name__` included.
     pub fn label_names(&self) -> Vec<String> {
-        self.postings.keys().cloned().collect()
+        self.postings.label_names()
     }
 
     /// Values of `label`, sorted; empty for an unknown label.
     pub fn label_values(&self, label: &str) -> Vec<String> {
-        self.postings
-            .get(label)
-            .map(|values| values.keys().cloned().collect())
-            .unwrap_or_default()
+        self.postings.label_values(label)
     }
 
     /// Ids of the series matching every matcher, ascending — hence in
-    /// (name, labels) order. The rules are the head's (`crate::index`,
-    /// Prometheus'): a matcher that rejects `""` selects the union of the
-    /// postings of the values it accepts; one that accepts `""` also keeps
-    /// series without the label, so it subtracts the values it rejects.
+    /// (name, labels) order — by the head's rules (`crate::index`,
+    /// Prometheus').
     pub fn select(&self, matchers: &[LabelMatcher]) -> Vec<SeriesId> {
-        let mut positive: Vec<Vec<SeriesId>> = Vec::new();
-        let mut negative: Vec<Vec<SeriesId>> = Vec::new();
-        for matcher in matchers {
-            if matcher.matches_value("") {
-                negative.push(self.rejected_by(matcher));
-            } else {
-                positive.push(self.accepted_by(matcher));
-            }
-        }
-        positive.sort_by_key(Vec::len);
-        let mut result = match positive.split_first() {
-            Some((first, rest)) => rest
-                .iter()
-                .fold(first.clone(), |acc, list| postings::intersect(&acc, list)),
-            // Series count was checked to fit a SeriesId when decoding.
-            None => (0..self.series.len() as SeriesId).collect(),
-        };
-        for list in &negative {
-            if result.is_empty() {
-                break;
-            }
-            result = postings::difference(&result, list);
-        }
-        result
-    }
-
-    /// Union of the postings of the values `matcher` accepts (for a matcher
-    /// that rejects `""`); `=` looks its one value up.
-    fn accepted_by(&self, matcher: &LabelMatcher) -> Vec<SeriesId> {
-        if matcher.op == MatchOp::Equal {
-            return self.postings(&matcher.name, &matcher.value).to_vec();
-        }
-        self.union_where(&matcher.name, |value| matcher.matches_value(value))
-    }
-
-    /// Union of the postings of the values `matcher` rejects (for a matcher
-    /// that accepts `""`); `!=` rejects exactly its one value.
-    fn rejected_by(&self, matcher: &LabelMatcher) -> Vec<SeriesId> {
-        if matcher.op == MatchOp::NotEqual {
-            return self.postings(&matcher.name, &matcher.value).to_vec();
-        }
-        self.union_where(&matcher.name, |value| !matcher.matches_value(value))
-    }
-
-    /// Union of the postings of label `name`'s values that `keep` accepts.
-    fn union_where(&self, name: &str, keep: impl Fn(&str) -> bool) -> Vec<SeriesId> {
-        let Some(values) = self.postings.get(name) else {
-            return Vec::new();
-        };
-        postings::union_all(
-            values
-                .iter()
-                .filter(|(value, _)| keep(value))
-                .map(|(_, list)| list.clone())
-                .collect(),
-        )
+        self.postings.select(matchers)
     }
 }
 
@@ -691,6 +634,7 @@ fn decode_postings(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::MatchOp;
 
     fn chunk(offset: u64, min_time: i64, max_time: i64, samples: u32) -> ChunkMeta {
         ChunkMeta {

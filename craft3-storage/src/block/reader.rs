@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use common::{LabelMatcher, TimeRange};
 
 use super::chunks_file::{self, CHUNKS_FILE, CHUNKS_HEADER_LEN};
-use super::index_file::{BlockIndex, INDEX_FILE, IndexSeries};
+use super::index_file::{BlockIndex, ChunkMeta, INDEX_FILE, IndexSeries};
 use super::meta::{BlockMeta, META_FILE};
 use super::writer::SeriesChunks;
 use super::{BlockError, series_key};
@@ -183,47 +183,7 @@ impl Block {
     pub fn all_series_chunks(&self) -> Result<Vec<SeriesChunks>, BlockError> {
         let mut out = Vec::with_capacity(self.index.series().len());
         for series in self.index.series() {
-            let Some((first, last)) = series.chunks.first().zip(series.chunks.last()) else {
-                continue;
-            };
-            let (start, end) = (first.offset, last.end());
-            let mut buffer = vec![0; (end - start) as usize];
-            self.chunks
-                .read_exact_at(&mut buffer, start)
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => {
-                        BlockError::corrupt(&self.chunks_path, "shorter than when it was opened")
-                    }
-                    _ => BlockError::io(&self.chunks_path, e),
-                })?;
-            let corrupt = |offset: u64, message: String| {
-                BlockError::corrupt(
-                    &self.chunks_path,
-                    format!(
-                        "series {} chunk at {offset}: {message}",
-                        series_key(&series.name, &series.labels)
-                    ),
-                )
-            };
-            let mut chunks = Vec::with_capacity(series.chunks.len());
-            let mut rest = buffer.as_slice();
-            for meta in &series.chunks {
-                let (data, after) = chunks_file::take_record(rest, meta.data_len)
-                    .map_err(|m| corrupt(meta.offset, m))?;
-                rest = after;
-                let chunk =
-                    Chunk::from_bytes(data).map_err(|e| corrupt(meta.offset, e.to_string()))?;
-                if chunk.len() != meta.samples as usize
-                    || chunk.min_time() != Some(meta.min_time)
-                    || chunk.max_time() != Some(meta.max_time)
-                {
-                    return Err(corrupt(
-                        meta.offset,
-                        "the chunk's count or time range differs from the index".into(),
-                    ));
-                }
-                chunks.push(chunk);
-            }
+            let chunks = self.read_chunks(series, &series.chunks)?;
             out.push(SeriesChunks {
                 name: series.name.clone(),
                 labels: series.labels.clone(),
@@ -231,6 +191,69 @@ impl Block {
             });
         }
         Ok(out)
+    }
+
+    /// The chunks `wanted` (a contiguous run of `series`' chunks) with one
+    /// positioned read, each CRC-checked, parsed, and checked against the
+    /// index's count and time range.
+    fn read_chunks(
+        &self,
+        series: &IndexSeries,
+        wanted: &[ChunkMeta],
+    ) -> Result<Vec<Chunk>, BlockError> {
+        let Some((first, last)) = wanted.first().zip(wanted.last()) else {
+            return Ok(Vec::new());
+        };
+        let (start, end) = (first.offset, last.end());
+        // Both within the chunks file's size, checked at open.
+        let mut buffer = vec![0; (end - start) as usize];
+        self.chunks
+            .read_exact_at(&mut buffer, start)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    BlockError::corrupt(&self.chunks_path, "shorter than when it was opened")
+                }
+                _ => BlockError::io(&self.chunks_path, e),
+            })?;
+        let mut chunks = Vec::with_capacity(wanted.len());
+        let mut rest = buffer.as_slice();
+        for meta in wanted {
+            let (data, after) = chunks_file::take_record(rest, meta.data_len)
+                .map_err(|m| self.corrupt_chunk(series, meta.offset, m))?;
+            rest = after;
+            let chunk = Chunk::from_bytes(data)
+                .map_err(|e| self.corrupt_chunk(series, meta.offset, e.to_string()))?;
+            if chunk.len() != meta.samples as usize
+                || chunk.min_time() != Some(meta.min_time)
+                || chunk.max_time() != Some(meta.max_time)
+            {
+                return Err(self.corrupt_chunk(
+                    series,
+                    meta.offset,
+                    format!(
+                        "holds {} samples in {:?}..={:?}, the index says {} in {}..={}",
+                        chunk.len(),
+                        chunk.min_time(),
+                        chunk.max_time(),
+                        meta.samples,
+                        meta.min_time,
+                        meta.max_time
+                    ),
+                ));
+            }
+            chunks.push(chunk);
+        }
+        Ok(chunks)
+    }
+
+    fn corrupt_chunk(&self, series: &IndexSeries, offset: u64, message: String) -> BlockError {
+        BlockError::corrupt(
+            &self.chunks_path,
+            format!(
+                "series {} chunk at {offset}: {message}",
+                series_key(&series.name, &series.labels)
+            ),
+        )
     }
 
     /// The samples of `series` in `range`: one read covering the chunks
@@ -252,35 +275,9 @@ impl Block {
         let Some(wanted) = series.chunks.get(first..last).filter(|w| !w.is_empty()) else {
             return Ok(Vec::new());
         };
-        let start = wanted[0].offset;
-        let end = wanted[wanted.len() - 1].end();
-        // Both within the chunks file's size, checked at open.
-        let mut buffer = vec![0; (end - start) as usize];
-        self.chunks
-            .read_exact_at(&mut buffer, start)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => {
-                    BlockError::corrupt(&self.chunks_path, "shorter than when it was opened")
-                }
-                _ => BlockError::io(&self.chunks_path, e),
-            })?;
-
-        let corrupt = |offset: u64, message: String| {
-            BlockError::corrupt(
-                &self.chunks_path,
-                format!(
-                    "series {} chunk at {offset}: {message}",
-                    series_key(&series.name, &series.labels)
-                ),
-            )
-        };
+        let chunks = self.read_chunks(series, wanted)?;
         let mut samples = Vec::new();
-        let mut rest = buffer.as_slice();
-        for meta in wanted {
-            let (data, after) = chunks_file::take_record(rest, meta.data_len)
-                .map_err(|m| corrupt(meta.offset, m))?;
-            rest = after;
-            let chunk = Chunk::from_bytes(data).map_err(|e| corrupt(meta.offset, e.to_string()))?;
+        for (meta, chunk) in wanted.iter().zip(&chunks) {
             let mut iter = chunk.iter();
             let mut count = 0u32;
             let mut previous: Option<i64> = None;
@@ -291,7 +288,8 @@ impl Block {
                     Some(previous) => previous < ts && ts <= meta.max_time,
                 };
                 if !in_order {
-                    return Err(corrupt(
+                    return Err(self.corrupt_chunk(
+                        series,
                         meta.offset,
                         format!("timestamp {ts} out of order or outside the chunk's range"),
                     ));
@@ -303,10 +301,11 @@ impl Block {
                 }
             }
             if let Some(error) = iter.err() {
-                return Err(corrupt(meta.offset, error.to_string()));
+                return Err(self.corrupt_chunk(series, meta.offset, error.to_string()));
             }
             if count != meta.samples || previous != Some(meta.max_time) {
-                return Err(corrupt(
+                return Err(self.corrupt_chunk(
+                    series,
                     meta.offset,
                     format!(
                         "decoded {count} samples ending at {previous:?}, the index says {} ending at {}",

@@ -180,49 +180,25 @@ fn exists(path: &Path) -> Result<bool, BlockError> {
     }
 }
 
-/// Drops empty series, checks the rest, sorts them by (name, labels).
+/// Drops empty series and checks that each one's samples are strictly
+/// increasing: the one thing chunks cannot check once encoded. The rest
+/// (names, duplicates, order) is [`prepare_chunks`]'s.
 fn prepare(mut series: Vec<SeriesSamples>) -> Result<Vec<SeriesSamples>, BlockError> {
     series.retain(|s| !s.samples.is_empty());
     for entry in &series {
-        let invalid = |message: String| BlockError::InvalidSeries {
-            series: series_key(&entry.name, &entry.labels),
-            message,
-        };
-        if entry.labels.get(LabelMatcher::METRIC_NAME).is_some() {
-            return Err(invalid(
-                "a label named __name__ would contradict the metric name".into(),
-            ));
-        }
         if let Some(pair) = entry
             .samples
             .windows(2)
             .find(|pair| pair[0].timestamp_ms >= pair[1].timestamp_ms)
         {
-            return Err(invalid(format!(
-                "samples not strictly increasing in time: {} then {}",
-                pair[0].timestamp_ms, pair[1].timestamp_ms
-            )));
+            return Err(BlockError::InvalidSeries {
+                series: series_key(&entry.name, &entry.labels),
+                message: format!(
+                    "samples not strictly increasing in time: {} then {}",
+                    pair[0].timestamp_ms, pair[1].timestamp_ms
+                ),
+            });
         }
-    }
-    if series.is_empty() {
-        return Err(BlockError::Empty);
-    }
-    series.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
-    if let Some(pair) = series
-        .windows(2)
-        .find(|pair| (&pair[0].name, &pair[0].labels) == (&pair[1].name, &pair[1].labels))
-    {
-        return Err(BlockError::InvalidSeries {
-            series: series_key(&pair[0].name, &pair[0].labels),
-            message: "given twice; merge its samples first".into(),
-        });
-    }
-    if series.len() > SeriesId::MAX as usize {
-        return Err(BlockError::InvalidArgument(format!(
-            "{} series; a block holds at most {}",
-            series.len(),
-            SeriesId::MAX
-        )));
     }
     Ok(series)
 }

@@ -332,31 +332,6 @@ impl Head {
             .reduce(|(lo, hi), (min, max)| (lo.min(min), hi.max(max)))
     }
 
-    /// Every series' samples before `cut`, ordered by (name, labels): what
-    /// a block persisted from the head holds.
-    ///
-    /// # Errors
-    /// [`HeadError::Chunk`] when a chunk cannot be decoded.
-    pub fn samples_before(&self, cut: i64) -> Result<Vec<SeriesSamples>, HeadError> {
-        let mut out = Vec::new();
-        for entry in self.all_series() {
-            let samples = entry
-                .data
-                .lock()
-                .samples_in(i64::MIN, cut.saturating_sub(1))
-                .map_err(|source| chunk_error(&entry, source))?;
-            if !samples.is_empty() {
-                out.push(SeriesSamples {
-                    name: entry.name.clone(),
-                    labels: entry.labels.clone(),
-                    samples,
-                });
-            }
-        }
-        out.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
-        Ok(out)
-    }
-
     /// Every series' samples before `cut` as sealed chunks (see
     /// [`MemSeries::chunks_before`]), ordered by (name, labels): what a
     /// block cut from the head stores, mostly without re-encoding.

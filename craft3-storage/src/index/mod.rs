@@ -83,6 +83,19 @@ impl Index {
         self.all.is_empty()
     }
 
+    /// An index over postings read from elsewhere (a block's index file),
+    /// series ids `0..series`. Every list must be sorted (the block reader
+    /// checks that before it calls this).
+    pub fn from_postings(
+        labels: BTreeMap<String, BTreeMap<String, Vec<SeriesId>>>,
+        series: SeriesId,
+    ) -> Self {
+        Self {
+            labels,
+            all: (0..series).collect(),
+        }
+    }
+
     /// Every series id, ascending.
     pub fn all(&self) -> &[SeriesId] {
         &self.all
