@@ -7,22 +7,31 @@
 //! parallel, with a cache, through the Prometheus HTTP API. Craft 4 builds
 //! that engine one concept per file, in increments (issue 6):
 //!
-//! 1. **The language front end** — this increment, `lang/`: a hand-written
-//!    lexer (`lexer.rs`), the expression tree and its canonical printer
-//!    (`ast.rs`), a precedence-climbing parser that type-checks as it goes
-//!    (`parser.rs`), the function table (`functions.rs`) and the error type
-//!    (`error.rs`). No parser generator and no parser crate: the parser is
-//!    the lesson, and its errors say where and what was expected.
-//! 2. Still to come: the evaluator over `common::MetricStore` (instant and
-//!    range queries, Prometheus' 5-minute lookback, counter resets), per-query
-//!    sample budgets and timeouts, matcher push-down to craft 3's index,
-//!    rayon-parallel evaluation across series and steps, the LRU result
-//!    cache, the Prometheus HTTP API behind `common::QueryEngine`, and the
-//!    differential check against real Prometheus.
+//! - `lang/` — the language front end: a hand-written lexer (`lexer.rs`),
+//!   the expression tree and its canonical printer (`ast.rs`), a
+//!   precedence-climbing parser that type-checks as it goes (`parser.rs`),
+//!   the function table (`functions.rs`), positioned errors (`error.rs`).
+//!   No parser generator and no parser crate: the parser is the lesson.
+//! - `eval/` — the evaluator over `common::MetricStore`: every node
+//!   evaluated once for all steps (`steps.rs`), one store `select` per
+//!   selector with every matcher pushed down (`selector.rs`), functions with
+//!   Prometheus' extrapolation and counter resets (`functions.rs`),
+//!   streaming aggregation (`aggregate.rs`), vector matching (`binary.rs`),
+//!   subqueries (`subquery.rs`), the sample budget and timeout
+//!   (`limits.rs`); rayon across series and step chunks.
+//! - `value.rs` — results; `api/` — the Prometheus HTTP API (parameters,
+//!   time parsing, JSON shapes); `engine.rs` — `Craft4QueryEngine`, all of
+//!   it behind `common::QueryEngine` (`platform --query craft4`).
 //!
+//! Still to come (issue 6): the LRU result cache, the measurements against
+//! VictoriaMetrics' figures, the differential check against real
+//! Prometheus in CI, and chapter 4.
+
 //! The story, with measurements once there is something to measure, is
 //! docs chapter 4.
 
+pub mod api;
+pub mod engine;
 pub mod eval;
 pub mod lang;
 pub mod value;

@@ -18,9 +18,13 @@ use anyhow::Context;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, ValueEnum};
 use common::duration::parse_positive_duration;
-use common::{Components, IngestionServer, Pipeline, PipelineOptions, Shutdown, SystemClock};
+use common::{
+    Components, IngestionServer, Pipeline, PipelineOptions, QueryEngine, Shutdown, SystemClock,
+};
 use craft1_ingestion::{AsyncServer, ServerConfig, ThreadPerConnectionServer, ThreadPoolServer};
 use craft2_queue::{CrossbeamQueue, FsyncPolicy, Log, LogConfig, LogQueue, NatsConfig, NatsQueue};
+use craft4_query::engine::Craft4QueryEngine;
+use craft4_query::eval::EngineConfig;
 
 /// Slot 1 choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,8 +65,13 @@ enum Storage {
 /// Slot 4 choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Query {
-    /// phase0: full file scan (craft 4 adds more).
+    /// phase0: the seed's one question, a scan per request; the Prometheus
+    /// API answers 501.
     Phase0,
+    /// Craft 4: the query language and the Prometheus HTTP API
+    /// (/api/v1/query, query_range, series, labels, …) over the store
+    /// (default).
+    Craft4,
 }
 
 /// Slot 5 choices.
@@ -96,7 +105,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Storage::Craft3)]
     storage: Storage,
     /// Slot 4: the query engine.
-    #[arg(long, value_enum, default_value_t = Query::Phase0)]
+    #[arg(long, value_enum, default_value_t = Query::Craft4)]
     query: Query,
     /// Slot 5: the alerting engine.
     #[arg(long, value_enum, default_value_t = Alerting::Phase0)]
@@ -157,6 +166,14 @@ struct Args {
     /// Log each stored batch.
     #[arg(long)]
     log_writes: bool,
+    /// Craft 4 query: most samples one query may load before it is stopped
+    /// with an error (422) instead of exhausting memory.
+    #[arg(long, default_value_t = EngineConfig::default().max_samples)]
+    query_max_samples: usize,
+    /// Craft 4 query: longest a query may run before it is stopped; a
+    /// request's `timeout` parameter can only shorten it.
+    #[arg(long, default_value = "2m", value_parser = parse_positive_duration)]
+    query_timeout: Duration,
 
     /// Largest request body in bytes (413 beyond).
     #[arg(long, default_value_t = ServerConfig::default().max_body_bytes)]
@@ -231,7 +248,6 @@ fn components(args: &Args) -> anyhow::Result<Components> {
         Some(path) => common::load_rules(path)?,
         None => phase0::alerting::default_rules(),
     };
-    let Query::Phase0 = args.query;
     let Alerting::Phase0 = args.alerting;
     let config = phase0::Config {
         data_dir: args.data_dir.clone(),
@@ -241,12 +257,40 @@ fn components(args: &Args) -> anyhow::Result<Components> {
         ..Default::default()
     };
     let mut components = match args.storage {
-        Storage::Phase0 => phase0::build(config, Arc::new(SystemClock))
+        Storage::Phase0 => phase0::build(config.clone(), Arc::new(SystemClock))
             .with_context(|| format!("cannot use data directory {}", args.data_dir.display()))?,
-        Storage::Craft3 => {
-            phase0::build_with_store(config, Arc::new(SystemClock), Arc::new(craft3_db(args)?))
-        }
+        Storage::Craft3 => phase0::build_with_store(
+            config.clone(),
+            Arc::new(SystemClock),
+            Arc::new(craft3_db(args)?),
+        ),
     };
+    match args.query {
+        Query::Phase0 => {}
+        Query::Craft4 => {
+            if args.query_max_samples == 0 {
+                anyhow::bail!("--query-max-samples must be at least 1");
+            }
+            let engine_config = EngineConfig {
+                max_samples: args.query_max_samples,
+                timeout: args.query_timeout,
+                ..EngineConfig::default()
+            };
+            let query: Arc<dyn QueryEngine> = Arc::new(Craft4QueryEngine::new(
+                components.store.clone(),
+                engine_config,
+            ));
+            // The alerting engine asks its questions through slot 4, so it
+            // is rebuilt over the new engine rather than left on the old.
+            components.alerting = Arc::new(phase0::alerting::PollingAlertEngine::new(
+                config.rules,
+                query.clone(),
+                config.notifiers,
+                config.alert_interval,
+            ));
+            components.query = query;
+        }
+    }
     components.queue = match args.queue {
         Queue::Phase0 => components.queue,
         Queue::Crossbeam => Arc::new(CrossbeamQueue::new(args.queue_capacity)),

@@ -26,7 +26,11 @@ fn help_lists_every_slot_and_choice() {
         "craft1",
         "--queue",
         "--storage",
+        "craft3",
         "--query",
+        "craft4",
+        "--query-max-samples",
+        "--query-timeout",
         "--alerting",
         "--port",
         "--data-dir",
@@ -45,6 +49,9 @@ fn bad_values_are_named() {
         (vec!["--storage", "rocks"], "rocks"),
         (vec!["--wal-fsync", "sometimes"], "sometimes"),
         (vec!["--block-range", "soon"], "soon"),
+        (vec!["--query", "sql"], "sql"),
+        (vec!["--query-timeout", "whenever"], "whenever"),
+        (vec!["--query-max-samples", "lots"], "lots"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_platform"))
             .args(&args)

@@ -1,9 +1,32 @@
 //! The evaluator: an expression tree (`crate::lang`) in, a [`Value`] out,
-//! reading samples through `common::MetricStore`. Docs chapter 4.
+//! reading samples through `common::MetricStore`.
 //!
-//! INTERFACE ONLY in this commit — the bodies are being written (issue 6,
-//! second increment) and until then every query answers
-//! [`EvalError::Unsupported`]; nothing here panics.
+//! ```text
+//! Engine::range(expr, start, end, step)          Engine::instant(expr, t)
+//!        │ validate, one Grid of steps                  │ a Grid of one step
+//!        ▼                                              ▼
+//!   Evaluator::eval(node, grid) ── recursive, each node once for all steps
+//!        ├── selector.rs   one store select per selector, windows in memory
+//!        ├── subquery.rs   the inner expression on its own aligned grid
+//!        ├── functions.rs  rate, *_over_time, …: rayon across series
+//!        ├── aggregate.rs  sum by (…), topk, …: streaming per step chunk
+//!        └── binary.rs     arithmetic, comparisons, and/or/unless, matching
+//!   steps.rs  the grid, per-step cursors, merging of equal label sets
+//!   limits.rs the sample budget and the deadline, checked as it goes
+//!   numeric.rs Prometheus' float arithmetic (Kahan sums, quantiles, Go max)
+//! ```
+//!
+//! The bottleneck it removes: phase0 answers one question by re-reading
+//! the whole file per request and leaves every computation to the client.
+//! Here every node of the tree is evaluated *once* for all the steps of a
+//! query (an instant query being a range query of one step), over series
+//! the store's index found, in parallel where the work is independent.
+//! What it keeps: `MetricStore::select` returns every sample of a range at
+//! once, so memory is bounded by the sample budget, not by streaming.
+//! Semantics are Prometheus' (lookback, left-open windows, counter resets,
+//! extrapolation, name dropping, matching errors); where Prometheus'
+//! answer is an "execution" error (HTTP 422) we return
+//! [`EvalError::BadQuery`] with its message. Docs chapter 4.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +34,23 @@ use std::time::Duration;
 use common::{MetricStore, StorageError};
 use thiserror::Error;
 
-use crate::lang::Expr;
-use crate::value::Value;
+use crate::lang::{Expr, ValueType};
+use crate::value::{InstantSample, Point, RangeSeries, Value};
+
+mod aggregate;
+mod binary;
+mod functions;
+mod limits;
+mod numeric;
+mod selector;
+mod steps;
+mod subquery;
+
+use limits::QueryLimits;
+use selector::RangeInput;
+use steps::{Grid, drop_name, empty_key, merge_same_labelset};
+
+pub use subquery::DEFAULT_SUBQUERY_STEP_MS;
 
 /// Prometheus' default lookback: an instant selector takes a series' latest
 /// sample at most this old.
@@ -21,16 +59,20 @@ pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 /// Limits and knobs of one engine.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
-    /// How far back an instant selector looks for a series' latest sample.
+    /// How far back an instant selector looks for a series' latest sample;
+    /// 0 (or less) means [`DEFAULT_LOOKBACK_MS`], as in Prometheus.
     pub lookback_ms: i64,
-    /// Most samples one query may load from the store (and hold as points)
-    /// before it is stopped with [`EvalError::TooManySamples`].
+    /// Most samples and points one query may hold at once — samples loaded
+    /// from the store, points its operators produced, given back as
+    /// intermediate results are consumed — before it is stopped with
+    /// [`EvalError::TooManySamples`].
     pub max_samples: usize,
     /// Longest a query may run before it is stopped with
     /// [`EvalError::Timeout`].
     pub timeout: Duration,
-    /// Most points a range query may produce per series
-    /// (`(end - start) / step + 1`); Prometheus' limit is 11,000.
+    /// Most steps a range query may span, counted as Prometheus counts
+    /// them: intervals, `(end - start) / step`, so at most one point more
+    /// per series. Prometheus' limit is 11,000.
     pub max_points_per_series: usize,
 }
 
@@ -61,7 +103,9 @@ pub enum EvalError {
     #[error("query timed out after {0:?}")]
     Timeout(Duration),
     /// The parameters cannot work (step ≤ 0, end before start, too many
-    /// points per series, …).
+    /// points per series, …), or evaluation hit one of Prometheus'
+    /// execution errors (many-to-many matching, duplicate label sets, a NaN
+    /// `topk` parameter), with Prometheus' message.
     #[error("{0}")]
     BadQuery(String),
     /// Evaluation reached something not implemented.
@@ -101,22 +145,51 @@ impl Engine {
     }
 
     /// Evaluates `expr` at `time_ms`: a scalar, a string, an instant vector
-    /// or (for a range selector) a matrix.
+    /// (ordered by series key) or, for a range selector or subquery, a
+    /// matrix of the raw points in its window.
     ///
     /// # Errors
-    /// [`EvalError`].
+    /// [`EvalError`]: the store failing, the budget or deadline exceeded,
+    /// or a Prometheus execution error (many-to-many matching, duplicate
+    /// label sets, a NaN `topk` parameter) as [`EvalError::BadQuery`].
     pub fn instant(&self, expr: &Expr, time_ms: i64) -> Result<Value, EvalError> {
-        let _ = (expr, time_ms);
-        Err(EvalError::Unsupported("evaluation is not implemented yet".into()))
+        let evaluator = self.evaluator();
+        evaluator.limits.check_deadline()?;
+        let grid = Grid::instant(time_ms);
+        if matches!(expr, Expr::MatrixSelector(_) | Expr::Subquery(_)) {
+            let input = evaluator.eval_range(expr, grid)?;
+            return Ok(Value::Matrix(input.window_at(time_ms)));
+        }
+        Ok(match evaluator.eval(expr, grid)? {
+            Evaluated::Scalar(values) => Value::Scalar(Point {
+                t: time_ms,
+                v: values.first().copied().unwrap_or(f64::NAN),
+            }),
+            Evaluated::String(text) => Value::String {
+                t: time_ms,
+                v: text,
+            },
+            Evaluated::Vector(series) => Value::Vector(
+                series
+                    .into_iter()
+                    .filter_map(|s| {
+                        let point = *s.points.first()?;
+                        Some(InstantSample { key: s.key, point })
+                    })
+                    .collect(),
+            ),
+        })
     }
 
     /// Evaluates `expr` at every step from `start_ms` to `end_ms` (both
     /// included): always a [`Value::Matrix`] (a scalar expression becomes
-    /// one series without labels), series ordered by key.
+    /// one series without labels), series ordered by key, series without
+    /// points left out.
     ///
     /// # Errors
-    /// [`EvalError::BadQuery`] for `step_ms <= 0`, `end_ms < start_ms` or
-    /// more than `max_points_per_series` steps; others as [`Engine::instant`].
+    /// [`EvalError::BadQuery`] for `step_ms <= 0`, `end_ms < start_ms`,
+    /// more than `max_points_per_series` intervals, or an expression that
+    /// is not a scalar or instant vector; others as [`Engine::instant`].
     pub fn range(
         &self,
         expr: &Expr,
@@ -124,7 +197,177 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<Value, EvalError> {
-        let _ = (expr, start_ms, end_ms, step_ms);
-        Err(EvalError::Unsupported("evaluation is not implemented yet".into()))
+        if step_ms <= 0 {
+            return Err(EvalError::BadQuery(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer"
+                    .into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(EvalError::BadQuery(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        let max_points = self.config.max_points_per_series;
+        let intervals = (i128::from(end_ms) - i128::from(start_ms)) / i128::from(step_ms);
+        if intervals > max_points as i128 {
+            return Err(EvalError::BadQuery(format!(
+                "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
+                with_thousands_separators(max_points)
+            )));
+        }
+        let value_type = expr.value_type();
+        if !matches!(value_type, ValueType::Scalar | ValueType::InstantVector) {
+            return Err(EvalError::BadQuery(format!(
+                "invalid expression type \"{value_type}\" for range query, must be Scalar or instant Vector"
+            )));
+        }
+        let evaluator = self.evaluator();
+        evaluator.limits.check_deadline()?;
+        let grid = Grid::spanning(start_ms, end_ms, step_ms, usize::MAX)?;
+        let series = match evaluator.eval(expr, grid)? {
+            Evaluated::Scalar(values) => vec![RangeSeries {
+                key: empty_key(),
+                points: grid
+                    .times()
+                    .zip(values)
+                    .map(|(t, v)| Point { t, v })
+                    .collect(),
+            }],
+            Evaluated::Vector(mut series) => {
+                series.retain(|s| !s.points.is_empty());
+                series.sort_by(|a, b| a.key.cmp(&b.key));
+                series
+            }
+            Evaluated::String(_) => {
+                return Err(EvalError::BadQuery(
+                    "invalid expression type \"string\" for range query, must be Scalar or instant Vector"
+                        .into(),
+                ));
+            }
+        };
+        Ok(Value::Matrix(series))
     }
+
+    fn evaluator(&self) -> Evaluator<'_> {
+        Evaluator {
+            store: self.store.as_ref(),
+            config: &self.config,
+            limits: QueryLimits::new(self.config.max_samples, self.config.timeout),
+        }
+    }
+}
+
+/// `11000` as `11,000`, as Prometheus' message prints it.
+fn with_thousands_separators(number: usize) -> String {
+    let digits = number.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// What a node evaluates to over a grid. Range vectors never appear here:
+/// they only exist as a function's argument ([`RangeInput`]) or as an
+/// instant query's answer.
+#[derive(Debug)]
+pub(crate) enum Evaluated {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    /// A string literal.
+    String(String),
+    /// Series ordered by key, keys unique, at most one point per step, at
+    /// the step times.
+    Vector(Vec<RangeSeries>),
+}
+
+/// One query's evaluation: the store, the configuration and the limits
+/// shared by every node and every rayon worker.
+pub(crate) struct Evaluator<'a> {
+    store: &'a dyn MetricStore,
+    config: &'a EngineConfig,
+    limits: QueryLimits,
+}
+
+impl Evaluator<'_> {
+    /// Evaluates a scalar, string or instant-vector expression over `grid`.
+    pub(crate) fn eval(&self, expr: &Expr, grid: Grid) -> Result<Evaluated, EvalError> {
+        self.limits.check_deadline()?;
+        match expr {
+            Expr::Number(value) => {
+                // Charged like points: a subquery's grid can be long.
+                self.limits.charge(grid.count)?;
+                Ok(Evaluated::Scalar(vec![*value; grid.count]))
+            }
+            Expr::String(text) => Ok(Evaluated::String(text.clone())),
+            Expr::VectorSelector(selector) => {
+                selector::instant_selector(self, selector, grid).map(Evaluated::Vector)
+            }
+            Expr::Call(call) => functions::call(self, call, grid),
+            Expr::Aggregate(aggregate) => {
+                aggregate::aggregate(self, aggregate, grid).map(Evaluated::Vector)
+            }
+            Expr::Negate(operand) => match self.eval(operand, grid)? {
+                Evaluated::Scalar(values) => {
+                    Ok(Evaluated::Scalar(values.into_iter().map(|v| -v).collect()))
+                }
+                Evaluated::Vector(mut series) => {
+                    for s in &mut series {
+                        drop_name(&mut s.key);
+                        for point in &mut s.points {
+                            point.v = -point.v;
+                        }
+                    }
+                    merge_same_labelset(series).map(Evaluated::Vector)
+                }
+                Evaluated::String(_) => Err(type_error("a scalar or instant vector", "a string")),
+            },
+            Expr::Binary(binary) => binary::binary(self, binary, grid),
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+                Err(type_error("a scalar or instant vector", "a range vector"))
+            }
+        }
+    }
+
+    /// Evaluates an instant-vector expression.
+    pub(crate) fn eval_vector(
+        &self,
+        expr: &Expr,
+        grid: Grid,
+    ) -> Result<Vec<RangeSeries>, EvalError> {
+        match self.eval(expr, grid)? {
+            Evaluated::Vector(series) => Ok(series),
+            Evaluated::Scalar(_) => Err(type_error("an instant vector", "a scalar")),
+            Evaluated::String(_) => Err(type_error("an instant vector", "a string")),
+        }
+    }
+
+    /// Evaluates a scalar expression: one value per step.
+    pub(crate) fn eval_scalar(&self, expr: &Expr, grid: Grid) -> Result<Vec<f64>, EvalError> {
+        match self.eval(expr, grid)? {
+            Evaluated::Scalar(values) => Ok(values),
+            Evaluated::Vector(_) => Err(type_error("a scalar", "an instant vector")),
+            Evaluated::String(_) => Err(type_error("a scalar", "a string")),
+        }
+    }
+
+    /// Evaluates a range selector or subquery for every window of `grid`.
+    pub(crate) fn eval_range(&self, expr: &Expr, grid: Grid) -> Result<RangeInput, EvalError> {
+        self.limits.check_deadline()?;
+        match expr {
+            Expr::MatrixSelector(matrix) => selector::range_selector(self, matrix, grid),
+            Expr::Subquery(sub) => subquery::subquery(self, sub, grid),
+            _ => Err(type_error("a range vector", "another expression")),
+        }
+    }
+}
+
+/// A tree the parser would have refused (built by hand): an error, never
+/// a panic.
+fn type_error(expected: &str, found: &str) -> EvalError {
+    EvalError::BadQuery(format!("expected {expected}, found {found}"))
 }

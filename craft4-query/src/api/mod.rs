@@ -1,0 +1,53 @@
+//! The Prometheus HTTP API over the craft 4 engine: one [`ApiCall`] in
+//! (the shared routes in `common::http` have already matched the path and
+//! gathered the parameters), the `data` member of Prometheus' success
+//! answer out, or a [`QueryError`] the routes turn into Prometheus' error
+//! JSON (`{"status":"error","errorType":"bad_data","error":…}`).
+//!
+//! ```text
+//! /api/v1/query           query.rs     parse → Engine::instant → format.rs
+//! /api/v1/query_range     query.rs     parse → Engine::range   → format.rs
+//! /api/v1/series          metadata.rs  match[] → store.select
+//! /api/v1/labels          metadata.rs  store.label_names (or match[])
+//! /api/v1/label/<n>/values metadata.rs store.label_values (or match[])
+//! /api/v1/status/buildinfo metadata.rs
+//!                         params.rs, timestamp.rs: every parameter, checked first
+//! ```
+//!
+//! The bottleneck it removes: phase0 speaks one home-made endpoint, so
+//! every dashboard and tool needs an adapter; this speaks the API that
+//! `promtool`, Grafana and every Prometheus client already speak. Docs
+//! chapter 4, "Speaking Prometheus".
+
+pub mod format;
+pub mod metadata;
+pub mod params;
+pub mod query;
+pub mod timestamp;
+
+use common::{ApiCall, ApiEndpoint, Clock, QueryError};
+use serde_json::Value as Json;
+
+use crate::eval::Engine;
+use params::Params;
+
+/// Answers one API call with `engine` (and its store), `clock` telling
+/// the time an instant query runs at when the client does not say.
+///
+/// # Errors
+/// [`QueryError::BadRequest`] for bad parameters or queries,
+/// [`QueryError::LimitExceeded`] over the sample budget or time limit,
+/// [`QueryError::Unsupported`] for what the evaluator does not implement,
+/// [`QueryError::Storage`] when the store fails.
+pub fn answer(engine: &Engine, clock: &dyn Clock, call: &ApiCall) -> Result<Json, QueryError> {
+    let params = Params::of(call);
+    let store = engine.store().as_ref();
+    match &call.endpoint {
+        ApiEndpoint::Query => query::instant(engine, clock, params),
+        ApiEndpoint::QueryRange => query::range(engine, params),
+        ApiEndpoint::Series => metadata::series(store, params),
+        ApiEndpoint::Labels => metadata::label_names(store, params),
+        ApiEndpoint::LabelValues(name) => metadata::label_values(store, name, params),
+        ApiEndpoint::BuildInfo => Ok(metadata::build_info()),
+    }
+}

@@ -1,0 +1,215 @@
+//! `/api/v1/query` and `/api/v1/query_range`: parameters checked in
+//! Prometheus' order with Prometheus' messages, the expression parsed and
+//! handed to the evaluator, its [`Value`](crate::value::Value) turned into
+//! Prometheus' JSON.
+//!
+//! The bottleneck it removes: phase0 answers one question per request
+//! (one name, one range) and leaves every aggregation to the client, which
+//! must download every raw sample first; here the client sends the
+//! question and gets back only the answer. Docs chapter 4, "Speaking
+//! Prometheus".
+
+use std::time::Duration;
+
+use common::{Clock, QueryError, StorageError};
+use serde_json::Value as Json;
+
+use super::format::format_value;
+use super::params::{Params, invalid_parameter};
+use crate::eval::{Engine, EngineConfig, EvalError};
+use crate::lang::{Expr, ValueType, parse};
+
+/// `GET/POST /api/v1/query?query=…&time=…&timeout=…`: `time` defaults to
+/// now.
+///
+/// # Errors
+/// 400 for bad parameters or a query that does not parse; the evaluator's
+/// errors as [`eval_error`] maps them.
+pub fn instant(engine: &Engine, clock: &dyn Clock, params: Params<'_>) -> Result<Json, QueryError> {
+    let time_ms = params.optional_time("time", clock.now_ms())?;
+    let timeout = timeout(params)?;
+    let expr = parse_query(params)?;
+    let value = with_timeout(engine, timeout, |engine| engine.instant(&expr, time_ms))?;
+    Ok(format_value(&value))
+}
+
+/// `GET/POST /api/v1/query_range?query=…&start=…&end=…&step=…`: always a
+/// matrix.
+///
+/// # Errors
+/// 400 for bad parameters (Prometheus' messages for end before start, a
+/// non-positive step, too many points per series), a query that does not
+/// parse or is not a scalar or instant vector; the evaluator's errors as
+/// [`eval_error`] maps them.
+pub fn range(engine: &Engine, params: Params<'_>) -> Result<Json, QueryError> {
+    let start_ms = params.required_time("start")?;
+    let end_ms = params.required_time("end")?;
+    if end_ms < start_ms {
+        return Err(QueryError::BadRequest(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    // Required: an absent step is an unparseable "", as in Prometheus.
+    let step_ms = match params.optional_duration_ms("step")? {
+        Some(step) => step,
+        None => {
+            return Err(invalid_parameter(
+                "step",
+                "cannot parse \"\" to a valid duration",
+            ));
+        }
+    };
+    if step_ms <= 0 {
+        return Err(QueryError::BadRequest(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer"
+                .into(),
+        ));
+    }
+    // Checked before anything is read: the points alone of a 1 ms step over
+    // a year would exhaust memory. Prometheus counts intervals, not points.
+    let max_points = engine.config().max_points_per_series;
+    let intervals = (i128::from(end_ms) - i128::from(start_ms)) / i128::from(step_ms);
+    if intervals > max_points as i128 {
+        return Err(QueryError::BadRequest(format!(
+            "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
+            with_thousands_separators(max_points)
+        )));
+    }
+    let timeout = timeout(params)?;
+    let expr = parse_query(params)?;
+    if !matches!(
+        expr.value_type(),
+        ValueType::Scalar | ValueType::InstantVector
+    ) {
+        return Err(invalid_parameter(
+            "query",
+            format!(
+                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                expr.value_type()
+            ),
+        ));
+    }
+    let value = with_timeout(engine, timeout, |engine| {
+        engine.range(&expr, start_ms, end_ms, step_ms)
+    })?;
+    Ok(format_value(&value))
+}
+
+/// What each evaluator error means to an HTTP client.
+///
+/// - over the sample budget or the time limit: [`QueryError::LimitExceeded`]
+///   (422 `execution`, Prometheus' answer to too many samples; Prometheus
+///   answers a timeout 503 `timeout`, the shared routes keep one status for
+///   both limits);
+/// - parameters that cannot work, or a selector the store cannot evaluate:
+///   [`QueryError::BadRequest`];
+/// - not implemented: [`QueryError::Unsupported`] (501);
+/// - the store failing: [`QueryError::Storage`] (500).
+pub fn eval_error(error: EvalError) -> QueryError {
+    match error {
+        EvalError::TooManySamples { .. } | EvalError::Timeout(_) => {
+            QueryError::LimitExceeded(error.to_string())
+        }
+        EvalError::BadQuery(message) => QueryError::BadRequest(message),
+        EvalError::Unsupported(_) => QueryError::Unsupported(error.to_string()),
+        EvalError::Storage(StorageError::InvalidSelector(message)) => {
+            QueryError::BadRequest(format!("invalid selector: {message}"))
+        }
+        EvalError::Storage(error) => QueryError::Storage(error),
+    }
+}
+
+fn parse_query(params: Params<'_>) -> Result<Expr, QueryError> {
+    parse(params.value("query")).map_err(|e| invalid_parameter("query", e))
+}
+
+/// `timeout`: a client may shorten the engine's limit, never lengthen it.
+fn timeout(params: Params<'_>) -> Result<Option<Duration>, QueryError> {
+    Ok(params.optional_duration_ms("timeout")?.map(|ms| {
+        // A zero or negative timeout has already passed, as in Prometheus.
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    }))
+}
+
+/// Runs `evaluate` on `engine`, or on an engine with the same store and a
+/// shorter timeout when the client asked for one.
+///
+/// A second `Engine` is cheap (a store handle and a config); the price is
+/// that anything the engine keeps between queries is not shared with it,
+/// which is why only a request that shortens the limit takes this path.
+fn with_timeout<T>(
+    engine: &Engine,
+    timeout: Option<Duration>,
+    evaluate: impl FnOnce(&Engine) -> Result<T, EvalError>,
+) -> Result<T, QueryError> {
+    let result = match timeout {
+        Some(timeout) if timeout < engine.config().timeout => {
+            let shorter = Engine::new(
+                engine.store().clone(),
+                EngineConfig {
+                    timeout,
+                    ..engine.config().clone()
+                },
+            );
+            evaluate(&shorter)
+        }
+        _ => evaluate(engine),
+    };
+    result.map_err(eval_error)
+}
+
+/// `11000` → `11,000`, as Prometheus' message spells its limit.
+fn with_thousands_separators(number: usize) -> String {
+    let digits = number.to_string();
+    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands() {
+        assert_eq!(with_thousands_separators(11_000), "11,000");
+        assert_eq!(with_thousands_separators(999), "999");
+        assert_eq!(with_thousands_separators(1_234_567), "1,234,567");
+        assert_eq!(with_thousands_separators(0), "0");
+    }
+
+    #[test]
+    fn evaluator_errors_map_to_prometheus_error_types() {
+        assert!(matches!(
+            eval_error(EvalError::TooManySamples { limit: 5 }),
+            QueryError::LimitExceeded(m) if m.contains("too many samples")
+        ));
+        assert!(matches!(
+            eval_error(EvalError::Timeout(Duration::from_secs(1))),
+            QueryError::LimitExceeded(m) if m.contains("timed out")
+        ));
+        assert!(matches!(
+            eval_error(EvalError::BadQuery("step".into())),
+            QueryError::BadRequest(m) if m == "step"
+        ));
+        assert!(matches!(
+            eval_error(EvalError::Unsupported("x".into())),
+            QueryError::Unsupported(_)
+        ));
+        assert!(matches!(
+            eval_error(EvalError::Storage(StorageError::InvalidSelector(
+                "re".into()
+            ))),
+            QueryError::BadRequest(_)
+        ));
+        assert!(matches!(
+            eval_error(EvalError::Storage(StorageError::Limit("x".into()))),
+            QueryError::Storage(_)
+        ));
+    }
+}

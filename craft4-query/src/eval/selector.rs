@@ -1,0 +1,273 @@
+//! Selectors: the only place the evaluator reads the store.
+//!
+//! One `select` per selector per query. Every matcher — the metric name
+//! included — goes down to `MetricStore::select`, so a store with an
+//! inverted index (craft 3) touches only the matching series, and the one
+//! time range asked for covers every step at once:
+//!
+//! ```text
+//! instant selector  x offset o   at steps s..e:  (s - o - lookback, e - o]
+//! range selector    x[r] offset o at steps s..e: (s - o - r,        e - o]
+//! ```
+//!
+//! Each step then slices the samples in memory with two cursors that only
+//! move forward. The bottleneck this removes is the per-step store call a
+//! naive evaluator makes (289 steps of a day's dashboard = 289 scans in
+//! phase0's store); the one it keeps is that `select` hands over every
+//! sample of the range at once, which is why the budget is charged as
+//! soon as it returns.
+//!
+//! Prometheus' windows are left-open: an instant selector at `t` takes
+//! each series' latest sample in `(t - lookback, t]` (a sample exactly
+//! five minutes old is gone), a range selector `x[r]` the samples in
+//! `(t - r, t]`. Staleness markers (the NaN Prometheus writes when a target
+//! disappears, which can arrive through remote write) end a series instead
+//! of being a value. Docs chapter 4, "From scan to index".
+
+use common::{MetricStore, Series, TimeRange};
+use rayon::prelude::*;
+
+use super::limits::QueryLimits;
+use super::steps::{Grid, sort_by_key};
+use super::{EvalError, Evaluator};
+use crate::lang::{MatrixSelector, VectorSelector};
+use crate::value::{Point, RangeSeries, SeriesKey};
+
+/// The bit pattern of Prometheus' staleness marker, a NaN distinct from
+/// the NaN arithmetic produces.
+const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+fn is_stale(value: f64) -> bool {
+    value.to_bits() == STALE_NAN_BITS
+}
+
+/// A range vector ready to be windowed: each series' raw points in time
+/// order (samples from a selector, or a subquery's inner points), and the
+/// window each step sees.
+#[derive(Debug, Default)]
+pub(crate) struct RangeInput {
+    /// The series, names kept, ordered by key.
+    pub series: Vec<RangeSeries>,
+    /// Window length in ms.
+    pub range_ms: i64,
+    /// Offset in ms.
+    pub offset_ms: i64,
+}
+
+impl RangeInput {
+    /// The window at evaluation time `t`: points with `start < p.t <= end`.
+    pub(crate) fn bounds(&self, t: i64) -> (i64, i64) {
+        let end = t.saturating_sub(self.offset_ms);
+        (end.saturating_sub(self.range_ms), end)
+    }
+
+    /// Points held, for the budget.
+    pub(crate) fn point_count(&self) -> usize {
+        super::steps::point_count(&self.series)
+    }
+
+    /// The window of every series at `t`, as an instant query of a range
+    /// selector answers: series with no point in it are left out.
+    pub(crate) fn window_at(self, t: i64) -> Vec<RangeSeries> {
+        let (start, end) = self.bounds(t);
+        self.series
+            .into_iter()
+            .filter_map(|series| {
+                let points: Vec<Point> = series
+                    .points
+                    .into_iter()
+                    .filter(|p| start < p.t && p.t <= end)
+                    .collect();
+                (!points.is_empty()).then_some(RangeSeries {
+                    key: series.key,
+                    points,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A forward-only window over one series' points: the points in
+/// `(start, end]` for bounds that never decrease.
+#[derive(Debug, Default)]
+pub(crate) struct SlidingWindow {
+    low: usize,
+    high: usize,
+}
+
+impl SlidingWindow {
+    /// Moves the window to `(start, end]` and returns its points.
+    pub(crate) fn advance<'p>(&mut self, points: &'p [Point], start: i64, end: i64) -> &'p [Point] {
+        while self.high < points.len() && points[self.high].t <= end {
+            self.high += 1;
+        }
+        while self.low < points.len() && points[self.low].t <= start {
+            self.low += 1;
+        }
+        points.get(self.low..self.high).unwrap_or(&[])
+    }
+}
+
+/// Reads the series matching `selector` with samples in `[first_ms,
+/// last_ms]` (inclusive, the store's convention) and charges the samples.
+fn fetch(
+    store: &dyn MetricStore,
+    limits: &QueryLimits,
+    selector: &VectorSelector,
+    first_ms: i64,
+    last_ms: i64,
+) -> Result<Vec<Series>, EvalError> {
+    limits.check_deadline()?;
+    if first_ms > last_ms {
+        return Ok(Vec::new());
+    }
+    let series = store.select(
+        &selector.store_matchers(),
+        TimeRange::new(first_ms, last_ms),
+    )?;
+    limits.charge(series.iter().map(|s| s.samples.len()).sum())?;
+    limits.check_deadline()?;
+    Ok(series)
+}
+
+/// `selector` at every step of `grid`: each series' latest sample in
+/// `(t - offset - lookback, t - offset]`, stamped with the step time.
+pub(crate) fn instant_selector(
+    evaluator: &Evaluator<'_>,
+    selector: &VectorSelector,
+    grid: Grid,
+) -> Result<Vec<RangeSeries>, EvalError> {
+    let Some(last) = grid.last() else {
+        return Ok(Vec::new());
+    };
+    let limits = &evaluator.limits;
+    // As Prometheus: a lookback of zero (or less) means the default.
+    let lookback = match evaluator.config.lookback_ms {
+        lookback if lookback > 0 => lookback,
+        _ => super::DEFAULT_LOOKBACK_MS,
+    };
+    let offset = selector.offset_ms;
+    let first_ms = grid
+        .start
+        .saturating_sub(offset)
+        .saturating_sub(lookback)
+        .saturating_add(1);
+    let fetched = fetch(
+        evaluator.store,
+        limits,
+        selector,
+        first_ms,
+        last.saturating_sub(offset),
+    )?;
+    let loaded: usize = fetched.iter().map(|s| s.samples.len()).sum();
+    let selected: Vec<Option<RangeSeries>> = fetched
+        .into_par_iter()
+        .map(|series| {
+            limits.check_deadline()?;
+            let samples = &series.samples;
+            let mut points = Vec::new();
+            // How many samples lie at or before the current step's time.
+            let mut seen = 0;
+            for (index, t) in grid.times().enumerate() {
+                limits.check_deadline_every(index + 1)?;
+                let end = t.saturating_sub(offset);
+                while seen < samples.len() && samples[seen].timestamp_ms <= end {
+                    seen += 1;
+                }
+                if let Some(latest) = seen.checked_sub(1).map(|i| samples[i])
+                    && latest.timestamp_ms > end.saturating_sub(lookback)
+                    && !is_stale(latest.value)
+                {
+                    points.push(Point { t, v: latest.value });
+                }
+            }
+            limits.charge(points.len())?;
+            Ok((!points.is_empty()).then_some(RangeSeries {
+                key: SeriesKey {
+                    name: Some(series.name),
+                    labels: series.labels,
+                },
+                points,
+            }))
+        })
+        .collect::<Result<_, EvalError>>()?;
+    limits.release(loaded);
+    let mut selected: Vec<RangeSeries> = selected.into_iter().flatten().collect();
+    sort_by_key(&mut selected);
+    Ok(selected)
+}
+
+/// `matrix` for every step of `grid`: the raw samples that any step's
+/// window `(t - offset - range, t - offset]` covers. The samples stay
+/// charged to the budget until the caller has consumed them.
+pub(crate) fn range_selector(
+    evaluator: &Evaluator<'_>,
+    matrix: &MatrixSelector,
+    grid: Grid,
+) -> Result<RangeInput, EvalError> {
+    let selector = &matrix.selector;
+    let mut input = RangeInput {
+        series: Vec::new(),
+        range_ms: matrix.range_ms,
+        offset_ms: selector.offset_ms,
+    };
+    let Some(last) = grid.last() else {
+        return Ok(input);
+    };
+    let (first_start, _) = input.bounds(grid.start);
+    let (_, last_end) = input.bounds(last);
+    let fetched = fetch(
+        evaluator.store,
+        &evaluator.limits,
+        selector,
+        first_start.saturating_add(1),
+        last_end,
+    )?;
+    input.series = fetched
+        .into_iter()
+        .map(|series| RangeSeries {
+            key: SeriesKey {
+                name: Some(series.name),
+                labels: series.labels,
+            },
+            // `Sample` and `Point` have the same layout, so this reuses the
+            // allocation instead of copying.
+            points: series
+                .samples
+                .into_iter()
+                .filter(|s| !is_stale(s.value))
+                .map(|s| Point {
+                    t: s.timestamp_ms,
+                    v: s.value,
+                })
+                .collect(),
+        })
+        .filter(|series| !series.points.is_empty())
+        .collect();
+    sort_by_key(&mut input.series);
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_left_open_and_slide_forward() {
+        let points: Vec<Point> = [0, 10, 20, 30]
+            .into_iter()
+            .map(|t| Point { t, v: t as f64 })
+            .collect();
+        let mut window = SlidingWindow::default();
+        assert_eq!(window.advance(&points, -10, 0).len(), 1);
+        let w = window.advance(&points, 0, 20);
+        assert_eq!(w.iter().map(|p| p.t).collect::<Vec<_>>(), vec![10, 20]);
+        assert!(window.advance(&points, 30, 40).is_empty());
+    }
+
+    #[test]
+    fn stale_markers_are_recognised() {
+        assert!(is_stale(f64::from_bits(STALE_NAN_BITS)));
+        assert!(!is_stale(f64::NAN));
+    }
+}
