@@ -1,21 +1,34 @@
 //! `loadgen gen`: writes the reference dataset — by default 1,000 series ×
-//! 24 h at 10 s = 8.64 M samples — as JSON lines or InfluxDB line protocol.
+//! 24 h at 10 s = 8.64 M samples — as JSON lines, InfluxDB line protocol or
+//! OpenMetrics text.
 //!
 //! Why it exists: the storage and query chapters measure bytes per sample
 //! and query latency, and those figures mean something only on data of a
 //! known shape, the same for every reader and every run. The data itself is
 //! `craft3_storage::dataset` (one generator, used by the benches too); this
-//! file is the command line and the two wire forms:
+//! file is the command line and the three wire forms:
 //!
 //! ```text
 //! {"name":"cpu_usage","value":19.6,"timestamp":1700000000000,"labels":{"host":"h-001","region":"eu"}}
 //! cpu_usage,host=h-001,region=eu value=19.6 1700000000000000000
+//! cpu_usage{host="h-001",region="eu"} 19.6 1700000000
 //! ```
 //!
-//! Rows come in time order (at each timestamp, every series), as a fleet's
-//! scrapes arrive. The constant parts of each line are rendered once per
-//! series, so writing 8.64 M lines is a matter of seconds. Story: docs
-//! chapter 3, "The dataset".
+//! JSON lines and line protocol come in time order (at each timestamp,
+//! every series), as a fleet's scrapes arrive. The constant parts of each
+//! line are rendered once per series, so writing 8.64 M lines is a matter of
+//! seconds. Story: docs chapter 3, "The dataset".
+//!
+//! OpenMetrics is what `promtool tsdb create-blocks-from openmetrics` reads,
+//! so real Prometheus can answer queries over the very same samples (the
+//! differential check of craft 4, docs chapter 4). Its order is different
+//! because the format demands it: a metric family's lines must not be
+//! interleaved with another's, so the file goes family by family, series by
+//! series, each series' samples in time order, and ends with `# EOF`.
+//! Timestamps are seconds, with a fraction only when the milliseconds are
+//! not whole seconds (jitter). The counter is declared as the family
+//! `http_requests` of type counter, whose samples OpenMetrics requires to be
+//! named `http_requests_total`: the name stays the same in both systems.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -27,7 +40,7 @@ use clap::{Args, ValueEnum};
 use common::duration::{parse_duration, parse_positive_duration};
 use craft3_storage::dataset::{
     DEFAULT_SEED, DEFAULT_START_MS, Dataset, DatasetError, DatasetSize, DatasetSpec, MAX_HOSTS,
-    MAX_HOURS,
+    MAX_HOURS, METRICS,
 };
 
 /// The wire form of each sample.
@@ -37,6 +50,9 @@ pub enum GenFormat {
     Jsonl,
     /// InfluxDB line protocol, nanosecond timestamps, one field `value`.
     Lp,
+    /// OpenMetrics text, family by family, for `promtool tsdb
+    /// create-blocks-from openmetrics`.
+    Openmetrics,
 }
 
 /// Dataset presets: `--hosts` and `--hours` override theirs.
@@ -73,7 +89,8 @@ pub struct GenArgs {
     /// Timestamp of the first sample, ms since the Unix epoch.
     #[arg(long, default_value_t = DEFAULT_START_MS)]
     start_ms: i64,
-    /// jsonl (the seed's metric JSON, one per line) or lp (InfluxDB line protocol).
+    /// jsonl (the seed's metric JSON, one per line), lp (InfluxDB line
+    /// protocol) or openmetrics (for promtool tsdb create-blocks-from).
     #[arg(long, value_enum, default_value_t = GenFormat::Jsonl)]
     format: GenFormat,
     /// Write here instead of standard output.
@@ -147,6 +164,7 @@ pub fn run(args: &GenArgs) -> Result<()> {
         match args.format {
             GenFormat::Jsonl => "jsonl",
             GenFormat::Lp => "lp",
+            GenFormat::Openmetrics => "openmetrics",
         },
         spec.seed,
         written,
@@ -179,6 +197,8 @@ struct SeriesText {
 }
 
 fn series_texts(dataset: &Dataset, format: GenFormat) -> Vec<SeriesText> {
+    // Only the sample lines of OpenMetrics fit this shape; the family lines
+    // around them are written by `write_openmetrics`.
     // Names, hosts and regions are generated ([a-z0-9_-]), so neither JSON
     // nor line protocol needs escaping here.
     dataset
@@ -205,6 +225,15 @@ fn series_texts(dataset: &Dataset, format: GenFormat) -> Vec<SeriesText> {
                 // any timestamp up to year 9999.
                 tail: b"000000\n".to_vec(),
             },
+            GenFormat::Openmetrics => SeriesText {
+                head: format!(
+                    "{}{{host=\"{}\",region=\"{}\"}} ",
+                    series.metric, series.host, series.region
+                )
+                .into_bytes(),
+                middle: b" ",
+                tail: b"\n".to_vec(),
+            },
         })
         .collect()
 }
@@ -218,6 +247,9 @@ pub fn write_dataset(
     format: GenFormat,
     out: &mut impl Write,
 ) -> io::Result<u64> {
+    if format == GenFormat::Openmetrics {
+        return write_openmetrics(dataset, out);
+    }
     let texts = series_texts(dataset, format);
     let mut line = Vec::with_capacity(256);
     let mut written = 0u64;
@@ -235,6 +267,67 @@ pub fn write_dataset(
         written += line.len() as u64;
     }
     Ok(written)
+}
+
+/// The OpenMetrics family of a metric: its name and type. A counter's
+/// family drops the `_total` its samples must carry.
+fn openmetrics_family(metric: &str) -> (&str, &'static str) {
+    match metric.strip_suffix("_total") {
+        Some(family) => (family, "counter"),
+        None => (metric, "gauge"),
+    }
+}
+
+/// Writes milliseconds as OpenMetrics seconds: `1700000000`, or
+/// `1700000000.25` when there is a fraction (never negative here: the spec
+/// keeps timestamps at or after 1970).
+fn write_seconds(line: &mut Vec<u8>, timestamp_ms: i64) -> io::Result<()> {
+    let (seconds, millis) = (
+        timestamp_ms.div_euclid(1_000),
+        timestamp_ms.rem_euclid(1_000),
+    );
+    if millis == 0 {
+        write!(line, "{seconds}")
+    } else {
+        let fraction = format!("{millis:03}");
+        write!(line, "{seconds}.{}", fraction.trim_end_matches('0'))
+    }
+}
+
+/// The OpenMetrics form: family by family (in [`METRICS`] order), series by
+/// series, samples in time order, `# EOF` last. Series are generated one at
+/// a time, so memory stays at one series' walker whatever the size.
+fn write_openmetrics(dataset: &Dataset, out: &mut impl Write) -> io::Result<u64> {
+    let texts = series_texts(dataset, GenFormat::Openmetrics);
+    let mut line = Vec::with_capacity(256);
+    let mut written = 0u64;
+    for metric in METRICS {
+        let (family, kind) = openmetrics_family(metric);
+        let type_line = format!("# TYPE {family} {kind}\n");
+        out.write_all(type_line.as_bytes())?;
+        written += type_line.len() as u64;
+        let indices = dataset
+            .series()
+            .iter()
+            .enumerate()
+            .filter(|(_, series)| series.metric == metric)
+            .map(|(index, _)| index);
+        for index in indices {
+            let text = &texts[index];
+            for sample in dataset.walker(index).into_iter().flatten() {
+                line.clear();
+                line.extend_from_slice(&text.head);
+                write!(line, "{}", sample.value)?;
+                line.extend_from_slice(text.middle);
+                write_seconds(&mut line, sample.timestamp_ms)?;
+                line.extend_from_slice(&text.tail);
+                out.write_all(&line)?;
+                written += line.len() as u64;
+            }
+        }
+    }
+    out.write_all(b"# EOF\n")?;
+    Ok(written + 6)
 }
 
 #[cfg(test)]
@@ -255,7 +348,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_writes_the_same_bytes() {
-        for format in [GenFormat::Jsonl, GenFormat::Lp] {
+        for format in [GenFormat::Jsonl, GenFormat::Lp, GenFormat::Openmetrics] {
             assert_eq!(generate(1, format), generate(1, format));
             assert_ne!(generate(1, format), generate(2, format));
         }
@@ -299,6 +392,150 @@ mod tests {
             let metric: common::Metric = serde_json::from_str(json).expect(json);
             assert_eq!(value.parse::<f64>().ok(), Some(metric.value), "{lp}");
             assert_eq!(nanos, format!("{}000000", metric.timestamp_ms));
+        }
+    }
+
+    #[test]
+    fn openmetrics_seconds_keep_every_millisecond() {
+        for (ms, text) in [
+            (1_700_000_000_000, "1700000000"),
+            (1_700_000_000_250, "1700000000.25"),
+            (1_700_000_000_001, "1700000000.001"),
+            (999, "0.999"),
+            (0, "0"),
+        ] {
+            let mut line = Vec::new();
+            write_seconds(&mut line, ms).expect("in memory");
+            assert_eq!(String::from_utf8_lossy(&line), text);
+        }
+    }
+
+    #[test]
+    fn openmetrics_goes_family_by_family_and_series_by_series() {
+        let text = generate(DEFAULT_SEED, GenFormat::Openmetrics);
+        let dataset = Dataset::new(DatasetSpec::preset(DatasetSize::Small)).expect("valid");
+        assert!(text.ends_with("\n# EOF\n"), "ends with # EOF");
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
+        assert_eq!(
+            types,
+            [
+                "# TYPE cpu_usage gauge",
+                "# TYPE memory_usage gauge",
+                "# TYPE disk_io gauge",
+                "# TYPE network_latency gauge",
+                "# TYPE http_requests counter",
+            ]
+        );
+        // Every series appears as one run of lines, in time order, with the
+        // dataset's own values; families follow each other without mixing.
+        let mut runs: Vec<(String, Vec<(f64, i64)>)> = Vec::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let mut parts = line.rsplitn(3, ' ');
+            let seconds = parts.next().expect(line);
+            let value = parts.next().expect(line).parse::<f64>().expect(line);
+            let series = parts.next().expect(line).to_string();
+            let ms = (seconds.parse::<f64>().expect(line) * 1_000.0).round() as i64;
+            match runs.last_mut() {
+                Some((last, samples)) if *last == series => samples.push((value, ms)),
+                _ => runs.push((series, vec![(value, ms)])),
+            }
+        }
+        assert_eq!(runs.len(), dataset.series().len(), "one run per series");
+        let mut family_order: Vec<&str> = Vec::new();
+        for (series_text, samples) in &runs {
+            let name = series_text.split('{').next().unwrap_or_default();
+            if family_order.last() != Some(&name) {
+                assert!(!family_order.contains(&name), "{name} interleaved");
+                family_order.push(name);
+            }
+            let index = dataset
+                .series()
+                .iter()
+                .position(|s| {
+                    *series_text
+                        == format!(
+                            "{}{{host=\"{}\",region=\"{}\"}}",
+                            s.metric, s.host, s.region
+                        )
+                })
+                .expect(series_text);
+            let expected: Vec<(f64, i64)> = dataset
+                .walker(index)
+                .into_iter()
+                .flatten()
+                .map(|sample| (sample.value, sample.timestamp_ms))
+                .collect();
+            assert_eq!(samples, &expected, "{series_text}");
+        }
+        assert_eq!(family_order.last(), Some(&"http_requests_total"));
+    }
+
+    /// Real Prometheus reads the file: `promtool tsdb create-blocks-from
+    /// openmetrics`, then `promtool tsdb dump` gives back every sample,
+    /// fractional-second timestamps (jitter) included, to the millisecond.
+    /// `.ci/run` installs Prometheus, so in CI (`CI` set) a missing promtool
+    /// is a failure; elsewhere the test says it is skipping and passes.
+    #[test]
+    fn promtool_builds_blocks_from_openmetrics() {
+        let Some(promtool) = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+            .into_iter()
+            .find(|candidate| Path::new(candidate).exists())
+        else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must install promtool (see .ci/run)"
+            );
+            eprintln!("skipping: no promtool binary (apt-get install prometheus)");
+            return;
+        };
+        let spec = DatasetSpec {
+            hosts: 3,
+            jitter_ms: 4_999,
+            ..DatasetSpec::preset(DatasetSize::Small)
+        };
+        let dataset = Dataset::new(spec).expect("valid spec");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("data.om");
+        write_to_file(&dataset, GenFormat::Openmetrics, &file).expect("write");
+        let blocks = dir.path().join("blocks");
+        let output = std::process::Command::new(promtool)
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&file)
+            .arg(&blocks)
+            .output()
+            .expect("run promtool");
+        assert!(
+            output.status.success(),
+            "promtool refused the file: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // `dump` opens the directory as a TSDB, which wants a WAL folder.
+        std::fs::create_dir_all(blocks.join("wal")).expect("wal dir");
+        let output = std::process::Command::new(promtool)
+            .args(["tsdb", "dump"])
+            .arg(&blocks)
+            .output()
+            .expect("run promtool");
+        assert!(output.status.success(), "promtool tsdb dump failed");
+        let mut dumped: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let mut expected = Vec::new();
+        for (index, series) in dataset.series().iter().enumerate() {
+            for sample in dataset.walker(index).into_iter().flatten() {
+                expected.push(format!(
+                    "{{__name__=\"{}\", host=\"{}\", region=\"{}\"}} {} {}",
+                    series.metric, series.host, series.region, sample.value, sample.timestamp_ms
+                ));
+            }
+        }
+        dumped.sort();
+        expected.sort();
+        assert_eq!(dumped.len(), expected.len(), "sample count");
+        for (got, want) in dumped.iter().zip(&expected) {
+            assert_eq!(got, want);
         }
     }
 }
