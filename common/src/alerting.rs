@@ -71,4 +71,13 @@ pub trait AlertEngine: Send + Sync {
 
     /// A short name for logs.
     fn name(&self) -> &'static str;
+
+    /// Answers the engine's own HTTP API (`/api/v1/rules`, `/api/v1/alerts`,
+    /// silences, …) when it has one: `Some(response)` for a path it serves,
+    /// `None` to let the shared routes answer (phase0 has no API of its
+    /// own). The routes ask it before the query API.
+    fn handle_http(&self, request: &crate::http::Request) -> Option<crate::http::Response> {
+        let _ = request;
+        None
+    }
 }

@@ -232,6 +232,7 @@ pub struct ComponentNames {
 pub struct Routes {
     queue: Arc<dyn MetricQueue>,
     query: Arc<dyn crate::QueryEngine>,
+    alerting: Arc<dyn AlertEngine>,
     clock: Arc<dyn Clock>,
     components: ComponentNames,
 }
@@ -256,6 +257,7 @@ impl Routes {
         Routes {
             queue,
             query,
+            alerting: alerting.clone(),
             clock,
             components,
         }
@@ -275,6 +277,14 @@ impl Routes {
     pub fn handle(&self, request: &Request) -> Response {
         let method = request.method.as_str();
         let path = request.path.as_str();
+        // The alerting engine's own API (craft 5: rules, alerts, silences,
+        // notifications) answers first; everything else under /api/v1 is
+        // the query slot's.
+        if path.starts_with("/api/v1/")
+            && let Some(response) = self.alerting.handle_http(request)
+        {
+            return response;
+        }
         match path {
             "/metrics" => match method {
                 "POST" => self.write_one(request),

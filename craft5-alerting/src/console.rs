@@ -21,7 +21,7 @@ use crate::state::Transition;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ConsoleNotifier;
 
-fn local_time(ms: i64) -> String {
+pub(crate) fn local_time(ms: i64) -> String {
     Local
         .timestamp_millis_opt(ms)
         .single()
@@ -36,53 +36,100 @@ fn current(value: Option<f64>, sample_count: usize) -> String {
     }
 }
 
+/// What the console shows of one alert, whoever describes it: an
+/// [`AlertEvent`] here, a routed notification's alert in
+/// `receivers/console.rs`.
+pub(crate) struct ConsoleAlert<'a> {
+    /// The transition's time.
+    pub at_ms: i64,
+    /// When the episode fired.
+    pub fired_at_ms: Option<i64>,
+    pub metric: &'a str,
+    pub series: &'a common::Labels,
+    pub condition: &'a str,
+    pub value: Option<f64>,
+    pub sample_count: usize,
+    pub alert_name: &'a str,
+    /// The rule group.
+    pub group: &'a str,
+    pub summary: Option<&'a str>,
+}
+
+impl<'a> ConsoleAlert<'a> {
+    fn of_event(event: &'a AlertEvent) -> Self {
+        ConsoleAlert {
+            at_ms: event.at_ms,
+            fired_at_ms: event.fired_at_ms,
+            metric: &event.metric,
+            series: &event.series,
+            condition: &event.condition,
+            value: event.value,
+            sample_count: event.sample_count,
+            alert_name: &event.alert_name,
+            group: &event.group,
+            summary: event.annotation("summary"),
+        }
+    }
+
+    /// The seed's block, plus the alert's name and summary for rules from
+    /// a rule file.
+    pub(crate) fn firing_block(&self) -> String {
+        let mut block = format!(
+            "\n🚨 [ALERT] {}\n   Metric:    {}{}\n   Condition: {}\n   Current:   {}\n",
+            local_time(self.at_ms),
+            self.metric,
+            self.series,
+            self.condition,
+            current(self.value, self.sample_count),
+        );
+        if self.group != SEED_GROUP {
+            block.push_str(&format!(
+                "   Alert:     {} (group {})\n",
+                self.alert_name, self.group
+            ));
+            if let Some(summary) = self.summary {
+                block.push_str(&format!("   Summary:   {summary}\n"));
+            }
+        }
+        block
+    }
+
+    /// One line: what, when, the value now, how long it fired.
+    pub(crate) fn resolved_line(&self) -> String {
+        let lasted = self
+            .fired_at_ms
+            .map(|fired| {
+                format!(
+                    ", firing for {}",
+                    format_prometheus_duration(self.at_ms.saturating_sub(fired))
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "✅ [RESOLVED] {} {}{} {} ({}): now {}{lasted}\n",
+            local_time(self.at_ms),
+            self.metric,
+            self.series,
+            self.condition,
+            self.alert_name,
+            current(self.value, self.sample_count),
+        )
+    }
+}
+
 /// The seed's block for a firing alert, plus the alert's name and summary
 /// for rules from a rule file.
 pub fn format_firing(event: &AlertEvent) -> String {
-    let mut block = format!(
-        "\n🚨 [ALERT] {}\n   Metric:    {}{}\n   Condition: {}\n   Current:   {}\n",
-        local_time(event.at_ms),
-        event.metric,
-        event.series,
-        event.condition,
-        current(event.value, event.sample_count),
-    );
-    if event.group != SEED_GROUP {
-        block.push_str(&format!(
-            "   Alert:     {} (group {})\n",
-            event.alert_name, event.group
-        ));
-        if let Some(summary) = event.annotation("summary") {
-            block.push_str(&format!("   Summary:   {summary}\n"));
-        }
-    }
-    block
+    ConsoleAlert::of_event(event).firing_block()
 }
 
 /// One line for a resolved alert: what, when, the value now, how long it
 /// fired.
 pub fn format_resolved(event: &AlertEvent) -> String {
-    let lasted = event
-        .fired_at_ms
-        .map(|fired| {
-            format!(
-                ", firing for {}",
-                format_prometheus_duration(event.at_ms.saturating_sub(fired))
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "✅ [RESOLVED] {} {}{} {} ({}): now {}{lasted}\n",
-        local_time(event.at_ms),
-        event.metric,
-        event.series,
-        event.condition,
-        event.alert_name,
-        current(event.value, event.sample_count),
-    )
+    ConsoleAlert::of_event(event).resolved_line()
 }
 
-fn print(text: &str) -> Result<(), NotifyError> {
+pub(crate) fn print(text: &str) -> Result<(), NotifyError> {
     // One write for the whole block so concurrent log lines cannot split it.
     let mut stdout = std::io::stdout().lock();
     stdout

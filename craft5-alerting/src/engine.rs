@@ -366,6 +366,35 @@ impl StreamingAlertEngine {
         snapshots
     }
 
+    /// Every alert that is not inactive as an event whose transition names
+    /// its state (Pending, Firing or Resolved), with its labels and
+    /// annotations rendered and `at_ms` the time it entered that state:
+    /// what the API lists, and what the router is given after a restart
+    /// ([`crate::routing::Dispatcher::reconcile`]).
+    pub fn current_events(&self) -> Vec<AlertEvent> {
+        let runtime = self.runtime.lock();
+        let mut events = Vec::new();
+        for (compiled, rule_runtime) in self.rules.iter().zip(&runtime.rules) {
+            let mut alerts: Vec<_> = rule_runtime.alerts.iter().collect();
+            alerts.sort_by(|a, b| a.0.cmp(b.0));
+            for (series, tracked) in alerts {
+                let status = &tracked.status;
+                let (transition, at) = match status.state {
+                    AlertState::Inactive => continue,
+                    AlertState::Pending => (Transition::Pending, status.active_at_ms),
+                    AlertState::Firing => (Transition::Firing, status.fired_at_ms),
+                    AlertState::Resolved => (Transition::Resolved, status.resolved_at_ms),
+                };
+                let mut event = self.event(compiled, series, tracked, transition);
+                if let Some(at) = at {
+                    event.at_ms = at;
+                }
+                events.push(event);
+            }
+        }
+        events
+    }
+
     /// Feeds stored samples through the streaming rules; notifies and
     /// returns the transitions they caused.
     pub fn ingest(&self, metrics: &[Metric]) -> Outcome {

@@ -25,16 +25,44 @@
 //! - [`engine`]: [`StreamingAlertEngine`], the `common::AlertEngine` that
 //!   ties them together.
 //!
-//! Still to come (issue 7): routing with grouping and silences, receivers
-//! (webhooks, Slack, PagerDuty, email), a durable outbox with retries,
-//! escalation and acknowledgement, the alerting HTTP API, periodic rules
-//! through craft 4, and the platform's `--alerting craft5 --rules FILE`.
-//! The story is docs chapter 5.
+//! The second increment routes, silences and delivers:
+//!
+//! - [`routing`]: an `alertmanager.yml`-shaped route tree (`continue`,
+//!   nested routes, a default), alert groups with `group_wait`,
+//!   `group_interval` and `repeat_interval`, and the [`routing::Dispatcher`]
+//!   that flushes groups on its own thread;
+//! - [`silence`]: silences with label matchers and a time range, persisted,
+//!   and a per-route `send_resolved_when_silenced`;
+//! - [`receivers`]: console, a generic JSON webhook, Alertmanager's
+//!   webhook payload, Slack, PagerDuty Events v2, email over SMTP;
+//! - [`outbox`], [`delivery`], [`history`]: notifications written durably
+//!   before they are sent, retried with backoff and jitter on their own
+//!   thread, dead-lettered, handed to a fallback receiver when a receiver
+//!   keeps failing, and recorded in a queryable history;
+//! - [`service`]: [`AlertingService`], all of it behind
+//!   `common::AlertEngine`; [`api`]: the JSON bodies of `/api/v1/rules`,
+//!   `/api/v1/alerts`, `/api/v1/silences`, `/api/v1/notifications`;
+//! - [`matcher`], [`fingerprint`], [`signal`]: the small pieces they share.
+//!
+//! Still to come (issue 7): escalation, on-call schedules and
+//! acknowledgement, inhibition, periodic rules through craft 4, and the
+//! detection-latency measurements. The story is docs chapter 5.
 
+pub mod api;
 pub mod console;
+pub mod delivery;
 pub mod engine;
+pub mod fingerprint;
+pub mod history;
+pub mod matcher;
 pub mod notification;
+pub mod outbox;
+pub mod receivers;
+pub mod routing;
 pub mod rules;
+pub mod service;
+pub mod signal;
+pub mod silence;
 pub mod state;
 pub mod store;
 pub mod template;
@@ -45,7 +73,12 @@ pub use engine::{
     AlertSnapshot, EngineError, EngineOptions, EngineStats, Outcome, StreamingAlertEngine,
 };
 pub use notification::{AlertEvent, TransitionNotifier};
+pub use outbox::{Outbox, OutboxError};
+pub use receivers::{Integration, Notification, NotifiedAlert, ReceiverSet, Status};
+pub use routing::{Dispatcher, RoutingConfig, RoutingConfigError};
 pub use rules::{Rule, RuleFileError, RuleGroup, RuleSet, Scope, file::load_rule_files};
+pub use service::{AlertingService, ServiceError, ServiceOptions};
+pub use silence::{Silence, SilenceError, SilenceSpec, Silences};
 pub use state::{AlertState, AlertStatus, Transition};
 pub use store::{StateStore, StoreError};
 pub use template::{Template, TemplateError};

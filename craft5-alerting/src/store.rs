@@ -143,18 +143,7 @@ impl StateStore {
             )
         })?;
         bytes.push(b'\n');
-        let mut temp_name = self.path.as_os_str().to_owned();
-        temp_name.push(".tmp");
-        let temp = PathBuf::from(temp_name);
-        let mut out = File::create(&temp).map_err(|e| self.io("create the temporary file", e))?;
-        out.write_all(&bytes)
-            .map_err(|e| self.io("write the temporary file", e))?;
-        out.sync_all()
-            .map_err(|e| self.io("fsync the temporary file", e))?;
-        drop(out);
-        fs::rename(&temp, &self.path).map_err(|e| self.io("rename the temporary file", e))?;
-        sync_directory(&self.path).map_err(|e| self.io("fsync the directory", e))?;
-        Ok(())
+        write_atomically(&self.path, &bytes).map_err(|(action, e)| self.io(action, e))
     }
 
     fn io(&self, action: &'static str, source: std::io::Error) -> StoreError {
@@ -166,10 +155,35 @@ impl StateStore {
     }
 }
 
+/// Replaces `path` with `bytes` so that a crash leaves the old file or the
+/// new one, never half of either: write `<path>.tmp`, fsync it, rename it
+/// over `path`, fsync the directory. Shared by every small state file of
+/// the crate (alert state, silences, a compacted outbox).
+///
+/// # Errors
+/// The step that failed and why; the previous file is then intact.
+pub(crate) fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(), (&'static str, std::io::Error)> {
+    let mut temp_name = path.as_os_str().to_owned();
+    temp_name.push(".tmp");
+    let temp = PathBuf::from(temp_name);
+    let mut out = File::create(&temp).map_err(|e| ("create the temporary file", e))?;
+    out.write_all(bytes)
+        .map_err(|e| ("write the temporary file", e))?;
+    out.sync_all()
+        .map_err(|e| ("fsync the temporary file", e))?;
+    drop(out);
+    fs::rename(&temp, path).map_err(|e| ("rename the temporary file", e))?;
+    sync_directory(path).map_err(|e| ("fsync the directory", e))?;
+    Ok(())
+}
+
 /// Makes a rename in the file's directory durable. Directories cannot be
 /// opened for syncing on Windows; there the rename is as durable as the
 /// file system makes it.
-fn sync_directory(file: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_directory(file: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         let directory = match file.parent() {

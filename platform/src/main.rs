@@ -25,6 +25,7 @@ use craft1_ingestion::{AsyncServer, ServerConfig, ThreadPerConnectionServer, Thr
 use craft2_queue::{CrossbeamQueue, FsyncPolicy, Log, LogConfig, LogQueue, NatsConfig, NatsQueue};
 use craft4_query::engine::Craft4QueryEngine;
 use craft4_query::eval::EngineConfig;
+use craft5_alerting::{AlertingService, RoutingConfig, RuleSet, ServiceOptions};
 
 /// Slot 1 choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,8 +78,13 @@ enum Query {
 /// Slot 5 choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Alerting {
-    /// phase0: poll every interval, print (craft 5 adds more).
+    /// phase0: poll every interval through the query slot, print every
+    /// time a rule holds.
     Phase0,
+    /// Craft 5: streaming evaluation on ingest, an alert state machine,
+    /// routing, grouping, silences, receivers behind a durable outbox
+    /// (default).
+    Craft5,
 }
 
 /// The monitoring platform, composed from one implementation per slot.
@@ -108,15 +114,28 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Query::Craft4)]
     query: Query,
     /// Slot 5: the alerting engine.
-    #[arg(long, value_enum, default_value_t = Alerting::Phase0)]
+    #[arg(long, value_enum, default_value_t = Alerting::Craft5)]
     alerting: Alerting,
 
-    /// How often the alerting engine checks its rules.
-    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
-    alert_interval: Duration,
-    /// A JSON rules file replacing the three default rules.
+    /// How often the alerting engine checks its rules: phase0 re-queries
+    /// every window (default 10s); craft5 evaluates on ingest and only
+    /// advances time-driven transitions (`for`, emptied windows) at this
+    /// interval (default 1s).
+    #[arg(long, value_parser = parse_positive_duration)]
+    alert_interval: Option<Duration>,
+    /// Rules replacing the three default rules: a JSON file of the seed's
+    /// rules (both engines), or a YAML file of Prometheus rule groups
+    /// (craft5).
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Craft 5: the routing config (alertmanager.yml-shaped: route tree,
+    /// receivers, delivery); default: every alert to the console.
+    #[arg(long)]
+    alertmanager_config: Option<PathBuf>,
+    /// Craft 5: the alert state file; silences.json and outbox.jsonl go
+    /// beside it. Default: <data-dir>/alerts/state.json.
+    #[arg(long)]
+    alert_state: Option<PathBuf>,
     /// Most metrics the queue holds before writes answer 503.
     #[arg(long, default_value_t = 1_000_000)]
     queue_capacity: usize,
@@ -243,16 +262,91 @@ fn server_config(args: &Args) -> anyhow::Result<ServerConfig> {
     })
 }
 
-fn components(args: &Args) -> anyhow::Result<Components> {
-    let rules = match &args.rules {
-        Some(path) => common::load_rules(path)?,
-        None => phase0::alerting::default_rules(),
+/// True for a rules file written as YAML rule groups (craft 5's form).
+fn is_yaml(path: &std::path::Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yml") || e.eq_ignore_ascii_case("yaml"))
+}
+
+/// Craft 5's rules: YAML rule groups, the seed's JSON, or the defaults.
+fn craft5_rules(args: &Args) -> anyhow::Result<RuleSet> {
+    Ok(match &args.rules {
+        Some(path) if is_yaml(path) => craft5_alerting::load_rule_files(&[path])?,
+        Some(path) => RuleSet::from_seed_rules(&common::load_rules(path)?)?,
+        None => RuleSet::defaults()?,
+    })
+}
+
+/// Craft 5 assembled over its files, its threads started.
+fn craft5_service(args: &Args) -> anyhow::Result<Arc<AlertingService>> {
+    let rules = craft5_rules(args)?;
+    let routing = match &args.alertmanager_config {
+        Some(path) => RoutingConfig::load(path)?,
+        None => RoutingConfig::console_default(),
     };
-    let Alerting::Phase0 = args.alerting;
+    let state_file = args
+        .alert_state
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("alerts").join("state.json"));
+    let mut options = ServiceOptions::new(Arc::new(SystemClock)).with_state_file(&state_file);
+    if let Some(interval) = args.alert_interval {
+        options.interval = interval;
+    }
+    let receivers: Vec<&str> = routing.receivers.names().collect();
+    common::say!(
+        "[Alerting] craft5: routing {} (receivers: {}), state in {}",
+        routing.source,
+        receivers.join(", "),
+        state_file.display()
+    );
+    let service = AlertingService::new(rules, routing, options)?;
+    let periodic = service
+        .engine()
+        .rule_set()
+        .rules()
+        .filter(|r| r.streaming().is_none())
+        .count();
+    if periodic > 0 {
+        common::say_err!(
+            "[Alerting] {periodic} rules need the query engine (periodic) and are not evaluated yet; /api/v1/rules lists them"
+        );
+    }
+    let report = service.outbox_report();
+    if report.pending > 0 || report.torn_bytes > 0 || report.damaged_lines > 0 {
+        common::say!(
+            "[Alerting] Outbox: {} notifications from before the restart will be sent ({} damaged lines skipped, {} bytes of torn tail cut)",
+            report.pending,
+            report.damaged_lines,
+            report.torn_bytes
+        );
+    }
+    service.start()?;
+    Ok(Arc::new(service))
+}
+
+fn components(args: &Args) -> anyhow::Result<(Components, Option<Arc<AlertingService>>)> {
+    let rules = match (&args.rules, args.alerting) {
+        (Some(path), Alerting::Phase0) if is_yaml(path) => anyhow::bail!(
+            "--rules {}: YAML rule groups need --alerting craft5; phase0 reads the seed's JSON rules",
+            path.display()
+        ),
+        (Some(path), Alerting::Phase0) => common::load_rules(path)?,
+        // craft5 reads its own rules (craft5_rules); phase0's engine is
+        // built below only to be replaced.
+        _ => phase0::alerting::default_rules(),
+    };
+    if args.alerting == Alerting::Phase0 {
+        if args.alertmanager_config.is_some() {
+            anyhow::bail!("--alertmanager-config needs --alerting craft5");
+        }
+        if args.alert_state.is_some() {
+            anyhow::bail!("--alert-state needs --alerting craft5 (phase0 keeps no alert state)");
+        }
+    }
     let config = phase0::Config {
         data_dir: args.data_dir.clone(),
         rules,
-        alert_interval: args.alert_interval,
+        alert_interval: args.alert_interval.unwrap_or(Duration::from_secs(10)),
         queue_capacity: args.queue_capacity,
         ..Default::default()
     };
@@ -322,7 +416,15 @@ fn components(args: &Args) -> anyhow::Result<Components> {
         Ingestion::Pool => Arc::new(ThreadPoolServer::new(server, args.pool_size)),
         Ingestion::Craft1 => Arc::new(AsyncServer::new(server)),
     };
-    Ok(components)
+    let alerting = match args.alerting {
+        Alerting::Phase0 => None,
+        Alerting::Craft5 => {
+            let service = craft5_service(args)?;
+            components.alerting = service.clone();
+            Some(service)
+        }
+    };
+    Ok((components, alerting))
 }
 
 fn craft3_db(args: &Args) -> anyhow::Result<craft3_storage::db::Db> {
@@ -416,7 +518,7 @@ fn main() -> anyhow::Result<()> {
         args.query,
         args.alerting
     );
-    let components = components(&args)?;
+    let (components, alerting) = components(&args)?;
     let address = format!("{}:{}", args.host, args.port);
     let listener =
         TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
@@ -426,7 +528,13 @@ fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     let running = Pipeline::start_with_shutdown(components, listener, options, shutdown)?;
-    let report = running.run_until_shutdown()?;
+    let report = running.run_until_shutdown();
+    // Stops the dispatcher and the delivery worker; what is not delivered
+    // yet stays in the outbox for the next start.
+    if let Some(alerting) = alerting {
+        alerting.stop();
+    }
+    let report = report?;
     common::say!(
         "[Shutdown] Queue drained: {} metrics stored this run, {} left. Bye.",
         report.stored,

@@ -1,0 +1,517 @@
+//! The alerting HTTP API's answers, as JSON bodies in Prometheus' envelope
+//! (`{"status":"success","data":…}`, errors `{"status":"error",
+//! "errorType":…,"error":…}`), so Grafana and `promtool`-style tooling
+//! read `/api/v1/rules` and `/api/v1/alerts` unchanged:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /api/v1/rules` | rule groups, each rule's state, health and active alerts (Prometheus' shape) |
+//! | `GET /api/v1/alerts` | pending and firing alerts (Prometheus' shape) |
+//! | `GET /api/v1/alerts/groups` | the router's alert groups and their receivers |
+//! | `GET /api/v1/silences` | every silence (Alertmanager v2's silence shape) |
+//! | `POST /api/v1/silences` | create one from a JSON body; answers its `silenceID` |
+//! | `GET /api/v1/silences/{id}` | one silence |
+//! | `DELETE /api/v1/silences/{id}` | expire it |
+//! | `GET /api/v1/notifications` | the notification history (`receiver`, `outcome`, `alertname`, `group`, `since`, `limit`) |
+//!
+//! [`AlertingService::handle_http`] answers a `common::http::Request` for
+//! these paths (and `None` for any other), so wiring it into the shared
+//! routes is one call. Docs chapter 5, "The API".
+
+use std::collections::BTreeMap;
+
+use common::http::{Request, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::engine::{PERIODIC_NOT_EVALUATED, StreamingAlertEngine};
+use crate::history::{DeliveryOutcome, HistoryEntry, HistoryQuery};
+use crate::matcher::Matcher;
+use crate::notification::AlertEvent;
+use crate::outbox::Outbox;
+use crate::receivers::webhook::rfc3339;
+use crate::routing::Dispatcher;
+use crate::rules::RuleExpr;
+use crate::service::AlertingService;
+use crate::silence::{Silence, SilenceError, SilenceSpec, SilenceState, Silences};
+use crate::state::Transition;
+
+/// A float as Prometheus' API writes it: Go's `%e` with the shortest
+/// mantissa (`9.25e+01`), `NaN`, `+Inf`, `-Inf`.
+pub fn prometheus_value(value: f64) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    let text = format!("{value:e}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let exponent: i32 = exponent.parse().unwrap_or(0);
+            let sign = if exponent < 0 { '-' } else { '+' };
+            format!("{mantissa}e{sign}{:02}", exponent.abs())
+        }
+        None => text,
+    }
+}
+
+fn success(data: Value) -> Value {
+    json!({"status": "success", "data": data})
+}
+
+fn error_body(error_type: &str, message: impl Into<String>) -> Value {
+    json!({"status": "error", "errorType": error_type, "error": message.into()})
+}
+
+fn state_word(transition: Transition) -> &'static str {
+    match transition {
+        Transition::Pending => "pending",
+        Transition::Firing => "firing",
+        Transition::Resolved | Transition::Cancelled => "inactive",
+    }
+}
+
+fn alert_json(event: &AlertEvent) -> Value {
+    let annotations: BTreeMap<&str, &str> = event
+        .annotations
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    json!({
+        "labels": event.labels,
+        "annotations": annotations,
+        "state": state_word(event.transition),
+        "activeAt": event.active_at_ms.map(rfc3339),
+        "value": prometheus_value(event.value.unwrap_or(f64::NAN)),
+    })
+}
+
+/// `/api/v1/alerts`' body: the pending and firing alerts.
+pub fn alerts_body(engine: &StreamingAlertEngine) -> Value {
+    let alerts: Vec<Value> = engine
+        .current_events()
+        .iter()
+        .filter(|e| matches!(e.transition, Transition::Pending | Transition::Firing))
+        .map(alert_json)
+        .collect();
+    success(json!({ "alerts": alerts }))
+}
+
+/// `/api/v1/rules`' body: every group and rule, with the rule's state
+/// (firing if any alert fires, else pending if any is pending), its
+/// health (`unknown` for periodic rules, which need craft 4 and are not
+/// evaluated yet) and its active alerts.
+pub fn rules_body(engine: &StreamingAlertEngine) -> Value {
+    let events = engine.current_events();
+    let groups: Vec<Value> = engine
+        .rule_set()
+        .groups
+        .iter()
+        .map(|group| {
+            let rules: Vec<Value> = group
+                .rules
+                .iter()
+                .map(|rule| {
+                    let key = rule.key();
+                    let active: Vec<&AlertEvent> = events
+                        .iter()
+                        .filter(|e| {
+                            e.rule == key
+                                && matches!(e.transition, Transition::Pending | Transition::Firing)
+                        })
+                        .collect();
+                    let state = if active.iter().any(|e| e.transition == Transition::Firing) {
+                        "firing"
+                    } else if active.is_empty() {
+                        "inactive"
+                    } else {
+                        "pending"
+                    };
+                    let periodic = matches!(rule.expr, RuleExpr::Periodic(_));
+                    let labels: BTreeMap<&str, &str> = rule
+                        .labels
+                        .iter()
+                        .map(|(n, t)| (n.as_str(), t.source()))
+                        .collect();
+                    let annotations: BTreeMap<&str, &str> = rule
+                        .annotations
+                        .iter()
+                        .map(|(n, t)| (n.as_str(), t.source()))
+                        .collect();
+                    json!({
+                        "state": state,
+                        "name": rule.name,
+                        "query": rule.expr_text,
+                        "duration": rule.for_ms / 1000,
+                        "keepFiringFor": rule.keep_firing_for_ms / 1000,
+                        "labels": labels,
+                        "annotations": annotations,
+                        "alerts": active.iter().map(|e| alert_json(e)).collect::<Vec<_>>(),
+                        "health": if periodic { "unknown" } else { "ok" },
+                        "lastError": if periodic { PERIODIC_NOT_EVALUATED } else { "" },
+                        "type": "alerting",
+                    })
+                })
+                .collect();
+            let file = group
+                .rules
+                .iter()
+                .find_map(|r| r.origin.as_ref().map(|(file, _)| file.clone()))
+                .unwrap_or_default();
+            json!({
+                "name": group.name,
+                "file": file,
+                "interval": group.interval_ms.map_or(0.0, |ms| ms as f64 / 1000.0),
+                "rules": rules,
+            })
+        })
+        .collect();
+    success(json!({ "groups": groups }))
+}
+
+/// One silence in Alertmanager v2's shape.
+pub fn silence_json(silence: &Silence, state: SilenceState) -> Value {
+    let matchers: Vec<Value> = silence
+        .matchers
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name(),
+                "value": m.value(),
+                "isRegex": m.is_regex(),
+                "isEqual": m.is_equal(),
+            })
+        })
+        .collect();
+    json!({
+        "id": silence.id,
+        "matchers": matchers,
+        "startsAt": rfc3339(silence.starts_at_ms),
+        "endsAt": rfc3339(silence.ends_at_ms),
+        "updatedAt": rfc3339(silence.updated_at_ms),
+        "createdBy": silence.created_by,
+        "comment": silence.comment,
+        "status": { "state": state.as_str() },
+    })
+}
+
+/// `GET /api/v1/silences`' body.
+pub fn silences_body(silences: &Silences, now_ms: i64) -> Value {
+    let list: Vec<Value> = silences
+        .list(now_ms)
+        .iter()
+        .map(|(s, state)| silence_json(s, *state))
+        .collect();
+    success(json!(list))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawMatcher {
+    Text(String),
+    Object {
+        name: String,
+        value: String,
+        #[serde(rename = "isRegex", default)]
+        is_regex: bool,
+        #[serde(rename = "isEqual", default = "yes")]
+        is_equal: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawTime {
+    Millis(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSilence {
+    #[serde(default)]
+    id: Option<String>,
+    matchers: Vec<RawMatcher>,
+    #[serde(rename = "startsAt")]
+    starts_at: Option<RawTime>,
+    #[serde(rename = "endsAt")]
+    ends_at: RawTime,
+    #[serde(rename = "createdBy")]
+    created_by: String,
+    comment: String,
+}
+
+fn parse_time(field: &str, time: &RawTime) -> Result<i64, String> {
+    match time {
+        RawTime::Millis(ms) => Ok(*ms),
+        RawTime::Text(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| format!("{field} {text:?} is not an RFC 3339 time: {e}")),
+    }
+}
+
+/// Reads a silence from a `POST /api/v1/silences` body: Alertmanager v2's
+/// shape (`matchers` as objects), or matchers as text (`"host=~\"a.*\""`);
+/// times as RFC 3339 or ms since the epoch.
+///
+/// # Errors
+/// A message for a 400.
+pub fn parse_silence(body: &[u8]) -> Result<SilenceSpec, String> {
+    let raw: RawSilence =
+        serde_json::from_slice(body).map_err(|e| format!("invalid silence JSON: {e}"))?;
+    if raw.id.as_deref().is_some_and(|id| !id.is_empty()) {
+        return Err(
+            "updating a silence by id is not supported: expire it and create a new one".into(),
+        );
+    }
+    let mut matchers = Vec::new();
+    for matcher in raw.matchers {
+        matchers.push(match matcher {
+            RawMatcher::Text(text) => Matcher::parse(&text)?,
+            RawMatcher::Object {
+                name,
+                value,
+                is_regex,
+                is_equal,
+            } => {
+                let op = match (is_regex, is_equal) {
+                    (false, true) => common::MatchOp::Equal,
+                    (false, false) => common::MatchOp::NotEqual,
+                    (true, true) => common::MatchOp::Regex,
+                    (true, false) => common::MatchOp::NotRegex,
+                };
+                Matcher::new(&name, op, &value)?
+            }
+        });
+    }
+    Ok(SilenceSpec {
+        matchers,
+        starts_at_ms: raw
+            .starts_at
+            .as_ref()
+            .map(|t| parse_time("startsAt", t))
+            .transpose()?,
+        ends_at_ms: parse_time("endsAt", &raw.ends_at)?,
+        created_by: raw.created_by,
+        comment: raw.comment,
+    })
+}
+
+fn history_json(entry: &HistoryEntry) -> Value {
+    json!({
+        "id": entry.id,
+        "receiver": entry.receiver,
+        "integration": entry.integration,
+        "groupKey": entry.group_key,
+        "status": entry.status.as_str(),
+        "alertNames": entry.alert_names,
+        "firing": entry.firing,
+        "resolved": entry.resolved,
+        "createdAt": rfc3339(entry.created_at_ms),
+        "attempts": entry.attempts,
+        "lastAttemptAt": entry.last_attempt_at_ms.map(rfc3339),
+        "outcome": entry.outcome.as_str(),
+        "lastError": entry.last_error,
+        "finishedAt": entry.finished_at_ms.map(rfc3339),
+        "fallbackAt": entry.fallback_at_ms.map(rfc3339),
+        "fallbackOf": entry.fallback_of,
+    })
+}
+
+/// `GET /api/v1/notifications`' body for query `params`.
+///
+/// # Errors
+/// A message for a 400 (an unknown outcome, a bad time or limit).
+pub fn notifications_body(outbox: &Outbox, params: &[(String, String)]) -> Result<Value, String> {
+    let mut query = HistoryQuery::default();
+    for (name, value) in params {
+        match name.as_str() {
+            "receiver" => query.receiver = Some(value.clone()),
+            "alertname" => query.alert_name = Some(value.clone()),
+            "group" => query.group_key = Some(value.clone()),
+            "outcome" => {
+                query.outcome = Some(DeliveryOutcome::parse(value).ok_or_else(|| {
+                    format!("outcome {value:?}: expected pending, delivered or dead_letter")
+                })?)
+            }
+            "since" => {
+                query.since_ms = Some(match value.parse::<i64>() {
+                    Ok(ms) => ms,
+                    Err(_) => parse_time("since", &RawTime::Text(value.clone()))?,
+                })
+            }
+            "limit" => {
+                query.limit = value
+                    .parse()
+                    .map_err(|_| format!("limit {value:?}: expected a whole number"))?
+            }
+            _ => {}
+        }
+    }
+    let entries: Vec<Value> = outbox.history(&query).iter().map(history_json).collect();
+    Ok(success(json!(entries)))
+}
+
+/// `GET /api/v1/alerts/groups`' body.
+pub fn groups_body(dispatcher: &Dispatcher) -> Value {
+    let groups: Vec<Value> = dispatcher
+        .groups()
+        .iter()
+        .map(|g| {
+            json!({
+                "groupKey": g.key,
+                "route": g.route,
+                "receiver": g.receiver,
+                "labels": g.labels,
+                "nextFlushAt": rfc3339(g.next_flush_at_ms),
+                "alerts": g.alerts.iter().map(|a| json!({
+                    "fingerprint": a.fingerprint,
+                    "status": a.status.as_str(),
+                    "labels": a.labels,
+                    "startsAt": rfc3339(a.starts_at_ms),
+                    "endsAt": a.ends_at_ms.map(rfc3339),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    success(json!(groups))
+}
+
+fn respond(status: u16, body: Value) -> Response {
+    Response::json(status, &body)
+}
+
+fn method_not_allowed(allowed: &str) -> Response {
+    respond(
+        405,
+        error_body(
+            "bad_data",
+            format!("method not allowed; allowed: {allowed}"),
+        ),
+    )
+    .with_header("Allow", allowed)
+}
+
+fn silence_error(error: SilenceError) -> Response {
+    let (status, kind) = match &error {
+        SilenceError::Invalid(_) | SilenceError::AlreadyExpired(_) => (400, "bad_data"),
+        SilenceError::NotFound(_) => (404, "not_found"),
+        SilenceError::Io { .. } | SilenceError::Corrupt { .. } => (500, "internal"),
+    };
+    respond(status, error_body(kind, error.to_string()))
+}
+
+impl AlertingService {
+    /// Answers the alerting API's routes; `None` for any other path.
+    pub fn handle_http(&self, request: &Request) -> Option<Response> {
+        let path = request.path.as_str();
+        let method = request.method.as_str();
+        let now = self.clock().now_ms();
+        let response = match path {
+            "/api/v1/rules" => match method {
+                "GET" => respond(200, rules_body(self.engine())),
+                _ => method_not_allowed("GET"),
+            },
+            "/api/v1/alerts" => match method {
+                "GET" => respond(200, alerts_body(self.engine())),
+                _ => method_not_allowed("GET"),
+            },
+            "/api/v1/alerts/groups" => match method {
+                "GET" => respond(200, groups_body(self.dispatcher())),
+                _ => method_not_allowed("GET"),
+            },
+            "/api/v1/notifications" => match method {
+                "GET" => match notifications_body(self.outbox(), &request.query_pairs()) {
+                    Ok(body) => respond(200, body),
+                    Err(message) => respond(400, error_body("bad_data", message)),
+                },
+                _ => method_not_allowed("GET"),
+            },
+            "/api/v1/silences" => match method {
+                "GET" => respond(200, silences_body(self.silences(), now)),
+                "POST" => match parse_silence(&request.body) {
+                    Ok(spec) => match self.silences().create(spec, now) {
+                        Ok(id) => respond(200, success(json!({ "silenceID": id }))),
+                        Err(e) => silence_error(e),
+                    },
+                    Err(message) => respond(400, error_body("bad_data", message)),
+                },
+                _ => method_not_allowed("GET, POST"),
+            },
+            _ => {
+                let id = path.strip_prefix("/api/v1/silences/")?;
+                if id.is_empty() || id.contains('/') {
+                    return None;
+                }
+                match method {
+                    "GET" => match self.silences().get(id) {
+                        Some(silence) => {
+                            let state = silence.state(now);
+                            respond(200, success(silence_json(&silence, state)))
+                        }
+                        None => silence_error(SilenceError::NotFound(id.to_string())),
+                    },
+                    "DELETE" => match self.silences().expire(id, now) {
+                        Ok(()) => respond(200, success(json!({ "silenceID": id }))),
+                        Err(e) => silence_error(e),
+                    },
+                    _ => method_not_allowed("GET, DELETE"),
+                }
+            }
+        };
+        Some(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_print_as_prometheus_prints_them() {
+        assert_eq!(prometheus_value(92.5), "9.25e+01");
+        assert_eq!(prometheus_value(1.0), "1e+00");
+        assert_eq!(prometheus_value(0.0), "0e+00");
+        assert_eq!(prometheus_value(-0.00035), "-3.5e-04");
+        assert_eq!(prometheus_value(1e300), "1e+300");
+        assert_eq!(prometheus_value(f64::NAN), "NaN");
+        assert_eq!(prometheus_value(f64::NEG_INFINITY), "-Inf");
+    }
+
+    #[test]
+    fn silences_parse_from_both_matcher_forms() {
+        let spec = parse_silence(
+            br#"{"matchers":[{"name":"host","value":"web-.*","isRegex":true},"team!=\"db\""],
+                 "startsAt":"2023-11-14T22:13:20Z","endsAt":1700000060000,
+                 "createdBy":"ops","comment":"deploy"}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.matchers[0].to_string(), "host=~\"web-.*\"");
+        assert_eq!(spec.matchers[1].to_string(), "team!=\"db\"");
+        assert_eq!(spec.starts_at_ms, Some(1_700_000_000_000));
+        assert_eq!(spec.ends_at_ms, 1_700_000_060_000);
+        for (body, needle) in [
+            (
+                r#"{"matchers":[],"endsAt":"soon","createdBy":"a","comment":"b"}"#,
+                "RFC 3339",
+            ),
+            (
+                r#"{"matchers":["x"],"endsAt":1,"createdBy":"a","comment":"b"}"#,
+                "matcher",
+            ),
+            (r#"{"endsAt":1}"#, "invalid silence JSON"),
+            (
+                r#"{"id":"abc","matchers":[],"endsAt":1,"createdBy":"a","comment":"b"}"#,
+                "not supported",
+            ),
+        ] {
+            let error = parse_silence(body.as_bytes()).unwrap_err();
+            assert!(error.contains(needle), "{body}: {error}");
+        }
+    }
+}
