@@ -36,7 +36,12 @@
 //! - **Newest wins**: for the same series and timestamp the head beats
 //!   the pending block, which beats blocks; among blocks the higher
 //!   `sequence` wins. Compaction merges every overlapping block at once
-//!   and keeps the highest sequence, so the ranking survives it.
+//!   and keeps the highest sequence, so the ranking survives it. `select`
+//!   groups each series' parts across the sources (a k-way merge of their
+//!   sorted series lists) and merges the groups in parallel: parts that do
+//!   not overlap in time are decoded in time order into one buffer, no
+//!   sort, no copy; overlapping ones are appended oldest source first and
+//!   stably sorted keeping the last sample of each timestamp.
 //! - **Compaction** writes the merged block (atomically), swaps it in for
 //!   its inputs in one step, then deletes the inputs (renamed to
 //!   `*.deleted` first). On start, `*.tmp` and `*.deleted` directories are
@@ -55,8 +60,10 @@ use common::{LabelMatcher, Labels, Metric, TimeRange};
 use parking_lot::{Condvar, Mutex, RwLock};
 use thiserror::Error;
 
-use crate::block::{self, Block, BlockError, BlockMeta, SeriesChunks};
-use crate::chunk::Sample;
+use rayon::prelude::*;
+
+use crate::block::{self, Block, BlockError, BlockMeta, IndexSeries, SeriesChunks};
+use crate::chunk::{Chunk, Sample};
 use crate::head::memseries::sort_keep_last;
 use crate::head::{ChunkPolicy, Head, HeadConfig, HeadError, SeriesEntry, SeriesSamples};
 use crate::wal::{
@@ -655,78 +662,48 @@ impl Inner {
         // Head first, then the snapshot: see the module header.
         let head = self.head.select(matchers, range)?;
         let persisted = self.persisted.read().clone();
-        let overlaps =
-            |meta: &BlockMeta| meta.max_time >= range.start_ms && meta.min_time <= range.end_ms;
         let blocks: Vec<&Arc<Block>> = persisted
             .blocks
             .iter()
-            .filter(|b| overlaps(b.meta()))
+            .filter(|b| b.overlaps(range))
             .collect();
         if blocks.is_empty() && persisted.pending.is_none() {
             return Ok(head);
         }
-        // Oldest source first, so a later extend is a newer write.
-        let mut merged: BTreeMap<(String, Labels), Vec<Sample>> = BTreeMap::new();
-        let mut add = |series: SeriesSamples| {
-            merged
-                .entry((series.name, series.labels))
-                .or_default()
-                .extend(series.samples);
-        };
-        for block in blocks {
-            for series in block.select(matchers, range)? {
-                add(series);
-            }
+        // Every source's matching series in (name, labels) order, oldest
+        // source first (blocks by sequence, the pending block, the head):
+        // the order in which a later sample is a newer write.
+        let mut sources: Vec<Vec<Part<'_>>> = Vec::with_capacity(blocks.len() + 2);
+        for block in &blocks {
+            sources.push(
+                block
+                    .matching(matchers, range)
+                    .into_iter()
+                    .map(|series| Part::Block(block, series))
+                    .collect(),
+            );
         }
         if let Some(pending) = &persisted.pending {
-            for series in &pending.series {
-                if !common::matches_all(matchers, &series.name, &series.labels) {
-                    continue;
-                }
-                let mut samples: Vec<Sample> = Vec::new();
-                for chunk in &series.chunks {
-                    let overlaps = chunk.min_time().is_some_and(|min| min <= range.end_ms)
-                        && chunk.max_time().is_some_and(|max| max >= range.start_ms);
-                    if !overlaps {
-                        continue;
-                    }
-                    let mut iter = chunk.iter();
-                    samples.extend(iter.by_ref().filter(|s| range.contains(s.timestamp_ms)));
-                    if let Some(source) = iter.err() {
-                        return Err(DbError::Head(HeadError::Chunk {
-                            series: format!("{}{}", series.name, series.labels),
-                            source: source.clone(),
-                        }));
-                    }
-                }
-                if !samples.is_empty() {
-                    add(SeriesSamples {
-                        name: series.name.clone(),
-                        labels: series.labels.clone(),
-                        samples,
-                    });
-                }
-            }
+            sources.push(
+                pending
+                    .series
+                    .iter()
+                    .filter(|series| {
+                        common::matches_all(matchers, &series.name, &series.labels)
+                            && series.chunks.iter().any(|c| chunk_overlaps(c, range))
+                    })
+                    .map(Part::Pending)
+                    .collect(),
+            );
         }
-        for series in head {
-            add(series);
-        }
-        Ok(merged
-            .into_iter()
-            .map(|((name, labels), mut samples)| {
-                if !samples
-                    .windows(2)
-                    .all(|w| w[0].timestamp_ms < w[1].timestamp_ms)
-                {
-                    sort_keep_last(&mut samples);
-                }
-                SeriesSamples {
-                    name,
-                    labels,
-                    samples,
-                }
-            })
-            .collect())
+        sources.push(head.into_iter().map(Part::Head).collect());
+        // Then each series' parts are merged into one buffer, series in
+        // parallel: decoding is what a query over blocks spends its time on.
+        let merged: Vec<Option<SeriesSamples>> = group_by_series(sources)
+            .into_par_iter()
+            .map(|parts| merge_parts(parts, range))
+            .collect::<Result<_, DbError>>()?;
+        Ok(merged.into_iter().flatten().collect())
     }
 
     fn background_sync(&self) {
@@ -982,6 +959,165 @@ impl Inner {
         self.stats.lock().retention_deleted += expired.len() as u64;
         Ok(())
     }
+}
+
+/// Where some of one series' samples for a query are: a block (its index
+/// entry), the pending block, or the head (already decoded).
+enum Part<'a> {
+    Block(&'a Block, &'a IndexSeries),
+    Pending(&'a SeriesChunks),
+    Head(SeriesSamples),
+}
+
+impl Part<'_> {
+    fn key(&self) -> (&str, &Labels) {
+        match self {
+            Part::Block(_, series) => (&series.name, &series.labels),
+            Part::Pending(series) => (&series.name, &series.labels),
+            Part::Head(series) => (&series.name, &series.labels),
+        }
+    }
+
+    /// The earliest and latest timestamps the part may contribute (its
+    /// chunks' bounds: wider than what `range` keeps, never narrower), and
+    /// at most how many samples.
+    fn extent(&self, range: TimeRange) -> Option<(i64, i64, usize)> {
+        match self {
+            Part::Block(_, series) => {
+                let chunks = series.chunks.iter().filter(|c| c.overlaps(range));
+                let min = chunks.clone().map(|c| c.min_time).min()?;
+                let max = chunks.clone().map(|c| c.max_time).max()?;
+                Some((min, max, block::reader::samples_bound(series, range)))
+            }
+            Part::Pending(series) => {
+                let chunks = series.chunks.iter().filter(|c| chunk_overlaps(c, range));
+                let min = chunks.clone().filter_map(Chunk::min_time).min()?;
+                let max = chunks.clone().filter_map(Chunk::max_time).max()?;
+                Some((min, max, chunks.map(Chunk::len).sum()))
+            }
+            Part::Head(series) => {
+                let first = series.samples.first()?.timestamp_ms;
+                let last = series.samples.last()?.timestamp_ms;
+                Some((first, last, series.samples.len()))
+            }
+        }
+    }
+
+    /// Appends the part's samples in `range` to `out`.
+    fn read_into(&self, range: TimeRange, out: &mut Vec<Sample>) -> Result<(), DbError> {
+        match self {
+            Part::Block(block, series) => Ok(block.read_samples_into(series, range, out)?),
+            Part::Pending(series) => {
+                for chunk in series.chunks.iter().filter(|c| chunk_overlaps(c, range)) {
+                    let mut iter = chunk.iter();
+                    out.extend(iter.by_ref().filter(|s| range.contains(s.timestamp_ms)));
+                    if let Some(source) = iter.err() {
+                        return Err(DbError::Head(HeadError::Chunk {
+                            series: format!("{}{}", series.name, series.labels),
+                            source: source.clone(),
+                        }));
+                    }
+                }
+                Ok(())
+            }
+            Part::Head(series) => {
+                out.extend_from_slice(&series.samples);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn chunk_overlaps(chunk: &Chunk, range: TimeRange) -> bool {
+    chunk.min_time().is_some_and(|min| min <= range.end_ms)
+        && chunk.max_time().is_some_and(|max| max >= range.start_ms)
+}
+
+/// Groups the parts of equal series across `sources` (each in (name,
+/// labels) order; sorted here if one is not): a k-way merge, each group's
+/// parts in source order.
+fn group_by_series(sources: Vec<Vec<Part<'_>>>) -> Vec<Vec<Part<'_>>> {
+    let mut sources: Vec<std::iter::Peekable<std::vec::IntoIter<Part<'_>>>> = sources
+        .into_iter()
+        .map(|mut parts| {
+            if !parts.is_sorted_by(|a, b| a.key() <= b.key()) {
+                parts.sort_by(|a, b| a.key().cmp(&b.key()));
+            }
+            parts.into_iter().peekable()
+        })
+        .collect();
+    let mut groups = Vec::new();
+    loop {
+        let smallest = sources
+            .iter_mut()
+            .filter_map(|source| source.peek().map(Part::key))
+            .min()
+            .map(|(name, labels)| (name.to_string(), labels.clone()));
+        let Some((name, labels)) = smallest else {
+            return groups;
+        };
+        let mut group = Vec::new();
+        for source in &mut sources {
+            while let Some(part) = source.next_if(|p| p.key() == (name.as_str(), &labels)) {
+                group.push(part);
+            }
+        }
+        groups.push(group);
+    }
+}
+
+/// One series' samples from its parts (given oldest source first), in
+/// strictly increasing time order, newest write winning a timestamp.
+///
+/// The usual case — parts that do not overlap in time (a day spread over
+/// a few blocks) — is decoded in time order straight into one buffer sized
+/// once, with no sort and no copy; a single head part is moved as it is.
+/// Parts that overlap (an out-of-order write, a block not yet compacted
+/// with its neighbour) are appended oldest first and sorted stably keeping
+/// the last sample of each timestamp.
+fn merge_parts(
+    mut parts: Vec<Part<'_>>,
+    range: TimeRange,
+) -> Result<Option<SeriesSamples>, DbError> {
+    if parts.len() == 1
+        && let Some(Part::Head(series)) = parts.pop_if(|p| matches!(p, Part::Head(_)))
+    {
+        return Ok((!series.samples.is_empty()).then_some(series));
+    }
+    let Some((name, labels)) = parts
+        .first()
+        .map(|p| (p.key().0.to_string(), p.key().1.clone()))
+    else {
+        return Ok(None);
+    };
+    let mut extents: Vec<(usize, i64, i64)> = Vec::with_capacity(parts.len());
+    let mut capacity = 0;
+    for (index, part) in parts.iter().enumerate() {
+        if let Some((min, max, bound)) = part.extent(range) {
+            extents.push((index, min, max));
+            capacity += bound;
+        }
+    }
+    let mut by_time = extents.clone();
+    by_time.sort_by_key(|&(_, min, _)| min);
+    let disjoint = by_time.windows(2).all(|pair| pair[0].2 < pair[1].1);
+    let order = if disjoint { by_time } else { extents };
+    let mut samples = Vec::with_capacity(capacity);
+    for &(index, _, _) in &order {
+        parts[index].read_into(range, &mut samples)?;
+    }
+    if !disjoint
+        && !samples
+            .windows(2)
+            .all(|w| w[0].timestamp_ms < w[1].timestamp_ms)
+    {
+        sort_keep_last(&mut samples);
+    }
+    Ok((!samples.is_empty()).then_some(SeriesSamples {
+        name,
+        labels,
+        samples,
+    }))
 }
 
 /// Runs a block writer; a leftover `<id>.tmp` from it is removed on

@@ -6,8 +6,11 @@
 //! knows one question and answers every Prometheus API call with 501.
 //! This one answers the seed's `/query` the same way (through the store's
 //! `select`, so craft 3's index serves it instead of a file scan) and the
-//! whole API through `api/` and the evaluator in `eval/`. `platform
-//! --query craft4` puts it in the pipeline. Docs chapter 4.
+//! whole API through `api/` and the evaluator in `eval/`, range queries
+//! optionally through the result cache (`cache.rs`, [`with_cache`]).
+//! `platform --query craft4` puts it in the pipeline. Docs chapter 4.
+//!
+//! [`with_cache`]: Craft4QueryEngine::with_cache
 
 use std::sync::Arc;
 
@@ -17,28 +20,75 @@ use common::{
 };
 
 use crate::api;
+use crate::cache::{CacheConfig, ResultCache};
 use crate::eval::{Engine, EngineConfig};
 
 /// The craft 4 query engine.
 pub struct Craft4QueryEngine {
     engine: Engine,
     clock: Arc<dyn Clock>,
+    cache: Option<Arc<ResultCache>>,
 }
 
 impl std::fmt::Debug for Craft4QueryEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Craft4QueryEngine")
             .field("engine", &self.engine)
+            .field("cache", &self.cache.as_ref().map(|c| c.config()))
             .finish_non_exhaustive()
     }
 }
 
 impl Craft4QueryEngine {
-    /// An engine over `store` with `config`'s limits, on the wall clock.
+    /// An engine over `store` with `config`'s limits, on the wall clock,
+    /// without a result cache.
     pub fn new(store: Arc<dyn MetricStore>, config: EngineConfig) -> Self {
         Craft4QueryEngine {
             engine: Engine::new(store, config),
             clock: Arc::new(SystemClock),
+            cache: None,
+        }
+    }
+
+    /// The same engine answering range queries through a result cache
+    /// (`cache.rs`), when `config.enabled`.
+    ///
+    /// Whoever stores samples must then report each stored batch to
+    /// [`Craft4QueryEngine::observe_writes`] (or to the cache's
+    /// [`ResultCache::observe`]): a sample older than what the cache holds
+    /// would otherwise be missing from its answers.
+    pub fn with_cache(mut self, config: CacheConfig) -> Self {
+        self.cache = config.enabled.then(|| Arc::new(ResultCache::new(config)));
+        self
+    }
+
+    /// The result cache, when there is one: the pipeline can keep it to
+    /// report writes to.
+    pub fn cache(&self) -> Option<&Arc<ResultCache>> {
+        self.cache.as_ref()
+    }
+
+    /// Reports a batch just stored: cached steps it may change are dropped
+    /// (see [`ResultCache::observe`]). A no-op without a cache; cheap for
+    /// a batch of recent samples.
+    pub fn observe_writes(&self, metrics: &[Metric]) {
+        if let Some(cache) = &self.cache {
+            cache.observe(metrics);
+        }
+    }
+
+    /// Drops every cached step that may have read a sample at or after
+    /// `timestamp_ms` (see [`ResultCache::invalidate_from`]).
+    pub fn invalidate_from(&self, timestamp_ms: i64) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate_from(timestamp_ms);
+        }
+    }
+
+    /// Empties the result cache (see [`ResultCache::invalidate_all`]).
+    pub fn invalidate_all(&self) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
         }
     }
 
@@ -83,7 +133,12 @@ impl QueryEngine for Craft4QueryEngine {
     }
 
     fn api(&self, call: &ApiCall) -> Result<serde_json::Value, QueryError> {
-        api::answer(&self.engine, self.clock.as_ref(), call)
+        api::answer_cached(
+            &self.engine,
+            self.cache.as_deref(),
+            self.clock.as_ref(),
+            call,
+        )
     }
 
     fn name(&self) -> &'static str {

@@ -226,6 +226,22 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// [`BitReader::read_bits`] for 1 to 56 bits, inlined into a caller's
+    /// loop.
+    #[inline(always)]
+    pub fn read_small(&mut self, count: u32) -> Result<u64, ChunkError> {
+        if self.available < count {
+            self.refill();
+            if self.available < count {
+                return Err(ChunkError::UnexpectedEnd);
+            }
+        }
+        let value = self.buffer >> (64 - count);
+        self.buffer <<= count;
+        self.available -= count;
+        Ok(value)
+    }
+
     /// Reads `count` bits (at most 64) as the low bits of the result.
     ///
     /// # Errors

@@ -209,6 +209,58 @@ impl<'a> IntDecoder<'a> {
         Some(self.value)
     }
 
+    /// Appends every remaining value to `out`: the same values as
+    /// [`IntDecoder::next_value`], in one tight loop per shape.
+    ///
+    /// # Errors
+    /// [`ChunkError::UnexpectedEnd`] if the packed bits end early.
+    pub fn decode_all(&mut self, out: &mut Vec<i64>) -> Result<(), ChunkError> {
+        out.reserve(self.remaining);
+        while self.remaining > 0 && (self.read < 2 || self.width > 56) {
+            match self.next_value() {
+                Some(v) => out.push(v),
+                None => return Err(ChunkError::UnexpectedEnd),
+            }
+        }
+        let (mut value, mut delta, base, width) = (self.value, self.delta, self.base, self.width);
+        let n = self.remaining;
+        match (self.order, width) {
+            (Order::Delta, 0) => {
+                for _ in 0..n {
+                    value = value.wrapping_add(base);
+                    out.push(value);
+                }
+            }
+            (Order::DeltaOfDelta, 0) => {
+                for _ in 0..n {
+                    delta = delta.wrapping_add(base);
+                    value = value.wrapping_add(delta);
+                    out.push(value);
+                }
+            }
+            (Order::Delta, _) => {
+                for _ in 0..n {
+                    let packed = self.packed.read_small(width)?;
+                    value = value.wrapping_add((packed as i64).wrapping_add(base));
+                    out.push(value);
+                }
+            }
+            (Order::DeltaOfDelta, _) => {
+                for _ in 0..n {
+                    let packed = self.packed.read_small(width)?;
+                    delta = delta.wrapping_add((packed as i64).wrapping_add(base));
+                    value = value.wrapping_add(delta);
+                    out.push(value);
+                }
+            }
+        }
+        self.value = value;
+        self.delta = delta;
+        self.read += n;
+        self.remaining = 0;
+        Ok(())
+    }
+
     #[inline]
     fn residual(&mut self) -> Option<i64> {
         let packed = self.packed.read_bits(self.width).ok()?;
@@ -226,8 +278,12 @@ mod tests {
         out.extend_from_slice(b"next");
         let (mut decoder, rest) = IntDecoder::parse(&out, values.len()).expect("valid");
         assert_eq!(rest, b"next");
+        let mut batch = decoder.clone();
         let decoded: Vec<i64> = std::iter::from_fn(|| decoder.next_value()).collect();
         assert_eq!(decoded, values);
+        let mut all = Vec::new();
+        batch.decode_all(&mut all).expect("whole");
+        assert_eq!(all, values, "decode_all agrees with next_value");
         out.len() - 4
     }
 

@@ -14,8 +14,9 @@
 //!
 //! Concurrency: appends to different series run in parallel (sharded
 //! registry, one mutex per series); `select` copies the matching ids under
-//! the catalogue's read lock, then reads each series under its mutex, so a
-//! reader sees each series at one instant, never half an append.
+//! the catalogue's read lock, then reads each series under its mutex (the
+//! series in parallel, with rayon), so a reader sees each series at one
+//! instant, never half an append.
 //!
 //! Out-of-order samples and "last write wins": see `memseries.rs`.
 //!
@@ -29,6 +30,7 @@ pub mod series;
 use std::sync::Arc;
 
 use common::{LabelMatcher, Labels, Metric, TimeRange};
+use rayon::prelude::*;
 use thiserror::Error;
 
 use crate::block::SeriesChunks;
@@ -278,24 +280,24 @@ impl Head {
                 .filter_map(|id| catalog.series.get(id as usize).cloned())
                 .collect()
         };
-        let mut out = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let samples = entry
-                .data
-                .lock()
-                .samples_in(range.start_ms, range.end_ms)
-                .map_err(|source| HeadError::Chunk {
-                    series: format!("{}{}", entry.name, entry.labels),
-                    source,
-                })?;
-            if !samples.is_empty() {
-                out.push(SeriesSamples {
+        // Each series under its own lock, decoded in parallel: a query over
+        // recent data spends its time here.
+        let found: Vec<Option<SeriesSamples>> = entries
+            .into_par_iter()
+            .map(|entry| {
+                let samples = entry
+                    .data
+                    .lock()
+                    .samples_in(range.start_ms, range.end_ms)
+                    .map_err(|source| chunk_error(&entry, source))?;
+                Ok((!samples.is_empty()).then(|| SeriesSamples {
                     name: entry.name.clone(),
                     labels: entry.labels.clone(),
                     samples,
-                });
-            }
-        }
+                }))
+            })
+            .collect::<Result<_, HeadError>>()?;
+        let mut out: Vec<SeriesSamples> = found.into_iter().flatten().collect();
         out.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
         Ok(out)
     }

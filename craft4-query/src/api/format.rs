@@ -12,6 +12,7 @@
 //! Prometheus".
 
 use common::Labels;
+use rayon::prelude::*;
 use serde_json::{Map, Value as Json, json};
 
 use crate::value::{InstantSample, Point, RangeSeries, SeriesKey, Value};
@@ -48,15 +49,18 @@ pub fn format_sample_value(value: f64) -> String {
 /// the same).
 pub fn format_timestamp(t_ms: i64) -> Json {
     if t_ms % 1000 == 0 {
-        json!(t_ms / 1000)
+        Json::Number((t_ms / 1000).into())
     } else {
-        json!(t_ms as f64 / 1000.0)
+        serde_json::Number::from_f64(t_ms as f64 / 1000.0).map_or(Json::Null, Json::Number)
     }
 }
 
 /// One `[t, "v"]` pair.
 pub fn format_point(point: Point) -> Json {
-    json!([format_timestamp(point.t), format_sample_value(point.v)])
+    Json::Array(vec![
+        format_timestamp(point.t),
+        Json::String(format_sample_value(point.v)),
+    ])
 }
 
 /// A series' identity as Prometheus' label object: `__name__` (when kept)
@@ -97,26 +101,35 @@ pub fn format_value(value: &Value) -> Json {
         ),
         Value::Matrix(series) => (
             "matrix",
-            Json::Array(series.iter().map(format_range_series).collect()),
+            // Series in parallel: a dashboard's answer is tens of thousands
+            // of points, each a small allocation or two.
+            Json::Array(series.par_iter().map(format_range_series).collect()),
         ),
     };
-    json!({"resultType": result_type, "result": result})
+    // Built by hand: `json!` would copy `result` through the serializer.
+    let mut data = Map::with_capacity(2);
+    data.insert("resultType".into(), Json::String(result_type.into()));
+    data.insert("result".into(), result);
+    Json::Object(data)
 }
 
 /// `{"metric": {…}, "value": [t, "v"]}`
 pub fn format_instant_sample(sample: &InstantSample) -> Json {
-    json!({
-        "metric": format_series_key(&sample.key),
-        "value": format_point(sample.point),
-    })
+    let mut object = Map::with_capacity(2);
+    object.insert("metric".into(), format_series_key(&sample.key));
+    object.insert("value".into(), format_point(sample.point));
+    Json::Object(object)
 }
 
 /// `{"metric": {…}, "values": [[t, "v"], …]}`
 pub fn format_range_series(series: &RangeSeries) -> Json {
-    json!({
-        "metric": format_series_key(&series.key),
-        "values": series.points.iter().map(|p| format_point(*p)).collect::<Vec<_>>(),
-    })
+    let mut object = Map::with_capacity(2);
+    object.insert("metric".into(), format_series_key(&series.key));
+    object.insert(
+        "values".into(),
+        Json::Array(series.points.iter().map(|p| format_point(*p)).collect()),
+    );
+    Json::Object(object)
 }
 
 #[cfg(test)]

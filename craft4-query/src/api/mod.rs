@@ -7,6 +7,7 @@
 //! ```text
 //! /api/v1/query           query.rs     parse → Engine::instant → format.rs
 //! /api/v1/query_range     query.rs     parse → Engine::range   → format.rs
+//!                                      (or ResultCache::range, cache.rs)
 //! /api/v1/series          metadata.rs  match[] → store.select
 //! /api/v1/labels          metadata.rs  store.label_names (or match[])
 //! /api/v1/label/<n>/values metadata.rs store.label_values (or match[])
@@ -28,6 +29,7 @@ pub mod timestamp;
 use common::{ApiCall, ApiEndpoint, Clock, QueryError};
 use serde_json::Value as Json;
 
+use crate::cache::ResultCache;
 use crate::eval::Engine;
 use params::Params;
 
@@ -40,11 +42,28 @@ use params::Params;
 /// [`QueryError::Unsupported`] for what the evaluator does not implement,
 /// [`QueryError::Storage`] when the store fails.
 pub fn answer(engine: &Engine, clock: &dyn Clock, call: &ApiCall) -> Result<Json, QueryError> {
+    answer_cached(engine, None, clock, call)
+}
+
+/// [`answer`], range queries going through `cache` when there is one
+/// (`clock` then also tells the cache which steps can no longer change).
+///
+/// # Errors
+/// As [`answer`].
+pub fn answer_cached(
+    engine: &Engine,
+    cache: Option<&ResultCache>,
+    clock: &dyn Clock,
+    call: &ApiCall,
+) -> Result<Json, QueryError> {
     let params = Params::of(call);
     let store = engine.store().as_ref();
     match &call.endpoint {
         ApiEndpoint::Query => query::instant(engine, clock, params),
-        ApiEndpoint::QueryRange => query::range(engine, params),
+        ApiEndpoint::QueryRange => match cache {
+            Some(cache) => query::range_cached(engine, cache, clock.now_ms(), params),
+            None => query::range(engine, params),
+        },
         ApiEndpoint::Series => metadata::series(store, params),
         ApiEndpoint::Labels => metadata::label_names(store, params),
         ApiEndpoint::LabelValues(name) => metadata::label_values(store, name, params),

@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 
 use super::format::format_value;
 use super::params::{Params, invalid_parameter};
+use crate::cache::ResultCache;
 use crate::eval::{Engine, EngineConfig, EvalError};
 use crate::lang::{Expr, ValueType, parse};
 
@@ -42,6 +43,28 @@ pub fn instant(engine: &Engine, clock: &dyn Clock, params: Params<'_>) -> Result
 /// parse or is not a scalar or instant vector; the evaluator's errors as
 /// [`eval_error`] maps them.
 pub fn range(engine: &Engine, params: Params<'_>) -> Result<Json, QueryError> {
+    range_with(engine, None, params)
+}
+
+/// [`range`] through the result cache, `now_ms` telling it which steps
+/// can no longer change.
+///
+/// # Errors
+/// As [`range`].
+pub fn range_cached(
+    engine: &Engine,
+    cache: &ResultCache,
+    now_ms: i64,
+    params: Params<'_>,
+) -> Result<Json, QueryError> {
+    range_with(engine, Some((cache, now_ms)), params)
+}
+
+fn range_with(
+    engine: &Engine,
+    cache: Option<(&ResultCache, i64)>,
+    params: Params<'_>,
+) -> Result<Json, QueryError> {
     let start_ms = params.required_time("start")?;
     let end_ms = params.required_time("end")?;
     if end_ms < start_ms {
@@ -89,8 +112,9 @@ pub fn range(engine: &Engine, params: Params<'_>) -> Result<Json, QueryError> {
             ),
         ));
     }
-    let value = with_timeout(engine, timeout, |engine| {
-        engine.range(&expr, start_ms, end_ms, step_ms)
+    let value = with_timeout(engine, timeout, |engine| match cache {
+        Some((cache, now_ms)) => cache.range(engine, &expr, start_ms, end_ms, step_ms, now_ms),
+        None => engine.range(&expr, start_ms, end_ms, step_ms),
     })?;
     Ok(format_value(&value))
 }

@@ -23,7 +23,7 @@
 use rayon::prelude::*;
 
 use super::numeric::{go_max, go_min, kahan_sum_inc, quantile};
-use super::selector::SlidingWindow;
+use super::selector::{SlidingWindow, live_points};
 use super::steps::{Grid, drop_name, empty_key, merge_same_labelset, reject_same_labelset};
 use super::{EvalError, Evaluated, Evaluator};
 use crate::lang::{Call, Expr};
@@ -205,6 +205,7 @@ fn over_range(
         .par_iter()
         .map(|series| {
             limits.check_deadline()?;
+            let series_points = live_points(&series.points);
             let mut window = SlidingWindow::default();
             let mut points = Vec::new();
             // Reused by quantile_over_time, which must sort a copy.
@@ -212,7 +213,7 @@ fn over_range(
             for (step, t) in grid.times().enumerate() {
                 limits.check_deadline_every(step + 1)?;
                 let (start, end) = input.bounds(t);
-                let samples = window.advance(&series.points, start, end);
+                let samples = window.advance(&series_points, start, end);
                 if samples.is_empty() {
                     continue;
                 }

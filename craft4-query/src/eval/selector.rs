@@ -24,6 +24,8 @@
 //! disappears, which can arrive through remote write) end a series instead
 //! of being a value. Docs chapter 4, "From scan to index".
 
+use std::borrow::Cow;
+
 use common::{MetricStore, Series, TimeRange};
 use rayon::prelude::*;
 
@@ -42,8 +44,9 @@ fn is_stale(value: f64) -> bool {
 }
 
 /// A range vector ready to be windowed: each series' raw points in time
-/// order (samples from a selector, or a subquery's inner points), and the
-/// window each step sees.
+/// order (samples from a selector, staleness markers included — skip them
+/// with [`live_points`] — or a subquery's inner points), and the window
+/// each step sees.
 #[derive(Debug, Default)]
 pub(crate) struct RangeInput {
     /// The series, names kept, ordered by key.
@@ -76,7 +79,7 @@ impl RangeInput {
                 let points: Vec<Point> = series
                     .points
                     .into_iter()
-                    .filter(|p| start < p.t && p.t <= end)
+                    .filter(|p| start < p.t && p.t <= end && !is_stale(p.v))
                     .collect();
                 (!points.is_empty()).then_some(RangeSeries {
                     key: series.key,
@@ -96,14 +99,18 @@ pub(crate) struct SlidingWindow {
 }
 
 impl SlidingWindow {
-    /// Moves the window to `(start, end]` and returns its points.
+    /// Moves the window to `(start, end]` and returns its points. Each
+    /// edge moves by a binary search over what lies ahead of it: a step of
+    /// a range query moves it by a few points, but an instant query's
+    /// `[24h]` window would otherwise walk every sample one by one.
     pub(crate) fn advance<'p>(&mut self, points: &'p [Point], start: i64, end: i64) -> &'p [Point] {
-        while self.high < points.len() && points[self.high].t <= end {
-            self.high += 1;
-        }
-        while self.low < points.len() && points[self.low].t <= start {
-            self.low += 1;
-        }
+        let ahead = |from: usize, bound: i64| {
+            from + points
+                .get(from..)
+                .map_or(0, |rest| rest.partition_point(|p| p.t <= bound))
+        };
+        self.high = ahead(self.high, end);
+        self.low = ahead(self.low, start);
         points.get(self.low..self.high).unwrap_or(&[])
     }
 }
@@ -223,6 +230,8 @@ pub(crate) fn range_selector(
         first_start.saturating_add(1),
         last_end,
     )?;
+    // Staleness markers stay in: each consumer skips them with
+    // `live_points` as it walks a series (see there).
     input.series = fetched
         .into_iter()
         .map(|series| RangeSeries {
@@ -230,12 +239,11 @@ pub(crate) fn range_selector(
                 name: Some(series.name),
                 labels: series.labels,
             },
-            // `Sample` and `Point` have the same layout, so this reuses the
-            // allocation instead of copying.
+            // `Sample` and `Point` have the same layout: this reuses the
+            // allocation and compiles to no copy at all.
             points: series
                 .samples
                 .into_iter()
-                .filter(|s| !is_stale(s.value))
                 .map(|s| Point {
                     t: s.timestamp_ms,
                     v: s.value,
@@ -246,6 +254,23 @@ pub(crate) fn range_selector(
         .collect();
     sort_by_key(&mut input.series);
     Ok(input)
+}
+
+/// A range selector's points without its staleness markers: borrowed in
+/// the usual case (no marker), a filtered copy otherwise.
+///
+/// Why here and not when the samples arrive: the check reads every sample
+/// once. Done per series by the worker that is about to window that series,
+/// the series is still in the core's cache for the windowing; done over
+/// everything a selector loaded, it is one more pass over main memory
+/// (100 M samples are 1.6 GB; that pass alone cost a sixth of the time of
+/// `examples/query_figures.rs --hundred-million`).
+pub(crate) fn live_points(points: &[Point]) -> Cow<'_, [Point]> {
+    if points.iter().any(|p| is_stale(p.v)) {
+        Cow::Owned(points.iter().filter(|p| !is_stale(p.v)).copied().collect())
+    } else {
+        Cow::Borrowed(points)
+    }
 }
 
 #[cfg(test)]
@@ -269,5 +294,15 @@ mod tests {
     fn stale_markers_are_recognised() {
         assert!(is_stale(f64::from_bits(STALE_NAN_BITS)));
         assert!(!is_stale(f64::NAN));
+        let point = |t, v| Point { t, v };
+        let with_marker = [
+            point(1, 1.0),
+            point(2, f64::from_bits(STALE_NAN_BITS)),
+            point(3, f64::NAN),
+        ];
+        let live = live_points(&with_marker);
+        assert_eq!(live.iter().map(|p| p.t).collect::<Vec<_>>(), vec![1, 3]);
+        let clean = [point(5, 2.0)];
+        assert!(matches!(live_points(&clean), Cow::Borrowed(_)));
     }
 }
