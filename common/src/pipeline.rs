@@ -147,6 +147,7 @@ impl Pipeline {
             let queue = components.queue.clone();
             let store = components.store.clone();
             let alerting = components.alerting.clone();
+            let query = components.query.clone();
             let draining = draining.clone();
             let stats = stats.clone();
             let options = options.clone();
@@ -155,7 +156,9 @@ impl Pipeline {
                 .name("storage-consumer".into())
                 .spawn(move || {
                     let _guard = guard;
-                    run_storage_consumer(&*queue, &*store, &*alerting, &draining, &stats, &options)
+                    run_storage_consumer(
+                        &*queue, &*store, &*query, &*alerting, &draining, &stats, &options,
+                    )
                 })?
         };
         if verbose {
@@ -381,6 +384,7 @@ const DRAIN_RETRIES: u32 = 5;
 fn run_storage_consumer(
     queue: &dyn MetricQueue,
     store: &dyn MetricStore,
+    query: &dyn QueryEngine,
     alerting: &dyn AlertEngine,
     draining: &AtomicBool,
     stats: &ConsumerStats,
@@ -418,6 +422,7 @@ fn run_storage_consumer(
                     if let Err(e) = queue.ack(delivery.ack) {
                         crate::say_err!("[Storage] ack failed: {e}");
                     }
+                    query.observe(&delivery.metrics);
                     alerting.observe(&delivery.metrics);
                     break;
                 }
@@ -431,6 +436,7 @@ fn run_storage_consumer(
                     if let Err(e) = queue.ack(delivery.ack) {
                         crate::say_err!("[Storage] ack failed: {e}");
                     }
+                    query.observe(&delivery.metrics);
                     alerting.observe(&delivery.metrics);
                     break;
                 }

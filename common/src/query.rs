@@ -79,6 +79,14 @@ pub trait QueryEngine: Send + Sync {
     /// [`QueryError::BadRequest`] for bad parameters, others as their docs say.
     fn api(&self, call: &ApiCall) -> Result<serde_json::Value, QueryError>;
 
+    /// Sees each batch right after the storage consumer stored it (as
+    /// [`AlertEngine::observe`](crate::AlertEngine::observe) does). An
+    /// engine that keeps results between queries — craft 4's result cache —
+    /// drops what a late sample changes; engines without one ignore it.
+    fn observe(&self, metrics: &[Metric]) {
+        let _ = metrics;
+    }
+
     /// A short name for logs.
     fn name(&self) -> &'static str;
 }

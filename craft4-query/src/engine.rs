@@ -107,6 +107,11 @@ impl Craft4QueryEngine {
 }
 
 impl QueryEngine for Craft4QueryEngine {
+    /// Every stored batch: late samples invalidate cached steps.
+    fn observe(&self, metrics: &[Metric]) {
+        self.observe_writes(metrics);
+    }
+
     fn samples(&self, name: &str, range: TimeRange) -> Result<Vec<Metric>, QueryError> {
         if range.start_ms > range.end_ms {
             return Ok(Vec::new());

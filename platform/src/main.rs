@@ -193,6 +193,11 @@ struct Args {
     /// request's `timeout` parameter can only shorten it.
     #[arg(long, default_value = "2m", value_parser = parse_positive_duration)]
     query_timeout: Duration,
+    /// Craft 4 query: keep the steps of range queries that can no longer
+    /// change and evaluate only the new tail on a repeat (`on`/`off`).
+    /// Late samples reported by the storage consumer invalidate it.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    query_cache: String,
 
     /// Largest request body in bytes (413 beyond).
     #[arg(long, default_value_t = ServerConfig::default().max_body_bytes)]
@@ -370,10 +375,11 @@ fn components(args: &Args) -> anyhow::Result<(Components, Option<Arc<AlertingSer
                 timeout: args.query_timeout,
                 ..EngineConfig::default()
             };
-            let query: Arc<dyn QueryEngine> = Arc::new(Craft4QueryEngine::new(
-                components.store.clone(),
-                engine_config,
-            ));
+            let mut engine = Craft4QueryEngine::new(components.store.clone(), engine_config);
+            if args.query_cache == "on" {
+                engine = engine.with_cache(craft4_query::cache::CacheConfig::enabled());
+            }
+            let query: Arc<dyn QueryEngine> = Arc::new(engine);
             // The alerting engine asks its questions through slot 4, so it
             // is rebuilt over the new engine rather than left on the old.
             components.alerting = Arc::new(phase0::alerting::PollingAlertEngine::new(

@@ -52,6 +52,7 @@ fn bad_values_are_named() {
         (vec!["--query", "sql"], "sql"),
         (vec!["--query-timeout", "whenever"], "whenever"),
         (vec!["--query-max-samples", "lots"], "lots"),
+        (vec!["--query-cache", "maybe"], "maybe"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_platform"))
             .args(&args)
