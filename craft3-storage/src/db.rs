@@ -777,16 +777,15 @@ impl Inner {
         let pending = self.persisted.read().pending.clone();
         if let Some(pending) = pending {
             let id = self.new_id();
-            write_block_atomically(&self.blocks_dir, &id, || {
-                block::write_block_chunks(
-                    &self.blocks_dir,
-                    &id,
-                    pending.sequence,
-                    1,
-                    Vec::new(),
-                    pending.series.clone(),
-                )
-            })?;
+            // The writer removes its own `.tmp` directory on failure.
+            block::write_block_chunks(
+                &self.blocks_dir,
+                &id,
+                pending.sequence,
+                1,
+                Vec::new(),
+                pending.series.clone(),
+            )?;
             let opened = Arc::new(Block::open(&self.blocks_dir.join(&id))?);
             let mut persisted = self.persisted.write();
             persisted.blocks.push(opened);
@@ -856,9 +855,7 @@ impl Inner {
         let inputs: Vec<&Block> = group.iter().map(|b| b.as_ref()).collect();
         let sequence = inputs.iter().map(|b| b.meta().sequence).max().unwrap_or(0);
         let id = self.new_id();
-        write_block_atomically(&self.blocks_dir, &id, || {
-            block::compact(&inputs, &self.blocks_dir, &id, sequence)
-        })?;
+        block::compact(&inputs, &self.blocks_dir, &id, sequence)?;
         let output = Arc::new(Block::open(&self.blocks_dir.join(&id))?);
         {
             let mut persisted = self.persisted.write();
@@ -1118,19 +1115,6 @@ fn merge_parts(
         labels,
         samples,
     }))
-}
-
-/// Runs a block writer; a leftover `<id>.tmp` from it is removed on
-/// failure so the next attempt starts clean.
-fn write_block_atomically(
-    parent: &Path,
-    id: &str,
-    write: impl FnOnce() -> Result<BlockMeta, BlockError>,
-) -> Result<BlockMeta, DbError> {
-    write().map_err(|e| {
-        let _ = fs::remove_dir_all(parent.join(format!("{id}.tmp")));
-        DbError::from(e)
-    })
 }
 
 /// Renames a block's directory to `<id>.deleted` (atomic: readers of the

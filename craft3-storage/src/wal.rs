@@ -447,8 +447,7 @@ impl Wal {
             replay_file(path, Some(*index) == newest, &mut stats, apply)?;
         }
         let next = newest.unwrap_or(0).max(from) + 1;
-        let (file, path) = Self::create_segment(dir, next)?;
-        let _ = path;
+        let file = Self::create_segment(dir, next)?;
         Ok((
             Wal {
                 dir: dir.to_path_buf(),
@@ -463,7 +462,7 @@ impl Wal {
         ))
     }
 
-    fn create_segment(dir: &Path, index: u64) -> Result<(File, PathBuf), WalError> {
+    fn create_segment(dir: &Path, index: u64) -> Result<File, WalError> {
         let path = dir.join(segment_name(index));
         let file = OpenOptions::new()
             .create(true)
@@ -471,7 +470,7 @@ impl Wal {
             .open(&path)
             .map_err(io_error(&path))?;
         sync_dir(dir)?;
-        Ok((file, path))
+        Ok(file)
     }
 
     /// The directory.
@@ -556,7 +555,7 @@ impl Wal {
             let path = self.dir.join(segment_name(closed));
             self.file.sync_data().map_err(io_error(&path))?;
         }
-        let (file, _) = Self::create_segment(&self.dir, closed + 1)?;
+        let file = Self::create_segment(&self.dir, closed + 1)?;
         self.file = file;
         self.index = closed + 1;
         self.len = 0;
