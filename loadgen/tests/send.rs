@@ -6,64 +6,12 @@
 //! first line with a bounded wait; every run is small (a few thousand lines)
 //! with a short `--drain-timeout`, so the whole file takes well under 2 s.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use serde_json::Value;
-
-const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
-
-/// Kills the server even when an assertion fails.
-struct NullServer {
-    child: Child,
-    base_url: String,
-}
-
-impl Drop for NullServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_null_server() -> NullServer {
-    let mut child = Command::new(LOADGEN)
-        .args(["null-server", "--port", "0", "--host", "127.0.0.1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn null-server");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let mut server = NullServer {
-        child,
-        base_url: String::new(),
-    };
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("null-server did not print its address within 10 s");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    server.base_url = format!("http://{addr}");
-    server
-}
-
-fn loadgen(args: &[&str]) -> Output {
-    Command::new(LOADGEN)
-        .args(args)
-        .output()
-        .expect("run loadgen")
-}
+use support::{loadgen, start_null_server};
 
 /// `loadgen gen --size small --hours 1 --hosts 2`: 10 series × 360 samples.
 fn generate(dir: &Path, format: &str, name: &str) -> String {
