@@ -268,6 +268,15 @@ impl Routes {
         &self.queue
     }
 
+    /// The other slots' own counters in Prometheus' text format (the query
+    /// engine's cache, …), for the ingestion server's `GET /metrics` to
+    /// serve after its own.
+    pub fn component_metrics(&self) -> String {
+        let mut out = String::new();
+        self.query.write_metrics(&mut out);
+        out
+    }
+
     /// The clock that stamps samples without a timestamp.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
@@ -423,7 +432,10 @@ impl Routes {
             Ok(data) => Response::json(200, &json!({"status": "success", "data": data})),
             Err(QueryError::BadRequest(m)) => api_error(400, "bad_data", m),
             Err(QueryError::Unsupported(m)) => api_error(501, "unavailable", m),
-            Err(QueryError::LimitExceeded(m)) => api_error(422, "execution", m),
+            Err(QueryError::LimitExceeded(m) | QueryError::Execution(m)) => {
+                api_error(422, "execution", m)
+            }
+            Err(QueryError::Timeout(m)) => api_error(503, "timeout", m),
             Err(e @ QueryError::Storage(_)) => api_error(500, "internal", e.to_string()),
         }
     }
@@ -464,7 +476,8 @@ fn query_error(error: QueryError) -> Response {
     let status = match error {
         QueryError::BadRequest(_) => 400,
         QueryError::Unsupported(_) => 501,
-        QueryError::LimitExceeded(_) => 422,
+        QueryError::LimitExceeded(_) | QueryError::Execution(_) => 422,
+        QueryError::Timeout(_) => 503,
         QueryError::Storage(_) => 500,
     };
     Response::error(status, error.to_string())

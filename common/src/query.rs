@@ -20,9 +20,19 @@ pub enum QueryError {
     /// This engine does not implement the call (HTTP 501).
     #[error("{0}")]
     Unsupported(String),
-    /// The query exceeded its sample budget or time limit (HTTP 422/503).
+    /// The query exceeded its sample budget (HTTP 422, Prometheus'
+    /// `execution`).
     #[error("query limit exceeded: {0}")]
     LimitExceeded(String),
+    /// The query ran past its time limit (HTTP 503, Prometheus' `timeout`:
+    /// the same query may succeed on a less busy server).
+    #[error("query timed out: {0}")]
+    Timeout(String),
+    /// The expression is well formed but its evaluation failed on this data
+    /// (HTTP 422, Prometheus' `execution`): many-to-many matching, two
+    /// series with one label set, a NaN `topk` parameter.
+    #[error("{0}")]
+    Execution(String),
     /// The store failed (HTTP 500).
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -85,6 +95,14 @@ pub trait QueryEngine: Send + Sync {
     /// drops what a late sample changes; engines without one ignore it.
     fn observe(&self, metrics: &[Metric]) {
         let _ = metrics;
+    }
+
+    /// Appends the engine's own counters (a result cache's hits and
+    /// misses, …) in Prometheus' text format 0.0.4 to `out`; the ingestion
+    /// server's `GET /metrics` serves them after its own. Engines without
+    /// counters keep the default, which writes nothing.
+    fn write_metrics(&self, out: &mut String) {
+        let _ = out;
     }
 
     /// A short name for logs.

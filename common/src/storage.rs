@@ -233,4 +233,12 @@ pub trait MetricStore: Send + Sync {
 
     /// A one-line description for the startup log (what file, what format).
     fn describe(&self) -> String;
+
+    /// How many times stored data has been deleted (retention) since the
+    /// store opened; it only grows. Whoever keeps answers between queries
+    /// (craft 4's result cache) compares it before each use and drops them
+    /// when it moved. A store that never deletes keeps the default, 0.
+    fn deletions(&self) -> u64 {
+        0
+    }
 }

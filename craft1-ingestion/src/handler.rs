@@ -188,7 +188,11 @@ impl IngestHandler {
                 status: 200,
                 content_type: PROMETHEUS_TEXT,
                 headers: Vec::new(),
-                body: self.metrics.render(self.routes.queue().len()).into_bytes(),
+                body: {
+                    let mut text = self.metrics.render(self.routes.queue().len());
+                    text.push_str(&self.routes.component_metrics());
+                    text.into_bytes()
+                },
             },
             // InfluxDB clients probe /ping before writing.
             ("GET" | "HEAD", "/ping") => Response {

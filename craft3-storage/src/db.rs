@@ -252,6 +252,9 @@ struct Inner {
     next_id: AtomicU64,
     next_sequence: AtomicU64,
     stats: Mutex<DbStats>,
+    /// Blocks deleted by retention, readable without a lock (the query
+    /// cache polls it before every range query, `MetricStore::deletions`).
+    retention_deletions: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -370,6 +373,7 @@ impl Db {
             next_id: AtomicU64::new(max_id + 1),
             next_sequence: AtomicU64::new(max_sequence + 1),
             stats: Mutex::new(stats),
+            retention_deletions: AtomicU64::new(0),
             last_error: Mutex::new(None),
         });
         let worker = config
@@ -513,6 +517,11 @@ impl Db {
             .iter()
             .map(|b| b.meta().clone())
             .collect()
+    }
+
+    /// Blocks deleted by retention since open; cheap (one atomic load).
+    pub fn retention_deletions(&self) -> u64 {
+        self.inner.retention_deletions.load(Ordering::Acquire)
     }
 
     /// Counts.
@@ -954,6 +963,8 @@ impl Inner {
             delete_block(&self.blocks_dir, block)?;
         }
         self.stats.lock().retention_deleted += expired.len() as u64;
+        self.retention_deletions
+            .fetch_add(expired.len() as u64, Ordering::Release);
         Ok(())
     }
 }

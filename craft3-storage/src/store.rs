@@ -120,6 +120,12 @@ impl MetricStore for Db {
         Ok(Db::flush(self)?)
     }
 
+    /// Blocks deleted by retention: a result cache drops what it holds
+    /// when this moves.
+    fn deletions(&self) -> u64 {
+        self.retention_deletions()
+    }
+
     fn name(&self) -> &'static str {
         "craft3"
     }

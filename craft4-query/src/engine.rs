@@ -12,7 +12,9 @@
 //!
 //! [`with_cache`]: Craft4QueryEngine::with_cache
 
+use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{
     ApiCall, Clock, LabelMatcher, Metric, MetricStore, QueryEngine, QueryError, SystemClock,
@@ -28,6 +30,10 @@ pub struct Craft4QueryEngine {
     engine: Engine,
     clock: Arc<dyn Clock>,
     cache: Option<Arc<ResultCache>>,
+    /// The store's [`MetricStore::deletions`] when the cache last checked:
+    /// retention deleting a block changes answers about its time, which no
+    /// write reports.
+    seen_deletions: AtomicU64,
 }
 
 impl std::fmt::Debug for Craft4QueryEngine {
@@ -47,6 +53,7 @@ impl Craft4QueryEngine {
             engine: Engine::new(store, config),
             clock: Arc::new(SystemClock),
             cache: None,
+            seen_deletions: AtomicU64::new(0),
         }
     }
 
@@ -104,6 +111,81 @@ impl Craft4QueryEngine {
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
+
+    /// Empties the cache when the store deleted data (retention) since the
+    /// last look. Checked before each call, so a query never reuses a step
+    /// that read a deleted block; a deletion racing with a query is caught
+    /// by the next one.
+    fn drop_cache_after_deletions(&self) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let deletions = self.engine.store().deletions();
+        if self.seen_deletions.swap(deletions, Ordering::AcqRel) != deletions {
+            cache.invalidate_all();
+        }
+    }
+
+    /// The cache's counters in Prometheus' text format, for `GET /metrics`.
+    fn write_cache_metrics(cache: &ResultCache, out: &mut String) {
+        let stats = cache.stats();
+        let counters: [Family<'_>; 4] = [
+            (
+                "craft4_query_cache_requests_total",
+                "Range queries that went through the result cache, by how much they reused.",
+                &[
+                    ("result=\"hit\"", stats.hits),
+                    ("result=\"partial\"", stats.partial_hits),
+                    ("result=\"miss\"", stats.misses),
+                ],
+            ),
+            (
+                "craft4_query_cache_steps_total",
+                "Steps of cached range queries, answered from the cache or evaluated.",
+                &[
+                    ("source=\"cache\"", stats.steps_reused),
+                    ("source=\"evaluated\"", stats.steps_evaluated),
+                ],
+            ),
+            (
+                "craft4_query_cache_invalidations_total",
+                "Invalidations (late samples, retention) that dropped cached steps.",
+                &[("", stats.invalidations)],
+            ),
+            (
+                "craft4_query_cache_evictions_total",
+                "Entries dropped to stay within the cache's bounds.",
+                &[("", stats.evictions)],
+            ),
+        ];
+        for (name, help, samples) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (labels, value) in samples {
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {value}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                }
+            }
+        }
+        for (name, help, value) in [
+            (
+                "craft4_query_cache_entries",
+                "Range queries held by the result cache.",
+                stats.entries,
+            ),
+            (
+                "craft4_query_cache_points",
+                "Points held by the result cache (series overhead included).",
+                stats.points,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+    }
 }
 
 impl QueryEngine for Craft4QueryEngine {
@@ -138,6 +220,7 @@ impl QueryEngine for Craft4QueryEngine {
     }
 
     fn api(&self, call: &ApiCall) -> Result<serde_json::Value, QueryError> {
+        self.drop_cache_after_deletions();
         api::answer_cached(
             &self.engine,
             self.cache.as_deref(),
@@ -146,10 +229,20 @@ impl QueryEngine for Craft4QueryEngine {
         )
     }
 
+    fn write_metrics(&self, out: &mut String) {
+        if let Some(cache) = &self.cache {
+            Self::write_cache_metrics(cache, out);
+        }
+    }
+
     fn name(&self) -> &'static str {
         "craft4"
     }
 }
+
+/// A counter family for `GET /metrics`: name, help, and `(labels, value)`
+/// samples (labels as written between the braces, empty for none).
+type Family<'a> = (&'a str, &'a str, &'a [(&'a str, u64)]);
 
 #[cfg(test)]
 mod tests {

@@ -676,6 +676,10 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(EngineConfig::default())
+    }
+
+    fn start_with(config: EngineConfig) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut components = phase0::build(
             phase0::Config {
@@ -687,10 +691,7 @@ impl Server {
             Arc::new(common::SystemClock),
         )
         .expect("components");
-        components.query = Arc::new(Craft4QueryEngine::new(
-            components.store.clone(),
-            EngineConfig::default(),
-        ));
+        components.query = Arc::new(Craft4QueryEngine::new(components.store.clone(), config));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let pipeline = Pipeline::start(
             components,
@@ -837,6 +838,71 @@ fn http_bad_parameters_answer_400_with_prometheus_error_json() {
             json!({"status": "error", "errorType": "bad_data", "error": message}),
         );
     }
+}
+
+/// Prometheus' statuses for a query that parses but cannot be answered:
+/// 422 `execution` for an execution error or too many samples, 503
+/// `timeout` for a query past its time limit.
+#[test]
+fn http_execution_errors_and_limits_answer_prometheus_statuses() {
+    let server = Server::start_with(EngineConfig {
+        max_samples: 10,
+        ..EngineConfig::default()
+    });
+    server.load_fixture();
+    let addr = server.addr();
+    let at = seconds(T0);
+    let error = |reply: &Reply, status: u16, error_type: &str| {
+        assert_eq!(reply.status, status, "{reply:?}");
+        let body = reply.json();
+        assert_eq!(body["status"], "error", "{body}");
+        assert_eq!(body["errorType"], error_type, "{body}");
+        body["error"]
+            .as_str()
+            .expect("an error message")
+            .to_string()
+    };
+    // Many-to-many: `on()` puts both CPU series in one match group.
+    let message = error(
+        &get(
+            addr,
+            &format!("/api/v1/query?query=memory_usage%20%2B%20on()%20cpu_usage&time={at}"),
+        ),
+        422,
+        "execution",
+    );
+    assert!(
+        message.contains("many-to-many matching not allowed"),
+        "{message}"
+    );
+    // 601 steps of two series against a budget of ten points.
+    let message = error(
+        &get(
+            addr,
+            &format!(
+                "/api/v1/query_range?query=cpu_usage&start={}&end={at}&step=1",
+                seconds(T0 - 600_000)
+            ),
+        ),
+        422,
+        "execution",
+    );
+    assert!(message.contains("too many samples"), "{message}");
+    // A client's timeout that has already passed.
+    let message = error(
+        &get(
+            addr,
+            &format!("/api/v1/query?query=cpu_usage&time={at}&timeout=0s"),
+        ),
+        503,
+        "timeout",
+    );
+    assert!(message.contains("timed out"), "{message}");
+    // The same questions within the limits still answer.
+    success(&get(
+        addr,
+        &format!("/api/v1/query?query=cpu_usage&time={at}"),
+    ));
 }
 
 #[test]

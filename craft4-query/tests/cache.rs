@@ -412,3 +412,135 @@ proptest! {
         prop_assert_eq!(s.clock.now_ms(), now);
     }
 }
+
+/// A store whose retention can be triggered by hand: after
+/// [`expire`](Expiring::expire) it answers nothing older than the horizon
+/// and counts one deletion, as craft 3's `Db` does when it deletes a block.
+struct Expiring {
+    inner: HeadStore,
+    horizon_ms: std::sync::atomic::AtomicI64,
+    deletions: std::sync::atomic::AtomicU64,
+}
+
+impl Expiring {
+    fn expire(&self, before_ms: i64) {
+        use std::sync::atomic::Ordering;
+        self.horizon_ms.store(before_ms, Ordering::SeqCst);
+        self.deletions.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl MetricStore for Expiring {
+    fn append(&self, metrics: &[Metric]) -> Result<(), common::StorageError> {
+        self.inner.append(metrics)
+    }
+
+    fn select(
+        &self,
+        matchers: &[common::LabelMatcher],
+        range: common::TimeRange,
+    ) -> Result<Vec<common::Series>, common::StorageError> {
+        let horizon = self.horizon_ms.load(std::sync::atomic::Ordering::SeqCst);
+        let range = common::TimeRange::new(range.start_ms.max(horizon), range.end_ms);
+        if range.start_ms > range.end_ms {
+            return Ok(Vec::new());
+        }
+        self.inner.select(matchers, range)
+    }
+
+    fn label_names(&self) -> Result<Vec<String>, common::StorageError> {
+        self.inner.label_names()
+    }
+
+    fn label_values(&self, name: &str) -> Result<Vec<String>, common::StorageError> {
+        self.inner.label_values(name)
+    }
+
+    fn flush(&self) -> Result<(), common::StorageError> {
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "expiring"
+    }
+
+    fn describe(&self) -> String {
+        "a head store with retention by hand".into()
+    }
+
+    fn deletions(&self) -> u64 {
+        self.deletions.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Retention deletes old data without any write to report it: the cache
+/// notices the store's deletion count moved and answers from the store
+/// again, never with a deleted sample.
+#[test]
+fn retention_empties_the_cache() {
+    let store = Arc::new(Expiring {
+        inner: HeadStore::default(),
+        horizon_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+        deletions: std::sync::atomic::AtomicU64::new(0),
+    });
+    let clock = Arc::new(ManualClock::new(T0 + 120 * MINUTE));
+    let dyn_store: Arc<dyn MetricStore> = store.clone();
+    let s = Setup {
+        store: dyn_store.clone(),
+        clock: clock.clone(),
+        cached: Craft4QueryEngine::new(dyn_store.clone(), EngineConfig::default())
+            .with_clock(clock.clone())
+            .with_cache(CacheConfig::enabled()),
+        uncached: Craft4QueryEngine::new(dyn_store, EngineConfig::default()).with_clock(clock),
+    };
+    s.write(&samples(T0, T0 + 120 * MINUTE));
+    let query = "sum(gauge)";
+    let (start, end) = (T0, T0 + 60 * MINUTE);
+    let before = s.range(query, start, end, MINUTE);
+    s.range(query, start, end, MINUTE);
+    assert_eq!(s.stats().hits, 1);
+
+    store.expire(T0 + 30 * MINUTE);
+    // `range` checks the cached answer against the uncached one.
+    let after = s.range(query, start, end, MINUTE);
+    assert_ne!(before, after, "the deleted half is gone from the answer");
+    let stats = s.stats();
+    assert_eq!(stats.hits, 1, "nothing reused after the deletion");
+    assert!(stats.invalidations >= 1, "{stats:?}");
+    // Until the next deletion, the new answer is cached again.
+    s.range(query, start, end, MINUTE);
+    assert_eq!(s.stats().hits, 2);
+}
+
+/// `GET /metrics` shows the cache's counters (the engine writes them, the
+/// ingestion server serves them): hits, partial hits and misses.
+#[test]
+fn the_cache_counters_are_written_in_prometheus_text() {
+    let s = setup(CacheConfig::enabled());
+    s.write(&samples(T0, T0 + 120 * MINUTE));
+    s.clock.set(T0 + 120 * MINUTE);
+    s.range("sum(gauge)", T0, T0 + 60 * MINUTE, MINUTE);
+    s.range("sum(gauge)", T0, T0 + 60 * MINUTE, MINUTE);
+    s.range("sum(gauge)", T0, T0 + 70 * MINUTE, MINUTE);
+    let mut text = String::new();
+    s.cached.write_metrics(&mut text);
+    for line in [
+        "# TYPE craft4_query_cache_requests_total counter",
+        "craft4_query_cache_requests_total{result=\"hit\"} 1",
+        "craft4_query_cache_requests_total{result=\"partial\"} 1",
+        "craft4_query_cache_requests_total{result=\"miss\"} 1",
+        "craft4_query_cache_steps_total{source=\"cache\"} 122",
+        "craft4_query_cache_steps_total{source=\"evaluated\"} 71",
+        "# TYPE craft4_query_cache_entries gauge",
+        "craft4_query_cache_entries 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing in\n{text}"
+        );
+    }
+    // Without a cache there is nothing to show.
+    let mut none = String::new();
+    s.uncached.write_metrics(&mut none);
+    assert_eq!(none, "");
+}

@@ -299,7 +299,7 @@ fn functions_that_merge_names_into_one_labelset_fail() {
         error.to_string(),
         "vector cannot contain metrics with the same labelset"
     );
-    assert!(matches!(error, EvalError::BadQuery(_)));
+    assert!(matches!(error, EvalError::Execution(_)));
     // last_over_time keeps the names, so nothing collides.
     assert_eq!(
         fixture

@@ -345,7 +345,7 @@ fn many_to_many_matching_is_an_error() {
     let fixture = matching();
     let error = fixture.error("a + on (job) b", 0);
     let message = error.to_string();
-    assert!(matches!(error, EvalError::BadQuery(_)));
+    assert!(matches!(error, EvalError::Execution(_)));
     assert!(
         message.starts_with(
             r#"found duplicate series for the match group {job="x"} on the right hand-side of the operation: [{__name__="b", inst="#

@@ -158,5 +158,19 @@ fn promtool_runs_instant_and_range_queries() {
             end - 30
         )
     );
+    // The range query went through craft 4's result cache, whose counters
+    // the server's own `/metrics` shows after the ingestion server's.
+    let (status, metrics) = call(addr, "GET", "/metrics", "").expect("metrics");
+    assert_eq!(status, 200, "{metrics}");
+    assert!(
+        metrics.contains("ingest_requests_total"),
+        "the ingestion server's own counters: {metrics}"
+    );
+    let requests: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("craft4_query_cache_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(requests, 1, "one range query through the cache: {metrics}");
     drop(platform);
 }

@@ -121,20 +121,22 @@ fn range_with(
 
 /// What each evaluator error means to an HTTP client.
 ///
-/// - over the sample budget or the time limit: [`QueryError::LimitExceeded`]
-///   (422 `execution`, Prometheus' answer to too many samples; Prometheus
-///   answers a timeout 503 `timeout`, the shared routes keep one status for
-///   both limits);
+/// - over the sample budget: [`QueryError::LimitExceeded`] (422
+///   `execution`, Prometheus' answer to too many samples);
+/// - over the time limit: [`QueryError::Timeout`] (503 `timeout`, as
+///   Prometheus: the same query may pass on a less busy server);
+/// - an execution error on this data (many-to-many matching, …):
+///   [`QueryError::Execution`] (422 `execution`);
 /// - parameters that cannot work, or a selector the store cannot evaluate:
 ///   [`QueryError::BadRequest`];
 /// - not implemented: [`QueryError::Unsupported`] (501);
 /// - the store failing: [`QueryError::Storage`] (500).
 pub fn eval_error(error: EvalError) -> QueryError {
     match error {
-        EvalError::TooManySamples { .. } | EvalError::Timeout(_) => {
-            QueryError::LimitExceeded(error.to_string())
-        }
+        EvalError::TooManySamples { .. } => QueryError::LimitExceeded(error.to_string()),
+        EvalError::Timeout(_) => QueryError::Timeout(error.to_string()),
         EvalError::BadQuery(message) => QueryError::BadRequest(message),
+        EvalError::Execution(message) => QueryError::Execution(message),
         EvalError::Unsupported(_) => QueryError::Unsupported(error.to_string()),
         EvalError::Storage(StorageError::InvalidSelector(message)) => {
             QueryError::BadRequest(format!("invalid selector: {message}"))
@@ -215,11 +217,15 @@ mod tests {
         ));
         assert!(matches!(
             eval_error(EvalError::Timeout(Duration::from_secs(1))),
-            QueryError::LimitExceeded(m) if m.contains("timed out")
+            QueryError::Timeout(m) if m.contains("timed out")
         ));
         assert!(matches!(
             eval_error(EvalError::BadQuery("step".into())),
             QueryError::BadRequest(m) if m == "step"
+        ));
+        assert!(matches!(
+            eval_error(EvalError::Execution("many-to-many".into())),
+            QueryError::Execution(m) if m == "many-to-many"
         ));
         assert!(matches!(
             eval_error(EvalError::Unsupported("x".into())),

@@ -327,15 +327,15 @@ fn select_k(
         return Ok(Vec::new());
     }
     if params.iter().any(|p| p.is_nan()) {
-        return Err(EvalError::BadQuery("Parameter value is NaN".into()));
+        return Err(EvalError::Execution("Parameter value is NaN".into()));
     }
     if smallest <= MIN_INT64 {
-        return Err(EvalError::BadQuery(format!(
+        return Err(EvalError::Execution(format!(
             "Scalar value {smallest} underflows int64"
         )));
     }
     if largest >= MAX_INT64 {
-        return Err(EvalError::BadQuery(format!(
+        return Err(EvalError::Execution(format!(
             "Scalar value {largest} overflows int64"
         )));
     }

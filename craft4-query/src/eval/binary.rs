@@ -278,7 +278,7 @@ fn duplicate_on_one_side(
         _ => None,
     };
     let side = if swapped { "left" } else { "right" };
-    EvalError::BadQuery(format!(
+    EvalError::Execution(format!(
         "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
         format_labels(name, &matched),
         format_series(series),
@@ -439,14 +439,14 @@ fn vector_vector(
             };
             if cardinality == Cardinality::OneToOne {
                 if matched[signature] == stamp {
-                    return Err(EvalError::BadQuery(
+                    return Err(EvalError::Execution(
                         "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
                             .into(),
                     ));
                 }
                 matched[signature] = stamp;
             } else if !inserted.insert((signature, slot)) {
-                return Err(EvalError::BadQuery(
+                return Err(EvalError::Execution(
                     "multiple matches for labels: grouping labels must ensure unique matches"
                         .into(),
                 ));

@@ -103,11 +103,15 @@ pub enum EvalError {
     #[error("query timed out after {0:?}")]
     Timeout(Duration),
     /// The parameters cannot work (step ≤ 0, end before start, too many
-    /// points per series, …), or evaluation hit one of Prometheus'
-    /// execution errors (many-to-many matching, duplicate label sets, a NaN
-    /// `topk` parameter), with Prometheus' message.
+    /// points per series, …), with Prometheus' message.
     #[error("{0}")]
     BadQuery(String),
+    /// The expression is valid but failed on this data — one of
+    /// Prometheus' execution errors (many-to-many matching, two series
+    /// with one label set, a NaN or out-of-range `topk` parameter), with
+    /// Prometheus' message.
+    #[error("{0}")]
+    Execution(String),
     /// Evaluation reached something not implemented.
     #[error("not supported: {0}")]
     Unsupported(String),

@@ -141,7 +141,7 @@ impl<'a> StepCursor<'a> {
 /// Prometheus' error when two series of one result would have the same
 /// labels at the same time.
 pub(crate) fn same_labelset_error() -> EvalError {
-    EvalError::BadQuery("vector cannot contain metrics with the same labelset".into())
+    EvalError::Execution("vector cannot contain metrics with the same labelset".into())
 }
 
 /// Total points held by `series`.
