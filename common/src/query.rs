@@ -89,6 +89,17 @@ pub trait QueryEngine: Send + Sync {
     /// [`QueryError::BadRequest`] for bad parameters, others as their docs say.
     fn api(&self, call: &ApiCall) -> Result<serde_json::Value, QueryError>;
 
+    /// [`api`](Self::api)'s answer as JSON text — what the HTTP routes
+    /// send. The default serialises `api`'s tree; an engine whose answers
+    /// are megabytes (craft 4's matrices) writes the text directly and
+    /// skips building the tree. Both must give the same JSON.
+    ///
+    /// # Errors
+    /// As [`api`](Self::api).
+    fn api_json(&self, call: &ApiCall) -> Result<Vec<u8>, QueryError> {
+        self.api(call).map(|data| data.to_string().into_bytes())
+    }
+
     /// Sees each batch right after the storage consumer stored it (as
     /// [`AlertEngine::observe`](crate::AlertEngine::observe) does). An
     /// engine that keeps results between queries — craft 4's result cache —

@@ -293,15 +293,16 @@ fn run() -> Result<(), String> {
     }
 
     println!(
-        "\nthrough Craft4QueryEngine::api, cache off, {} runs:",
+        "\nthrough Craft4QueryEngine::api_json (the JSON text the HTTP routes send), cache off, {} runs:",
         options.runs
     );
     for question in &questions {
         let timing = time(options.runs, || {
-            engine.api(&question.call).map_err(|e| e.to_string())
+            engine.api_json(&question.call).map_err(|e| e.to_string())
         })?;
         let (p50, p90) = (timing.p50, timing.p90);
-        let (series, points) = size(&timing.answer);
+        let answer = engine.api(&question.call).map_err(|e| e.to_string())?;
+        let (series, points) = size(&answer);
         let versus = question.victoria_ms.map_or(String::new(), |vm| {
             format!(
                 "; VictoriaMetrics {vm} ms (x{:.2})",

@@ -112,6 +112,17 @@ impl Craft4QueryEngine {
         &self.engine
     }
 
+    /// One API call, through the cache when there is one.
+    fn answer(&self, call: &ApiCall) -> Result<api::Answer, QueryError> {
+        self.drop_cache_after_deletions();
+        api::answer_cached(
+            &self.engine,
+            self.cache.as_deref(),
+            self.clock.as_ref(),
+            call,
+        )
+    }
+
     /// Empties the cache when the store deleted data (retention) since the
     /// last look. Checked before each call, so a query never reuses a step
     /// that read a deleted block; a deletion racing with a query is caught
@@ -220,13 +231,13 @@ impl QueryEngine for Craft4QueryEngine {
     }
 
     fn api(&self, call: &ApiCall) -> Result<serde_json::Value, QueryError> {
-        self.drop_cache_after_deletions();
-        api::answer_cached(
-            &self.engine,
-            self.cache.as_deref(),
-            self.clock.as_ref(),
-            call,
-        )
+        self.answer(call).map(api::Answer::into_json)
+    }
+
+    /// A query's matrix or vector written as JSON text directly, without
+    /// the `serde_json::Value` tree (see `api/format.rs`).
+    fn api_json(&self, call: &ApiCall) -> Result<Vec<u8>, QueryError> {
+        self.answer(call).map(|answer| answer.to_bytes())
     }
 
     fn write_metrics(&self, out: &mut String) {

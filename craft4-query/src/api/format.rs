@@ -11,6 +11,8 @@
 //! seconds with millisecond precision. Docs chapter 4, "Speaking
 //! Prometheus".
 
+use std::io::Write as _;
+
 use common::Labels;
 use rayon::prelude::*;
 use serde_json::{Map, Value as Json, json};
@@ -132,6 +134,148 @@ pub fn format_range_series(series: &RangeSeries) -> Json {
     Json::Object(object)
 }
 
+// ------------------------------------------------------------ as bytes
+//
+// The same JSON written straight into a buffer. A dashboard's matrix is
+// megabytes: building it as a `serde_json::Value` first costs an
+// allocation or two per point, and serialising the tree again walks it on
+// one thread — for query (c) of chapter 4 that was 25 ms of a 57 ms
+// answer. Written directly (series in parallel, each into its own
+// buffer), the bytes are identical (tested against `format_value`).
+
+/// [`format_value`]'s JSON text, appended to `out`.
+pub fn write_value(value: &Value, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"resultType\":\"");
+    match value {
+        Value::Scalar(point) => {
+            out.extend_from_slice(b"scalar\",\"result\":");
+            write_point(*point, out);
+        }
+        Value::String { t, v } => {
+            out.extend_from_slice(b"string\",\"result\":[");
+            write_timestamp(*t, out);
+            out.push(b',');
+            write_string(v, out);
+            out.push(b']');
+        }
+        Value::Vector(samples) => {
+            out.extend_from_slice(b"vector\",\"result\":[");
+            for (i, sample) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"metric\":");
+                write_series_key(&sample.key, out);
+                out.extend_from_slice(b",\"value\":");
+                write_point(sample.point, out);
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        Value::Matrix(series) => {
+            out.extend_from_slice(b"matrix\",\"result\":[");
+            // Each series into its own buffer, in parallel; joined in order.
+            let parts: Vec<Vec<u8>> = series
+                .par_iter()
+                .map(|series| {
+                    let mut part = Vec::with_capacity(64 + series.points.len() * 28);
+                    write_range_series(series, &mut part);
+                    part
+                })
+                .collect();
+            out.reserve(parts.iter().map(|p| p.len() + 1).sum());
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(part);
+            }
+            out.push(b']');
+        }
+    }
+    out.push(b'}');
+}
+
+/// `{"metric": {…}, "values": [[t, "v"], …]}` as text.
+fn write_range_series(series: &RangeSeries, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"metric\":");
+    write_series_key(&series.key, out);
+    out.extend_from_slice(b",\"values\":[");
+    for (i, point) in series.points.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_point(*point, out);
+    }
+    out.extend_from_slice(b"]}");
+}
+
+/// `[t,"v"]` as text.
+fn write_point(point: Point, out: &mut Vec<u8>) {
+    out.push(b'[');
+    write_timestamp(point.t, out);
+    out.extend_from_slice(b",\"");
+    // Digits, a sign, a dot, `NaN`/`Inf`: nothing a JSON string escapes.
+    if point.v.is_finite() {
+        let _ = write!(out, "{}", point.v);
+    } else {
+        out.extend_from_slice(format_sample_value(point.v).as_bytes());
+    }
+    out.extend_from_slice(b"\"]");
+}
+
+/// [`format_timestamp`] as text: serde_json's own number printing, so the
+/// digits are the ones the `Value` path prints.
+fn write_timestamp(t_ms: i64, out: &mut Vec<u8>) {
+    if t_ms % 1000 == 0 {
+        let _ = write!(out, "{}", t_ms / 1000);
+    } else {
+        let seconds = t_ms as f64 / 1000.0;
+        if serde_json::to_writer(&mut *out, &seconds).is_err() || !seconds.is_finite() {
+            // Unreachable for an i64 of milliseconds; `null` as the Value
+            // path writes for a number JSON cannot hold.
+            out.extend_from_slice(b"null");
+        }
+    }
+}
+
+/// A JSON string, escaped by serde_json.
+fn write_string(text: &str, out: &mut Vec<u8>) {
+    if serde_json::to_writer(&mut *out, text).is_err() {
+        out.extend_from_slice(b"\"\"");
+    }
+}
+
+/// [`format_series_key`] as text: keys in byte order, `__name__` among
+/// them.
+fn write_series_key(key: &SeriesKey, out: &mut Vec<u8>) {
+    out.push(b'{');
+    let mut name = key.name.as_deref().filter(|n| !n.is_empty());
+    let mut first = true;
+    let mut pair = |label: &str, value: &str, out: &mut Vec<u8>| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_string(label, out);
+        out.push(b':');
+        write_string(value, out);
+    };
+    for (label, value) in key.labels.iter() {
+        if let Some(metric_name) = name
+            && "__name__" < label
+        {
+            pair("__name__", metric_name, out);
+            name = None;
+        }
+        pair(label, value, out);
+    }
+    if let Some(metric_name) = name {
+        pair("__name__", metric_name, out);
+    }
+    out.push(b'}');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +342,74 @@ mod tests {
             format_labels(Some("up"), &Labels::empty()).to_string(),
             r#"{"__name__":"up"}"#
         );
+    }
+
+    mod bytes {
+        use super::super::*;
+        use crate::value::{InstantSample, Point, RangeSeries, SeriesKey, Value};
+        use proptest::prelude::*;
+
+        fn value_f64() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                any::<f64>(),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(f64::NEG_INFINITY),
+                Just(-0.0),
+                Just(5e-324),
+                (-1_000_000i64..1_000_000).prop_map(|v| v as f64 / 8.0),
+            ]
+        }
+
+        fn point() -> impl Strategy<Value = Point> {
+            (
+                prop_oneof![any::<i64>(), -5_000i64..5_000, Just(1_700_000_000_000i64)],
+                value_f64(),
+            )
+                .prop_map(|(t, v)| Point { t, v })
+        }
+
+        fn key() -> impl Strategy<Value = SeriesKey> {
+            let label =
+                "[A-Za-z_][A-Za-z0-9_]{0,6}".prop_filter("not the name", |l| l != "__name__");
+            (
+                proptest::option::of("[a-z_:\"\\\\é\n]{0,8}"),
+                proptest::collection::vec((label, "[ -~é\t\u{1}]{0,8}"), 0..5),
+            )
+                .prop_map(|(name, pairs)| SeriesKey {
+                    name,
+                    labels: Labels::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                })
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                point().prop_map(Value::Scalar),
+                (any::<i64>(), ".{0,10}").prop_map(|(t, v)| Value::String { t, v }),
+                proptest::collection::vec(
+                    (key(), point()).prop_map(|(key, point)| InstantSample { key, point }),
+                    0..5
+                )
+                .prop_map(Value::Vector),
+                proptest::collection::vec(
+                    (key(), proptest::collection::vec(point(), 0..6))
+                        .prop_map(|(key, points)| RangeSeries { key, points }),
+                    0..5
+                )
+                .prop_map(Value::Matrix),
+            ]
+        }
+
+        proptest! {
+            /// The direct writer prints exactly what serde_json prints for
+            /// the `Value` tree.
+            #[test]
+            fn written_bytes_equal_the_value_path(value in value()) {
+                let mut written = Vec::new();
+                write_value(&value, &mut written);
+                let expected = format_value(&value).to_string();
+                prop_assert_eq!(String::from_utf8(written).expect("UTF-8"), expected);
+            }
+        }
     }
 }

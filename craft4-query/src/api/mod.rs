@@ -31,7 +31,42 @@ use serde_json::Value as Json;
 
 use crate::cache::ResultCache;
 use crate::eval::Engine;
+use crate::value::Value;
 use params::Params;
+
+/// What an API call answers: a query's evaluated [`Value`], still in the
+/// engine's types so it can be written as JSON text directly
+/// ([`format::write_value`]), or the metadata endpoints' small JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// `/api/v1/query`, `/api/v1/query_range`.
+    Evaluated(Value),
+    /// The other endpoints.
+    Json(Json),
+}
+
+impl Answer {
+    /// The `data` member as a JSON tree.
+    pub fn into_json(self) -> Json {
+        match self {
+            Answer::Evaluated(value) => format::format_value(&value),
+            Answer::Json(json) => json,
+        }
+    }
+
+    /// The `data` member as JSON text, without building the tree for an
+    /// evaluated value.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Answer::Evaluated(value) => {
+                let mut out = Vec::new();
+                format::write_value(value, &mut out);
+                out
+            }
+            Answer::Json(json) => json.to_string().into_bytes(),
+        }
+    }
+}
 
 /// Answers one API call with `engine` (and its store), `clock` telling
 /// the time an instant query runs at when the client does not say.
@@ -41,7 +76,7 @@ use params::Params;
 /// [`QueryError::LimitExceeded`] over the sample budget or time limit,
 /// [`QueryError::Unsupported`] for what the evaluator does not implement,
 /// [`QueryError::Storage`] when the store fails.
-pub fn answer(engine: &Engine, clock: &dyn Clock, call: &ApiCall) -> Result<Json, QueryError> {
+pub fn answer(engine: &Engine, clock: &dyn Clock, call: &ApiCall) -> Result<Answer, QueryError> {
     answer_cached(engine, None, clock, call)
 }
 
@@ -55,18 +90,22 @@ pub fn answer_cached(
     cache: Option<&ResultCache>,
     clock: &dyn Clock,
     call: &ApiCall,
-) -> Result<Json, QueryError> {
+) -> Result<Answer, QueryError> {
     let params = Params::of(call);
     let store = engine.store().as_ref();
-    match &call.endpoint {
-        ApiEndpoint::Query => query::instant(engine, clock, params),
-        ApiEndpoint::QueryRange => match cache {
-            Some(cache) => query::range_cached(engine, cache, clock.now_ms(), params),
-            None => query::range(engine, params),
-        },
+    let json = match &call.endpoint {
+        ApiEndpoint::Query => return query::instant(engine, clock, params).map(Answer::Evaluated),
+        ApiEndpoint::QueryRange => {
+            let value = match cache {
+                Some(cache) => query::range_cached(engine, cache, clock.now_ms(), params),
+                None => query::range(engine, params),
+            };
+            return value.map(Answer::Evaluated);
+        }
         ApiEndpoint::Series => metadata::series(store, params),
         ApiEndpoint::Labels => metadata::label_names(store, params),
         ApiEndpoint::LabelValues(name) => metadata::label_values(store, name, params),
         ApiEndpoint::BuildInfo => Ok(metadata::build_info()),
-    }
+    };
+    json.map(Answer::Json)
 }

@@ -12,13 +12,12 @@
 use std::time::Duration;
 
 use common::{Clock, QueryError, StorageError};
-use serde_json::Value as Json;
 
-use super::format::format_value;
 use super::params::{Params, invalid_parameter};
 use crate::cache::ResultCache;
 use crate::eval::{Engine, EngineConfig, EvalError};
 use crate::lang::{Expr, ValueType, parse};
+use crate::value::Value;
 
 /// `GET/POST /api/v1/query?query=…&time=…&timeout=…`: `time` defaults to
 /// now.
@@ -26,12 +25,15 @@ use crate::lang::{Expr, ValueType, parse};
 /// # Errors
 /// 400 for bad parameters or a query that does not parse; the evaluator's
 /// errors as [`eval_error`] maps them.
-pub fn instant(engine: &Engine, clock: &dyn Clock, params: Params<'_>) -> Result<Json, QueryError> {
+pub fn instant(
+    engine: &Engine,
+    clock: &dyn Clock,
+    params: Params<'_>,
+) -> Result<Value, QueryError> {
     let time_ms = params.optional_time("time", clock.now_ms())?;
     let timeout = timeout(params)?;
     let expr = parse_query(params)?;
-    let value = with_timeout(engine, timeout, |engine| engine.instant(&expr, time_ms))?;
-    Ok(format_value(&value))
+    with_timeout(engine, timeout, |engine| engine.instant(&expr, time_ms))
 }
 
 /// `GET/POST /api/v1/query_range?query=…&start=…&end=…&step=…`: always a
@@ -42,7 +44,7 @@ pub fn instant(engine: &Engine, clock: &dyn Clock, params: Params<'_>) -> Result
 /// non-positive step, too many points per series), a query that does not
 /// parse or is not a scalar or instant vector; the evaluator's errors as
 /// [`eval_error`] maps them.
-pub fn range(engine: &Engine, params: Params<'_>) -> Result<Json, QueryError> {
+pub fn range(engine: &Engine, params: Params<'_>) -> Result<Value, QueryError> {
     range_with(engine, None, params)
 }
 
@@ -56,7 +58,7 @@ pub fn range_cached(
     cache: &ResultCache,
     now_ms: i64,
     params: Params<'_>,
-) -> Result<Json, QueryError> {
+) -> Result<Value, QueryError> {
     range_with(engine, Some((cache, now_ms)), params)
 }
 
@@ -64,7 +66,7 @@ fn range_with(
     engine: &Engine,
     cache: Option<(&ResultCache, i64)>,
     params: Params<'_>,
-) -> Result<Json, QueryError> {
+) -> Result<Value, QueryError> {
     let start_ms = params.required_time("start")?;
     let end_ms = params.required_time("end")?;
     if end_ms < start_ms {
@@ -112,11 +114,10 @@ fn range_with(
             ),
         ));
     }
-    let value = with_timeout(engine, timeout, |engine| match cache {
+    with_timeout(engine, timeout, |engine| match cache {
         Some((cache, now_ms)) => cache.range(engine, &expr, start_ms, end_ms, step_ms, now_ms),
         None => engine.range(&expr, start_ms, end_ms, step_ms),
-    })?;
-    Ok(format_value(&value))
+    })
 }
 
 /// What each evaluator error means to an HTTP client.
