@@ -6,8 +6,10 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /api/v1/rules` | rule groups, each rule's state, health and active alerts (Prometheus' shape) |
-//! | `GET /api/v1/alerts` | pending and firing alerts (Prometheus' shape) |
-//! | `GET /api/v1/alerts/groups` | the router's alert groups and their receivers |
+//! | `GET /api/v1/alerts` | pending and firing alerts (Prometheus' shape, plus `id`, `acknowledged`, `escalations`) |
+//! | `POST /api/v1/alerts/{id}/ack` | acknowledge a firing alert (`{"by":…,"comment":…}`, optional) |
+//! | `GET /api/v1/oncall` | who is on call per schedule, now or at `?time=` (`?schedule=` for one) |
+//! | `GET /api/v1/alerts/groups` | the router's alert groups and their receivers; per alert `silencedBy` and `inhibitedBy` |
 //! | `GET /api/v1/silences` | every silence (Alertmanager v2's silence shape) |
 //! | `POST /api/v1/silences` | create one from a JSON body; answers its `silenceID` |
 //! | `GET /api/v1/silences/{id}` | one silence |
@@ -24,14 +26,18 @@ use common::http::{Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::ack::{AckError, Acknowledgement, Acknowledgements, alert_id};
 use crate::engine::{PERIODIC_NOT_EVALUATED, StreamingAlertEngine};
+use crate::escalation::{Escalator, Incident};
 use crate::history::{DeliveryOutcome, HistoryEntry, HistoryQuery};
 use crate::matcher::Matcher;
 use crate::notification::AlertEvent;
 use crate::outbox::Outbox;
+use crate::receivers::NotifiedAlert;
 use crate::receivers::webhook::rfc3339;
 use crate::routing::Dispatcher;
 use crate::rules::RuleExpr;
+use crate::schedule::{OnCallSource, Schedules};
 use crate::service::AlertingService;
 use crate::silence::{Silence, SilenceError, SilenceSpec, SilenceState, Silences};
 use crate::state::Transition;
@@ -79,6 +85,7 @@ fn alert_json(event: &AlertEvent) -> Value {
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     json!({
+        "id": alert_id(&event.rule, &event.series),
         "labels": event.labels,
         "annotations": annotations,
         "state": state_word(event.transition),
@@ -87,21 +94,258 @@ fn alert_json(event: &AlertEvent) -> Value {
     })
 }
 
+fn acknowledgement_json(ack: &Acknowledgement) -> Value {
+    json!({ "by": ack.by, "comment": ack.comment, "at": rfc3339(ack.at_ms) })
+}
+
+fn incident_json(incident: &Incident, escalator: &Escalator) -> Value {
+    let paged: Vec<Value> = incident
+        .paged
+        .iter()
+        .map(|step| {
+            json!({
+                "step": step.step,
+                "at": rfc3339(step.at_ms),
+                "receivers": step.receivers,
+                "onCall": step.on_call.iter().map(|o| json!({
+                    "schedule": o.schedule, "who": o.who, "receiver": o.receiver,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "policy": incident.policy,
+        "route": incident.route,
+        "paged": paged,
+        "nextStepAt": incident.next_due_at(escalator.config()).map(rfc3339),
+    })
+}
+
+/// One alert as `/api/v1/alerts` lists it: Prometheus' fields, plus its
+/// `id` (for `POST /api/v1/alerts/{id}/ack`), `acknowledged` (who and
+/// when, or null) and the `escalations` it is under.
+fn listed_alert_json(
+    event: &AlertEvent,
+    acks: &Acknowledgements,
+    incidents: &[Incident],
+    escalator: &Escalator,
+) -> Value {
+    let mut value = alert_json(event);
+    let id = alert_id(&event.rule, &event.series);
+    let starts_at = NotifiedAlert::from_event(event).starts_at_ms;
+    let firing = event.transition == Transition::Firing;
+    let ack = if firing {
+        acks.get(&id, starts_at)
+    } else {
+        None
+    };
+    value["acknowledged"] = ack.as_ref().map_or(Value::Null, acknowledgement_json);
+    value["escalations"] = Value::Array(
+        incidents
+            .iter()
+            .filter(|i| firing && i.alert_id == id && i.alert.starts_at_ms == starts_at)
+            .map(|i| incident_json(i, escalator))
+            .collect(),
+    );
+    value
+}
+
 /// `/api/v1/alerts`' body: the pending and firing alerts.
-pub fn alerts_body(engine: &StreamingAlertEngine) -> Value {
+pub fn alerts_body(
+    engine: &StreamingAlertEngine,
+    acks: &Acknowledgements,
+    escalator: &Escalator,
+) -> Value {
+    let incidents = escalator.incidents();
     let alerts: Vec<Value> = engine
         .current_events()
         .iter()
         .filter(|e| matches!(e.transition, Transition::Pending | Transition::Firing))
-        .map(alert_json)
+        .map(|e| listed_alert_json(e, acks, &incidents, escalator))
         .collect();
     success(json!({ "alerts": alerts }))
 }
 
+/// The longest `by` an acknowledgement takes.
+pub const MAX_ACK_BY_CHARS: usize = 256;
+/// The longest `comment` an acknowledgement takes.
+pub const MAX_ACK_COMMENT_CHARS: usize = 4_096;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAck {
+    by: Option<String>,
+    comment: Option<String>,
+}
+
+/// Reads a `POST /api/v1/alerts/{id}/ack` body: empty, or
+/// `{"by": "…", "comment": "…"}` (both optional; `by` defaults to
+/// `anonymous`).
+///
+/// # Errors
+/// A message for a 400.
+pub fn parse_ack(body: &[u8]) -> Result<(String, String), String> {
+    let raw: RawAck = if body.iter().all(u8::is_ascii_whitespace) {
+        RawAck::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| format!("invalid acknowledgement JSON: {e}"))?
+    };
+    let by = raw
+        .by
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "anonymous".to_string());
+    let comment = raw.comment.unwrap_or_default();
+    if by.chars().count() > MAX_ACK_BY_CHARS {
+        return Err(format!("by: at most {MAX_ACK_BY_CHARS} characters"));
+    }
+    if comment.chars().count() > MAX_ACK_COMMENT_CHARS {
+        return Err(format!(
+            "comment: at most {MAX_ACK_COMMENT_CHARS} characters"
+        ));
+    }
+    Ok((by, comment))
+}
+
+/// `POST /api/v1/alerts/{id}/ack`: 200 with the alert, 404 for an unknown
+/// id, 400 for a bad body, 409 when the alert does not fire, 500 when the
+/// acknowledgement could not be written.
+fn acknowledge(service: &AlertingService, id: &str, body: &[u8], now_ms: i64) -> Response {
+    let events = service.engine().current_events();
+    let Some(event) = events.iter().find(|e| alert_id(&e.rule, &e.series) == id) else {
+        return respond(
+            404,
+            error_body("not_found", AckError::NotFound(id.to_string()).to_string()),
+        );
+    };
+    let (by, comment) = match parse_ack(body) {
+        Ok(parsed) => parsed,
+        Err(message) => return respond(400, error_body("bad_data", message)),
+    };
+    if event.transition != Transition::Firing {
+        let state = match event.transition {
+            Transition::Pending => "pending",
+            _ => "resolved",
+        };
+        let error = AckError::NotFiring {
+            id: id.to_string(),
+            state,
+        };
+        return respond(409, error_body("conflict", error.to_string()));
+    }
+    let starts_at_ms = NotifiedAlert::from_event(event).starts_at_ms;
+    // Records of episodes the engine no longer knows go in the same write.
+    let live: std::collections::BTreeSet<(String, i64)> = events
+        .iter()
+        .map(|e| {
+            (
+                alert_id(&e.rule, &e.series),
+                NotifiedAlert::from_event(e).starts_at_ms,
+            )
+        })
+        .collect();
+    let ack = Acknowledgement {
+        alert_id: id.to_string(),
+        starts_at_ms,
+        by,
+        comment,
+        at_ms: now_ms,
+    };
+    match service
+        .acknowledgements()
+        .acknowledge(ack, &|alert, starts| {
+            live.contains(&(alert.to_string(), starts))
+        }) {
+        Ok(_) => {
+            let incidents = service.escalator().incidents();
+            respond(
+                200,
+                success(listed_alert_json(
+                    event,
+                    service.acknowledgements(),
+                    &incidents,
+                    service.escalator(),
+                )),
+            )
+        }
+        Err(e) => respond(500, error_body("internal", e.to_string())),
+    }
+}
+
+/// `GET /api/v1/oncall`' body: each schedule (or `schedule=` only) with
+/// who is on call at `time=` (RFC 3339 or ms; default now).
+///
+/// # Errors
+/// A message for a 400 (a bad time, an unknown schedule).
+pub fn oncall_body(
+    schedules: &Schedules,
+    params: &[(String, String)],
+    now_ms: i64,
+) -> Result<Value, String> {
+    let mut at = now_ms;
+    let mut only: Option<&str> = None;
+    for (name, value) in params {
+        match name.as_str() {
+            "time" => {
+                at = match value.parse::<i64>() {
+                    Ok(ms) => ms,
+                    Err(_) => parse_time("time", &RawTime::Text(value.clone()))?,
+                }
+            }
+            "schedule" => only = Some(value.as_str()),
+            _ => {}
+        }
+    }
+    if let Some(name) = only
+        && !schedules.contains(name)
+    {
+        return Err(format!("unknown schedule {name:?}"));
+    }
+    let list: Vec<Value> = schedules
+        .iter()
+        .filter(|s| only.is_none_or(|name| name == s.name))
+        .map(|schedule| {
+            let on_call = schedules.on_call(&schedule.name, at).map(|found| {
+                let (source, rotation, since, until) = match &found.source {
+                    OnCallSource::Override {
+                        start_ms, end_ms, ..
+                    } => ("override", None, *start_ms, *end_ms),
+                    OnCallSource::Rotation {
+                        name,
+                        shift_start_ms,
+                        shift_end_ms,
+                    } => (
+                        "rotation",
+                        Some(name.clone()),
+                        *shift_start_ms,
+                        *shift_end_ms,
+                    ),
+                };
+                json!({
+                    "who": found.who,
+                    "receiver": found.receiver,
+                    "source": source,
+                    "rotation": rotation,
+                    "since": rfc3339(since),
+                    "until": rfc3339(until),
+                })
+            });
+            json!({ "schedule": schedule.name, "time": rfc3339(at), "onCall": on_call })
+        })
+        .collect();
+    Ok(success(json!(list)))
+}
+
+/// Prometheus' "never": Go's zero time.
+const NEVER: &str = "0001-01-01T00:00:00Z";
+
 /// `/api/v1/rules`' body: every group and rule, with the rule's state
 /// (firing if any alert fires, else pending if any is pending), its
-/// health (`unknown` for periodic rules, which need craft 4 and are not
-/// evaluated yet) and its active alerts.
+/// health, last error, last evaluation and its duration, and its active
+/// alerts. A streaming rule is always `ok`, evaluated at the last tick
+/// (and on every sample, which is why its duration says nothing and is
+/// 0); a periodic rule reports its last query (`unknown` before the first,
+/// or when the engine has no store to query).
 pub fn rules_body(engine: &StreamingAlertEngine) -> Value {
     let events = engine.current_events();
     let groups: Vec<Value> = engine
@@ -129,6 +373,19 @@ pub fn rules_body(engine: &StreamingAlertEngine) -> Value {
                         "pending"
                     };
                     let periodic = matches!(rule.expr, RuleExpr::Periodic(_));
+                    let (health, last_error, last_evaluation, duration) = if !periodic {
+                        ("ok", String::new(), engine.last_advance_ms(), 0.0)
+                    } else if !engine.evaluates_periodic_rules() {
+                        ("unknown", PERIODIC_NOT_EVALUATED.to_string(), None, 0.0)
+                    } else {
+                        let health = engine.rule_health(&key).unwrap_or_default();
+                        (
+                            health.health.as_str(),
+                            health.last_error.unwrap_or_default(),
+                            health.last_evaluation_ms,
+                            health.evaluation_duration.as_secs_f64(),
+                        )
+                    };
                     let labels: BTreeMap<&str, &str> = rule
                         .labels
                         .iter()
@@ -148,8 +405,10 @@ pub fn rules_body(engine: &StreamingAlertEngine) -> Value {
                         "labels": labels,
                         "annotations": annotations,
                         "alerts": active.iter().map(|e| alert_json(e)).collect::<Vec<_>>(),
-                        "health": if periodic { "unknown" } else { "ok" },
-                        "lastError": if periodic { PERIODIC_NOT_EVALUATED } else { "" },
+                        "health": health,
+                        "lastError": last_error,
+                        "lastEvaluation": last_evaluation.map_or_else(|| NEVER.to_string(), rfc3339),
+                        "evaluationTime": duration,
                         "type": "alerting",
                     })
                 })
@@ -159,11 +418,22 @@ pub fn rules_body(engine: &StreamingAlertEngine) -> Value {
                 .iter()
                 .find_map(|r| r.origin.as_ref().map(|(file, _)| file.clone()))
                 .unwrap_or_default();
+            // A group of streaming rules only is brought up to date at
+            // every tick; one with periodic rules at its interval.
+            let status = engine.group_status(&group.name);
+            let last_evaluation = match &status {
+                Some(status) => status.last_evaluation_ms,
+                None => engine.last_advance_ms(),
+            };
             json!({
                 "name": group.name,
                 "file": file,
-                "interval": group.interval_ms.map_or(0.0, |ms| ms as f64 / 1000.0),
+                "interval": engine
+                    .group_interval_ms(&group.name)
+                    .map_or(0.0, |ms| ms as f64 / 1000.0),
                 "rules": rules,
+                "lastEvaluation": last_evaluation.map_or_else(|| NEVER.to_string(), rfc3339),
+                "evaluationTime": status.map_or(0.0, |s| s.evaluation_duration.as_secs_f64()),
             })
         })
         .collect();
@@ -369,13 +639,35 @@ pub fn groups_body(dispatcher: &Dispatcher) -> Value {
                 "receiver": g.receiver,
                 "labels": g.labels,
                 "nextFlushAt": rfc3339(g.next_flush_at_ms),
-                "alerts": g.alerts.iter().map(|a| json!({
-                    "fingerprint": a.fingerprint,
-                    "status": a.status.as_str(),
-                    "labels": a.labels,
-                    "startsAt": rfc3339(a.starts_at_ms),
-                    "endsAt": a.ends_at_ms.map(rfc3339),
-                })).collect::<Vec<_>>(),
+                "alerts": g.alerts.iter().map(|a| {
+                    // Muted (silenced or inhibited) alerts are held back at
+                    // the flush; these say by what, as Alertmanager's
+                    // `status.silencedBy` / `status.inhibitedBy` do.
+                    let silenced_by = g.silenced_by.get(&a.fingerprint).cloned().unwrap_or_default();
+                    let inhibited_by: Vec<Value> = g
+                        .inhibited_by
+                        .get(&a.fingerprint)
+                        .map(|list| {
+                            list.iter()
+                                .map(|i| json!({
+                                    "fingerprint": i.source_fingerprint,
+                                    "alertname": i.source_alert_name,
+                                    "rule": i.rule,
+                                }))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    json!({
+                        "fingerprint": a.fingerprint,
+                        "status": a.status.as_str(),
+                        "labels": a.labels,
+                        "startsAt": rfc3339(a.starts_at_ms),
+                        "endsAt": a.ends_at_ms.map(rfc3339),
+                        "suppressed": !silenced_by.is_empty() || !inhibited_by.is_empty(),
+                        "silencedBy": silenced_by,
+                        "inhibitedBy": inhibited_by,
+                    })
+                }).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -418,7 +710,10 @@ impl AlertingService {
                 _ => method_not_allowed("GET"),
             },
             "/api/v1/alerts" => match method {
-                "GET" => respond(200, alerts_body(self.engine())),
+                "GET" => respond(
+                    200,
+                    alerts_body(self.engine(), self.acknowledgements(), self.escalator()),
+                ),
                 _ => method_not_allowed("GET"),
             },
             "/api/v1/alerts/groups" => match method {
@@ -427,6 +722,17 @@ impl AlertingService {
             },
             "/api/v1/notifications" => match method {
                 "GET" => match notifications_body(self.outbox(), &request.query_pairs()) {
+                    Ok(body) => respond(200, body),
+                    Err(message) => respond(400, error_body("bad_data", message)),
+                },
+                _ => method_not_allowed("GET"),
+            },
+            "/api/v1/oncall" => match method {
+                "GET" => match oncall_body(
+                    &self.dispatcher().config().schedules,
+                    &request.query_pairs(),
+                    now,
+                ) {
                     Ok(body) => respond(200, body),
                     Err(message) => respond(400, error_body("bad_data", message)),
                 },
@@ -443,6 +749,19 @@ impl AlertingService {
                 },
                 _ => method_not_allowed("GET, POST"),
             },
+            _ if path.starts_with("/api/v1/alerts/") && path.ends_with("/ack") => {
+                let id = path
+                    .strip_prefix("/api/v1/alerts/")
+                    .and_then(|rest| rest.strip_suffix("/ack"))
+                    .unwrap_or("");
+                if id.is_empty() || id.contains('/') {
+                    return None;
+                }
+                match method {
+                    "POST" => acknowledge(self, id, &request.body, now),
+                    _ => method_not_allowed("POST"),
+                }
+            }
             _ => {
                 let id = path.strip_prefix("/api/v1/silences/")?;
                 if id.is_empty() || id.contains('/') {

@@ -25,28 +25,41 @@
 //!   since the start: a cold, half-empty window may raise an alert but not
 //!   clear one, or every restart would resolve and re-page everything.
 //!
-//! Simplifications, each for a later increment: notifiers are called on the
-//! thread that observed or evaluated (the outbox moves delivery to its own
-//! thread, with retries); a crash between the state write and the delivery
-//! loses that notification (the outbox records it in the same write);
-//! periodic rules — expressions a stream cannot answer — are loaded and
-//! reported, not evaluated (they need craft 4's evaluator). Docs chapter 5.
+//! - **periodic rules** — expressions a stream cannot answer — are run
+//!   by `evaluate(now)` when their group is due, through craft 4's
+//!   evaluator over the store given in [`EngineOptions::metric_store`]
+//!   (`periodic.rs`: schedule, queries, health); each result series is an
+//!   alert with the same state machine, templates, state file and
+//!   notifications. The queries run without the state lock, so ingest
+//!   never waits for them. Without a store they are loaded and reported
+//!   as [`PERIODIC_NOT_EVALUATED`].
+//!
+//! Simplifications: notifiers are called on the thread that observed or
+//! evaluated (the service's dispatcher only queues there; the outbox
+//! delivers on its own thread). Docs chapter 5.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{
-    Alert, AlertEngine, AlertError, AlertRule, Clock, Evaluation, Labels, Metric, Notifier,
-    QueryError,
+    Alert, AlertEngine, AlertError, AlertRule, Clock, Evaluation, Labels, Metric, MetricStore,
+    Notifier, QueryError,
 };
+use craft4_query::eval::EngineConfig;
 use parking_lot::Mutex;
 use thiserror::Error;
 
 use crate::notification::{AlertEvent, TransitionNotifier, approximate_seed_rule};
-use crate::rules::{Rule, RuleFileError, RuleSet, Scope, StreamingCondition, WindowFunction};
+use crate::periodic::{
+    DEFAULT_GROUP_INTERVAL, DEFAULT_PERIODIC_BUDGET, GroupStatus, PeriodicEvaluator, PeriodicGroup,
+    PeriodicRule, PeriodicStats, RuleHealth, RuleResult, alert_query_config,
+};
+use crate::rules::{
+    Rule, RuleExpr, RuleFileError, RuleSet, Scope, StreamingCondition, WindowFunction,
+};
 use crate::state::{AlertState, AlertStatus, Observation, Timing, Transition};
 use crate::store::{PersistedAlert, StateStore, StoreError};
 use crate::window::{Inserted, SlidingWindow};
@@ -65,9 +78,10 @@ pub const DEFAULT_RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
 /// the real data. Such samples are ignored and counted.
 pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(10 * 60);
 
-/// The message periodic rules are reported with in this increment.
+/// The message periodic rules are reported with when the engine has no
+/// store to query ([`EngineOptions::metric_store`] is `None`).
 pub const PERIODIC_NOT_EVALUATED: &str =
-    "periodic rules need the query engine (craft 4), not evaluated yet";
+    "periodic rules need the query engine (craft 4) and a store, not evaluated";
 
 /// How the engine runs.
 #[derive(Clone)]
@@ -84,6 +98,16 @@ pub struct EngineOptions {
     pub resolved_retention: Duration,
     /// How far ahead of the clock a sample may be.
     pub max_future: Duration,
+    /// The store periodic rules are queried over (craft 4's evaluator);
+    /// `None`: periodic rules are loaded and reported, not evaluated.
+    pub metric_store: Option<Arc<dyn MetricStore>>,
+    /// craft 4's limits for one periodic rule's query.
+    pub query_config: EngineConfig,
+    /// The interval of a group without `interval:`.
+    pub default_group_interval: Duration,
+    /// How long one `evaluate` may spend starting periodic groups before
+    /// leaving the rest for the next tick (`periodic.rs`).
+    pub periodic_budget: Duration,
 }
 
 impl EngineOptions {
@@ -96,7 +120,17 @@ impl EngineOptions {
             transition_notifiers: Vec::new(),
             resolved_retention: DEFAULT_RESOLVED_RETENTION,
             max_future: DEFAULT_MAX_FUTURE,
+            metric_store: None,
+            query_config: alert_query_config(),
+            default_group_interval: DEFAULT_GROUP_INTERVAL,
+            periodic_budget: DEFAULT_PERIODIC_BUDGET,
         }
+    }
+
+    /// Evaluates periodic rules over `store`.
+    pub fn with_metric_store(mut self, store: Arc<dyn MetricStore>) -> Self {
+        self.metric_store = Some(store);
+        self
     }
 
     /// Persists alert state in `path`.
@@ -146,6 +180,9 @@ pub struct EngineStats {
     pub notify_failures: u64,
     /// State-file writes that failed (retried with the next batch).
     pub persist_failures: u64,
+    /// Periodic rules: queries run, failed, group slots missed, ticks
+    /// that left a due group for the next one.
+    pub periodic: PeriodicStats,
 }
 
 /// One alert as the API (and tests) see it.
@@ -232,6 +269,10 @@ pub struct StreamingAlertEngine {
     rules: Vec<CompiledRule>,
     by_metric: HashMap<String, Vec<usize>>,
     periodic: Vec<usize>,
+    /// Runs the periodic rules when the engine has a store.
+    periodic_evaluator: Option<PeriodicEvaluator>,
+    /// The time of the last `advance`, for `/api/v1/rules`.
+    last_advance_ms: AtomicI64,
     runtime: Mutex<Runtime>,
     notifiers: Vec<Arc<dyn Notifier>>,
     options: EngineOptions,
@@ -287,15 +328,32 @@ impl StreamingAlertEngine {
             rules: rules.iter().map(|_| RuleRuntime::default()).collect(),
             dirty: false,
         };
+        let periodic_evaluator = options.metric_store.clone().map(|metric_store| {
+            PeriodicEvaluator::new(
+                metric_store,
+                options.query_config.clone(),
+                options.periodic_budget,
+                periodic_groups(&rule_set, &rules, options.default_group_interval),
+                started_at_ms,
+            )
+        });
         if let Some(store) = &store {
             let restored = store.load()?;
-            restore(&rules, &mut runtime, restored, started_at_ms);
+            restore(
+                &rules,
+                &mut runtime,
+                restored,
+                started_at_ms,
+                periodic_evaluator.is_some(),
+            );
         }
         Ok(StreamingAlertEngine {
             rule_set,
             rules,
             by_metric,
             periodic,
+            periodic_evaluator,
+            last_advance_ms: AtomicI64::new(i64::MIN),
             runtime: Mutex::new(runtime),
             notifiers,
             options,
@@ -342,7 +400,49 @@ impl StreamingAlertEngine {
             not_finite: load(&c.not_finite),
             notify_failures: load(&c.notify_failures),
             persist_failures: load(&c.persist_failures),
+            periodic: self
+                .periodic_evaluator
+                .as_ref()
+                .map(PeriodicEvaluator::stats)
+                .unwrap_or_default(),
         }
+    }
+
+    /// True when periodic rules are evaluated (the engine has a store).
+    pub fn evaluates_periodic_rules(&self) -> bool {
+        self.periodic_evaluator.is_some()
+    }
+
+    /// The last evaluation of periodic rule `key` (`group/alert`); `None`
+    /// for a streaming rule, an unknown one, or without a store.
+    pub fn rule_health(&self, key: &str) -> Option<RuleHealth> {
+        let evaluator = self.periodic_evaluator.as_ref()?;
+        let index = self.rules.iter().position(|r| r.rule.key() == key)?;
+        evaluator.rule_health(index)
+    }
+
+    /// The schedule and last evaluation of group `name`, if it has
+    /// periodic rules and the engine evaluates them.
+    pub fn group_status(&self, name: &str) -> Option<GroupStatus> {
+        self.periodic_evaluator.as_ref()?.group_status(name)
+    }
+
+    /// The interval periodic rules of group `name` run at: its
+    /// `interval:`, else [`EngineOptions::default_group_interval`].
+    pub fn group_interval_ms(&self, name: &str) -> Option<i64> {
+        let group = self.rule_set.groups.iter().find(|g| g.name == name)?;
+        Some(
+            group
+                .interval_ms
+                .unwrap_or_else(|| duration_ms(self.options.default_group_interval)),
+        )
+    }
+
+    /// The time of the last `advance` (every streaming rule is brought up
+    /// to date then), if any.
+    pub fn last_advance_ms(&self) -> Option<i64> {
+        let ms = self.last_advance_ms.load(Ordering::Relaxed);
+        (ms != i64::MIN).then_some(ms)
     }
 
     /// Every alert that is not inactive, in rule order then series order.
@@ -443,11 +543,16 @@ impl StreamingAlertEngine {
         }
     }
 
-    /// Advances every window to `now_ms`, steps every alert, notifies, and
-    /// reports what is firing and which rules were not evaluated.
+    /// Advances every window to `now_ms`, steps every alert, runs the
+    /// periodic groups that are due, notifies, and reports what is firing
+    /// and which rules failed (or, without a store, were not evaluated).
     pub fn advance(&self, now_ms: i64) -> Outcome {
         let mut outcome = Outcome::default();
         let retention_ms = duration_ms(self.options.resolved_retention);
+        self.last_advance_ms.fetch_max(now_ms, Ordering::Relaxed);
+        // (rule index, series, alert): sorted at the end, so streaming and
+        // periodic alerts come out in rule order then series order.
+        let mut firing: Vec<(usize, Labels, Alert)> = Vec::new();
         {
             let mut runtime = self.runtime.lock();
             let mut changed = false;
@@ -458,7 +563,6 @@ impl StreamingAlertEngine {
                 let Some(rule_runtime) = runtime.rules.get_mut(index) else {
                     continue;
                 };
-                let mut firing: Vec<(Labels, Alert)> = Vec::new();
                 for (series, tracked) in rule_runtime.alerts.iter_mut() {
                     tracked.window.advance_to(now_ms);
                     let at = tracked.window.now_ms().max(now_ms);
@@ -480,7 +584,11 @@ impl StreamingAlertEngine {
                         changed = true;
                     }
                     if tracked.status.state == AlertState::Firing {
-                        firing.push((series.clone(), self.seed_alert(compiled, tracked, now_ms)));
+                        firing.push((
+                            index,
+                            series.clone(),
+                            self.seed_alert(compiled, tracked, now_ms),
+                        ));
                     }
                 }
                 rule_runtime.alerts.retain(|_, tracked| {
@@ -489,25 +597,137 @@ impl StreamingAlertEngine {
                 if rule_runtime.alerts.is_empty() {
                     rule_runtime.sources.clear();
                 }
-                firing.sort_by(|a, b| a.0.cmp(&b.0));
-                outcome
-                    .firing
-                    .extend(firing.into_iter().map(|(_, alert)| alert));
             }
             if changed {
                 runtime.dirty = true;
             }
             self.persist(&mut runtime, now_ms);
         }
-        for &index in &self.periodic {
-            let rule = &self.rules[index].rule;
-            outcome.errors.push(AlertError::Query {
-                rule: format!("{} ({})", rule.key(), rule.expr_text),
-                source: QueryError::Unsupported(PERIODIC_NOT_EVALUATED.to_string()),
-            });
-        }
+        // The streaming transitions go out before any periodic query runs:
+        // a slow query must not hold back a page that is already decided.
         self.deliver(&outcome.events);
+        let delivered = outcome.events.len();
+        match &self.periodic_evaluator {
+            // Queries run without the state lock (ingest goes on), then
+            // their answers are applied under it in one short step.
+            Some(evaluator) => {
+                let results = evaluator.run_due(now_ms);
+                let mut runtime = self.runtime.lock();
+                let mut changed = false;
+                for result in results {
+                    self.apply_periodic(&mut runtime, result, &mut outcome, &mut changed);
+                }
+                for &index in &self.periodic {
+                    let Some(rule_runtime) = runtime.rules.get_mut(index) else {
+                        continue;
+                    };
+                    let compiled = &self.rules[index];
+                    for (series, tracked) in rule_runtime.alerts.iter_mut() {
+                        // Resolved alerts age out on every tick, not only
+                        // when their (maybe hourly) group runs.
+                        if tracked.status.state == AlertState::Resolved
+                            && tracked.status.resolved_at_ms.is_some_and(|resolved| {
+                                now_ms.saturating_sub(resolved) >= retention_ms
+                            })
+                        {
+                            tracked.status = AlertStatus::inactive();
+                            changed = true;
+                        }
+                        if tracked.status.state == AlertState::Firing {
+                            firing.push((
+                                index,
+                                series.clone(),
+                                self.seed_alert(compiled, tracked, now_ms),
+                            ));
+                        }
+                    }
+                    rule_runtime
+                        .alerts
+                        .retain(|_, tracked| tracked.status.state != AlertState::Inactive);
+                }
+                if changed {
+                    runtime.dirty = true;
+                }
+                self.persist(&mut runtime, now_ms);
+            }
+            None => {
+                for &index in &self.periodic {
+                    let rule = &self.rules[index].rule;
+                    outcome.errors.push(AlertError::Query {
+                        rule: format!("{} ({})", rule.key(), rule.expr_text),
+                        source: QueryError::Unsupported(PERIODIC_NOT_EVALUATED.to_string()),
+                    });
+                }
+            }
+        }
+        self.deliver(&outcome.events[delivered..]);
+        firing.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        outcome.firing = firing.into_iter().map(|(_, _, alert)| alert).collect();
         outcome
+    }
+
+    /// Steps periodic rule `result.rule`'s alerts with one query answer:
+    /// each result series holds (a new series is a new alert), each alert
+    /// missing from the result does not. A failed query changes nothing —
+    /// as in Prometheus, an error is not evidence that the condition
+    /// stopped — and is reported in `outcome.errors`.
+    fn apply_periodic(
+        &self,
+        runtime: &mut Runtime,
+        result: RuleResult,
+        outcome: &mut Outcome,
+        changed: &mut bool,
+    ) {
+        let Some(compiled) = self.rules.get(result.rule) else {
+            return;
+        };
+        let series = match result.result {
+            Ok(series) => series,
+            Err(source) => {
+                outcome.errors.push(AlertError::Query {
+                    rule: format!("{} ({})", compiled.rule.key(), compiled.rule.expr_text),
+                    source,
+                });
+                return;
+            }
+        };
+        let Some(rule_runtime) = runtime.rules.get_mut(result.rule) else {
+            return;
+        };
+        let at = result.at_ms;
+        for (labels, value) in &series {
+            let tracked = rule_runtime
+                .alerts
+                .entry(labels.clone())
+                .or_insert_with(periodic_tracked);
+            let observation = Observation::Holds {
+                value: *value,
+                samples: 1,
+            };
+            if let Some(transition) = step(tracked, at, observation, compiled.timing, changed) {
+                outcome
+                    .events
+                    .push(self.event(compiled, labels, tracked, transition));
+            }
+        }
+        let present: std::collections::HashSet<&Labels> = series.iter().map(|(l, _)| l).collect();
+        for (labels, tracked) in rule_runtime.alerts.iter_mut() {
+            if present.contains(labels) {
+                continue;
+            }
+            // Gone from the result: the condition no longer holds. The last
+            // value is kept (as Prometheus keeps an alert's value) so the
+            // resolved notification still says what it was.
+            let observation = match tracked.status.last_value {
+                Some(value) => Observation::Clear { value, samples: 0 },
+                None => Observation::NoData,
+            };
+            if let Some(transition) = step(tracked, at, observation, compiled.timing, changed) {
+                outcome
+                    .events
+                    .push(self.event(compiled, labels, tracked, transition));
+            }
+        }
     }
 
     fn ingest_one(
@@ -734,7 +954,8 @@ impl AlertEngine for StreamingAlertEngine {
     /// state — the trait's "condition holds", read through the state
     /// machine: an alert still in `for` is not listed, one kept firing by
     /// `keep_firing_for` is. Notifications went out at the transitions,
-    /// not here; `errors` lists the periodic rules, not evaluated yet.
+    /// not here; `errors` lists the periodic rules that failed in this
+    /// call (or, without a store, every periodic rule).
     fn evaluate(&self, now_ms: i64) -> Evaluation {
         let outcome = self.advance(now_ms);
         Evaluation {
@@ -812,6 +1033,7 @@ fn restore(
     runtime: &mut Runtime,
     restored: Vec<PersistedAlert>,
     started_at_ms: i64,
+    periodic_evaluated: bool,
 ) {
     let by_key: HashMap<String, usize> = rules
         .iter()
@@ -833,11 +1055,21 @@ fn restore(
         };
         let compiled = &rules[index];
         let Some(condition) = &compiled.condition else {
-            common::say_err!(
-                "[Alerting] saved state of {} dropped: the rule is periodic now",
-                alert.rule
-            );
-            runtime.dirty = true;
+            if !periodic_evaluated {
+                common::say_err!(
+                    "[Alerting] saved state of {} dropped: the rule is periodic and there is no store to evaluate it",
+                    alert.rule
+                );
+                runtime.dirty = true;
+                continue;
+            }
+            // No hold: the first evaluation queries the store, whose
+            // history survived the restart, so its answer is not cold.
+            if let Some(rule_runtime) = runtime.rules.get_mut(index) {
+                let mut tracked = periodic_tracked();
+                tracked.status = alert.status;
+                rule_runtime.alerts.insert(alert.series, tracked);
+            }
             continue;
         };
         if compiled.rule.scope == Scope::AllSeries && !alert.series.is_empty() {
@@ -857,8 +1089,50 @@ fn restore(
     }
 }
 
-/// For a rule the seed's type cannot describe at all (periodic rules, which
-/// produce no events in this increment): its name, nothing else.
+/// A periodic rule's alert: its evidence is the query's answer, not
+/// samples, so its window stays empty (and allocates nothing).
+fn periodic_tracked() -> Tracked {
+    Tracked {
+        window: SlidingWindow::new(1),
+        status: AlertStatus::inactive(),
+        hold_until_ms: None,
+    }
+}
+
+/// The periodic rules of each group, with the group's interval.
+fn periodic_groups(
+    rule_set: &RuleSet,
+    rules: &[CompiledRule],
+    default_interval: Duration,
+) -> Vec<PeriodicGroup> {
+    let mut index = 0;
+    let mut groups = Vec::new();
+    for group in &rule_set.groups {
+        let mut periodic = Vec::new();
+        for _ in &group.rules {
+            if let Some(compiled) = rules.get(index)
+                && let RuleExpr::Periodic(expr) = &compiled.rule.expr
+            {
+                periodic.push(PeriodicRule {
+                    rule: index,
+                    expr: expr.clone(),
+                });
+            }
+            index += 1;
+        }
+        groups.push(PeriodicGroup {
+            name: group.name.clone(),
+            interval_ms: group
+                .interval_ms
+                .unwrap_or_else(|| duration_ms(default_interval)),
+            rules: periodic,
+        });
+    }
+    groups
+}
+
+/// For a rule the seed's type cannot describe at all (periodic rules): its
+/// name, nothing else.
 fn seed_placeholder(rule: &Rule) -> AlertRule {
     AlertRule::new(
         rule.name.clone(),

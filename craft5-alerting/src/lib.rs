@@ -44,22 +44,34 @@
 //!   `/api/v1/alerts`, `/api/v1/silences`, `/api/v1/notifications`;
 //! - [`matcher`], [`fingerprint`], [`signal`]: the small pieces they share.
 //!
-//! Still to come (issue 7): escalation, on-call schedules and
-//! acknowledgement, inhibition, periodic rules through craft 4, and the
+//! The third increment keeps a page from going unanswered:
+//!
+//! - [`ack`]: acknowledgement of one alert episode (`POST
+//!   /api/v1/alerts/{id}/ack`), persisted, ending when the alert resolves;
+//! - [`escalation`]: policies whose steps page the next level when an
+//!   alert is not acknowledged in time, through the outbox, restart-safe;
+//! - [`schedule`]: on-call rotations with handoff times and overrides,
+//!   which escalation steps ask "who is on call now".
+//!
+//! Still to come (issue 7): inhibition, periodic rules through craft 4, and the
 //! detection-latency measurements. The story is docs chapter 5.
 
+pub mod ack;
 pub mod api;
 pub mod console;
 pub mod delivery;
 pub mod engine;
+pub mod escalation;
 pub mod fingerprint;
 pub mod history;
 pub mod matcher;
 pub mod notification;
 pub mod outbox;
+pub mod periodic;
 pub mod receivers;
 pub mod routing;
 pub mod rules;
+pub mod schedule;
 pub mod service;
 pub mod signal;
 pub mod silence;

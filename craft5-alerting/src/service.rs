@@ -11,9 +11,13 @@
 //!                                          retries, fallback ──▶ receivers (webhook, Slack, PagerDuty, email, console)
 //! ```
 //!
+//! The engine also tells the [`Escalator`] (its own thread: escalation
+//! steps for unacknowledged alerts, into the same outbox).
+//!
 //! Files, all beside the alert state file (`<data-dir>/alerts/` in the
 //! platform): `state.json` (alert states), `silences.json`, `outbox.jsonl`
-//! (notifications, their delivery, and what each receiver was told). On
+//! (notifications, their delivery, and what each receiver was told),
+//! `acknowledgements.json`, `escalations.json` (steps paged). On
 //! start the engine restores its alerts, the outbox replays its log (and
 //! pending notifications are sent again), and the restored alerts are
 //! handed to the dispatcher, which compares them with what was already
@@ -30,8 +34,10 @@ use common::{AlertEngine, AlertError, AlertRule, Clock, Evaluation, Metric, Quer
 use parking_lot::Mutex;
 use thiserror::Error;
 
+use crate::ack::{AckError, Acknowledgements};
 use crate::delivery::{DeliveryWorker, Jitter};
 use crate::engine::{EngineError, EngineOptions, PERIODIC_NOT_EVALUATED, StreamingAlertEngine};
+use crate::escalation::{EscalationError, Escalator};
 use crate::outbox::{OpenReport, Outbox, OutboxError, OutboxOptions};
 use crate::routing::{Dispatcher, RoutingConfig};
 use crate::rules::RuleSet;
@@ -41,6 +47,10 @@ use crate::silence::{SilenceError, Silences};
 pub const SILENCES_FILE: &str = "silences.json";
 /// The outbox log's name, beside the state file.
 pub const OUTBOX_FILE: &str = "outbox.jsonl";
+/// The acknowledgements file's name, beside the state file.
+pub const ACKNOWLEDGEMENTS_FILE: &str = "acknowledgements.json";
+/// The escalation state file's name, beside the state file.
+pub const ESCALATIONS_FILE: &str = "escalations.json";
 
 /// How the service runs.
 #[derive(Clone)]
@@ -56,6 +66,11 @@ pub struct ServiceOptions {
     pub jitter_seed: u64,
     /// Outbox tuning.
     pub outbox: OutboxOptions,
+    /// The store periodic rules are queried over through craft 4; `None`
+    /// leaves them loaded but not evaluated.
+    pub metric_store: Option<Arc<dyn common::MetricStore>>,
+    /// craft 4's limits for one periodic rule's query.
+    pub query_config: craft4_query::eval::EngineConfig,
 }
 
 impl ServiceOptions {
@@ -68,7 +83,15 @@ impl ServiceOptions {
             state_file: None,
             jitter_seed: seed,
             outbox: OutboxOptions::default(),
+            metric_store: None,
+            query_config: crate::periodic::alert_query_config(),
         }
+    }
+
+    /// Evaluates periodic rules over `store` (the platform's store).
+    pub fn with_metric_store(mut self, store: Arc<dyn common::MetricStore>) -> Self {
+        self.metric_store = Some(store);
+        self
     }
 
     /// Persists state in `path` (and silences and the outbox beside it).
@@ -90,6 +113,12 @@ pub enum ServiceError {
     /// The outbox log.
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    /// The acknowledgements file.
+    #[error(transparent)]
+    Acknowledgements(#[from] AckError),
+    /// The escalation state file.
+    #[error(transparent)]
+    Escalation(#[from] EscalationError),
     /// The state directory could not be made.
     #[error("cannot create the alert state directory {path}: {source}")]
     Directory {
@@ -112,6 +141,8 @@ pub enum ServiceError {
 pub struct AlertingService {
     engine: Arc<StreamingAlertEngine>,
     dispatcher: Arc<Dispatcher>,
+    escalator: Arc<Escalator>,
+    acknowledgements: Arc<Acknowledgements>,
     delivery: Arc<DeliveryWorker>,
     silences: Arc<Silences>,
     outbox: Arc<Outbox>,
@@ -149,28 +180,46 @@ impl AlertingService {
         };
         let outbox = Arc::new(outbox);
         let routing = Arc::new(routing);
-        let dispatcher = Arc::new(Dispatcher::new(
+        let acknowledgements = Arc::new(match &directory {
+            Some(directory) => Acknowledgements::open(directory.join(ACKNOWLEDGEMENTS_FILE))?,
+            None => Acknowledgements::in_memory(),
+        });
+        let escalator = Arc::new(Escalator::new(
             routing.clone(),
             silences.clone(),
+            acknowledgements.clone(),
             outbox.clone(),
             options.clock.clone(),
-        ));
+            directory.as_ref().map(|d| d.join(ESCALATIONS_FILE)),
+        )?);
+        let dispatcher = Arc::new(
+            Dispatcher::new(
+                routing.clone(),
+                silences.clone(),
+                outbox.clone(),
+                options.clock.clone(),
+            )
+            .with_acknowledgements(acknowledgements.clone()),
+        );
         let mut engine_options = EngineOptions::new(options.clock.clone())
             .with_interval(options.interval)
-            .with_transition_notifier(dispatcher.clone());
+            .with_transition_notifier(dispatcher.clone())
+            .with_transition_notifier(escalator.clone());
         engine_options.state_file = options.state_file.clone();
+        engine_options.metric_store = options.metric_store.clone();
+        engine_options.query_config = options.query_config.clone();
         let engine = Arc::new(StreamingAlertEngine::new(
             rules,
             Vec::new(),
             engine_options,
         )?);
-        dispatcher.reconcile(
-            engine
-                .current_events()
-                .into_iter()
-                .filter(|e| e.transition.notifies())
-                .collect(),
-        );
+        let restored: Vec<_> = engine
+            .current_events()
+            .into_iter()
+            .filter(|e| e.transition.notifies())
+            .collect();
+        escalator.reconcile(restored.clone());
+        dispatcher.reconcile(restored);
         let delivery = Arc::new(DeliveryWorker::new(
             outbox.clone(),
             routing.receivers.clone(),
@@ -181,6 +230,8 @@ impl AlertingService {
         Ok(AlertingService {
             engine,
             dispatcher,
+            escalator,
+            acknowledgements,
             delivery,
             silences,
             outbox,
@@ -211,6 +262,17 @@ impl AlertingService {
                     source,
                 })?,
         );
+        let escalator = self.escalator.clone();
+        let stop = self.stop.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("alert-escalate".into())
+                .spawn(move || escalator.run(&stop))
+                .map_err(|source| ServiceError::Thread {
+                    name: "alert-escalate",
+                    source,
+                })?,
+        );
         let delivery = self.delivery.clone();
         let stop = self.stop.clone();
         threads.push(
@@ -231,6 +293,7 @@ impl AlertingService {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         self.dispatcher.wake();
+        self.escalator.wake();
         self.outbox.signal().notify();
         let threads = std::mem::take(&mut *self.threads.lock());
         for thread in threads {
@@ -240,13 +303,15 @@ impl AlertingService {
         }
     }
 
-    /// One dispatcher tick and one delivery pass at `now_ms`, on the
-    /// calling thread: how tests drive the whole path on a manual clock.
+    /// One dispatcher tick, one escalation tick and one delivery pass at
+    /// `now_ms`, on the calling thread: how tests drive the whole path on
+    /// a manual clock.
     ///
     /// # Errors
-    /// The dispatcher's [`OutboxError`].
+    /// The dispatcher's or the escalator's [`OutboxError`].
     pub fn tick(&self, now_ms: i64) -> Result<crate::delivery::PassReport, OutboxError> {
         self.dispatcher.tick(now_ms)?;
+        self.escalator.tick(now_ms)?;
         Ok(self.delivery.run_due(now_ms))
     }
 
@@ -258,6 +323,16 @@ impl AlertingService {
     /// The dispatcher.
     pub fn dispatcher(&self) -> &Arc<Dispatcher> {
         &self.dispatcher
+    }
+
+    /// The escalator.
+    pub fn escalator(&self) -> &Arc<Escalator> {
+        &self.escalator
+    }
+
+    /// The acknowledgements.
+    pub fn acknowledgements(&self) -> &Arc<Acknowledgements> {
+        &self.acknowledgements
     }
 
     /// The delivery worker.
@@ -313,10 +388,10 @@ impl AlertEngine for AlertingService {
         self.engine.interval()
     }
 
-    /// The engine's evaluation, without the periodic rules' "not evaluated
-    /// yet" errors: those are known at load time, reported by the API's
-    /// `/api/v1/rules` (health `unknown`) and at start-up, not once per
-    /// second in the log.
+    /// The engine's evaluation, without the periodic rules' "not evaluated"
+    /// errors (no store): those are known at load time, reported by the
+    /// API's `/api/v1/rules` (health `unknown`) and at start-up, not once
+    /// per second in the log. Failed periodic queries are kept.
     fn evaluate(&self, now_ms: i64) -> Evaluation {
         let mut evaluation = self.engine.evaluate(now_ms);
         evaluation.errors.retain(|error| {

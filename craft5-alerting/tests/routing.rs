@@ -320,7 +320,7 @@ receivers:
         panic!("expected Invalid: {message}");
     };
     for needle in [
-        "am.yml: inhibit_rules: not supported yet",
+        "am.yml: inhibit_rules[0]: target_matchers: missing or empty",
         "am.yml: delivery: max_attempts: must be at least 1",
         "am.yml: route: the root route matches every alert and may not have matchers",
         "am.yml: route: group_wait: invalid duration \"soon\"",
@@ -602,6 +602,9 @@ fn the_api_answers_in_prometheus_shapes() {
             "state": "firing",
             "activeAt": "2023-11-14T22:13:20.000Z",
             "value": "9.5e+01",
+            "id": craft5_alerting::ack::alert_id("node/HighCpu", &Labels::from_pairs([("host", "a")])),
+            "acknowledged": null,
+            "escalations": [],
         })
     );
     let rules = get("/api/v1/rules");

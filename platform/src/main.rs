@@ -282,8 +282,12 @@ fn craft5_rules(args: &Args) -> anyhow::Result<RuleSet> {
     })
 }
 
-/// Craft 5 assembled over its files, its threads started.
-fn craft5_service(args: &Args) -> anyhow::Result<Arc<AlertingService>> {
+/// Craft 5 assembled over its files, its threads started; periodic rules
+/// are queried through craft 4's evaluator over `store`, the pipeline's.
+fn craft5_service(
+    args: &Args,
+    store: Arc<dyn common::MetricStore>,
+) -> anyhow::Result<Arc<AlertingService>> {
     let rules = craft5_rules(args)?;
     let routing = match &args.alertmanager_config {
         Some(path) => RoutingConfig::load(path)?,
@@ -293,10 +297,19 @@ fn craft5_service(args: &Args) -> anyhow::Result<Arc<AlertingService>> {
         .alert_state
         .clone()
         .unwrap_or_else(|| args.data_dir.join("alerts").join("state.json"));
-    let mut options = ServiceOptions::new(Arc::new(SystemClock)).with_state_file(&state_file);
+    let mut options = ServiceOptions::new(Arc::new(SystemClock))
+        .with_state_file(&state_file)
+        .with_metric_store(store);
     if let Some(interval) = args.alert_interval {
         options.interval = interval;
     }
+    // An alert query holds up the evaluation tick while it runs: it gets
+    // craft 5's tighter limits, or the query API's if those are tighter.
+    options.query_config.max_samples = options
+        .query_config
+        .max_samples
+        .min(args.query_max_samples.max(1));
+    options.query_config.timeout = options.query_config.timeout.min(args.query_timeout);
     let receivers: Vec<&str> = routing.receivers.names().collect();
     common::say!(
         "[Alerting] craft5: routing {} (receivers: {}), state in {}",
@@ -312,8 +325,9 @@ fn craft5_service(args: &Args) -> anyhow::Result<Arc<AlertingService>> {
         .filter(|r| r.streaming().is_none())
         .count();
     if periodic > 0 {
-        common::say_err!(
-            "[Alerting] {periodic} rules need the query engine (periodic) and are not evaluated yet; /api/v1/rules lists them"
+        common::say!(
+            "[Alerting] {periodic} periodic rules evaluated through craft 4's evaluator at their group interval (default {}s); /api/v1/rules shows their health",
+            craft5_alerting::periodic::DEFAULT_GROUP_INTERVAL.as_secs()
         );
     }
     let report = service.outbox_report();
@@ -425,7 +439,7 @@ fn components(args: &Args) -> anyhow::Result<(Components, Option<Arc<AlertingSer
     let alerting = match args.alerting {
         Alerting::Phase0 => None,
         Alerting::Craft5 => {
-            let service = craft5_service(args)?;
+            let service = craft5_service(args, components.store.clone())?;
             components.alerting = service.clone();
             Some(service)
         }

@@ -300,3 +300,109 @@ fn the_alerting_api_answers_over_http() {
     let (status, body) = call(addr, "GET", "/api/v1/query?query=1%2B1", "").expect("query");
     assert_eq!(status, 200, "{body}");
 }
+
+/// An alert acknowledged over HTTP shows as acknowledged (who, when) in
+/// `/api/v1/alerts`; an unknown id is a JSON 404.
+#[test]
+fn an_alert_acknowledged_over_http_shows_in_the_alert_list() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, RULES).expect("rules");
+    let args = [
+        "--alerting",
+        "craft5",
+        "--rules",
+        rules.to_str().expect("utf-8"),
+        // Only samples move the alert: it stays firing for the test.
+        "--alert-interval",
+        "1h",
+    ];
+    let (_platform, addr) = start_platform(&args, dir.path());
+    post(addr, 95.0);
+    // The alert fires as the sample is stored; wait for it, bounded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let alert = loop {
+        let (status, body) = call(addr, "GET", "/api/v1/alerts", "").expect("alerts");
+        assert_eq!(status, 200, "{body}");
+        let listed: serde_json::Value = serde_json::from_str(&body).expect("json");
+        if let Some(alert) = listed["data"]["alerts"]
+            .as_array()
+            .and_then(|alerts| alerts.iter().find(|a| a["state"] == "firing"))
+        {
+            break alert.clone();
+        }
+        assert!(Instant::now() < deadline, "no firing alert: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(alert["acknowledged"], serde_json::Value::Null);
+    let id = alert["id"].as_str().expect("an alert id");
+
+    let (status, body) =
+        call(addr, "POST", "/api/v1/alerts/ffffffffffffffff/ack", "").expect("ack unknown");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("\"errorType\":\"not_found\""), "{body}");
+
+    let (status, body) = call(
+        addr,
+        "POST",
+        &format!("/api/v1/alerts/{id}/ack"),
+        r#"{"by":"oncall","comment":"on it"}"#,
+    )
+    .expect("ack");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(addr, "GET", "/api/v1/alerts", "").expect("alerts");
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let acked = &listed["data"]["alerts"][0];
+    assert_eq!(acked["id"], id);
+    assert_eq!(acked["acknowledged"]["by"], "oncall", "{body}");
+    assert_eq!(acked["acknowledged"]["comment"], "on it");
+    assert!(acked["acknowledged"]["at"].as_str().is_some(), "{body}");
+}
+
+/// A periodic rule (an aggregation the stream cannot answer) runs in the
+/// binary through craft 4's evaluator over the platform's own store: its
+/// alert fires and `/api/v1/rules` reports it healthy and evaluated.
+#[test]
+fn periodic_rules_run_through_craft4_over_the_platform_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: fleet\n    interval: 100ms\n    rules:\n      - alert: HotFleet\n        expr: sum(cpu_usage) > 80\n",
+    )
+    .expect("rules");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let (_platform, addr) = start_platform(
+        &[
+            "--alerting",
+            "craft5",
+            "--rules",
+            rules.to_str().expect("utf-8"),
+            "--alert-interval",
+            "100ms",
+            "--queue",
+            "crossbeam",
+            "--storage",
+            "phase0",
+        ],
+        &data,
+    );
+    post(addr, 95.0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = call(addr, "GET", "/api/v1/alerts", "").expect("alerts");
+        if body.contains("HotFleet") && body.contains("\"firing\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no firing HotFleet: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, body) = call(addr, "GET", "/api/v1/rules", "").expect("rules");
+    let rules: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let rule = &rules["data"]["groups"][0]["rules"][0];
+    assert_eq!(rule["health"], "ok", "{body}");
+    assert_eq!(rule["lastError"], "", "{body}");
+    assert_ne!(rule["lastEvaluation"], "0001-01-01T00:00:00Z", "{body}");
+}

@@ -23,19 +23,25 @@
 //!       receiver: pager
 //!       continue: true
 //!       send_resolved_when_silenced: true
+//!       send_resolved_when_acknowledged: false
+//!       escalation_policy: db        # see escalation.rs, schedule.rs
 //!       fallback_receiver: team
 //! receivers:
 //!   - name: team
 //!     webhook_configs: [{ url: http://hooks.example/alerts }]
 //!   - name: pager
 //!     pagerduty_configs: [{ routing_key: abc123 }]
+//! inhibit_rules:                 # see inhibit.rs
+//!   - source_matchers: ['alertname="DatacenterDown"']
+//!     target_matchers: ['severity="warning"']
+//!     equal: [datacenter]
 //! ```
 //!
 //! As with rule files, every problem is reported at once, each naming the
-//! file, the place (`route.routes[1]`, `receivers[0] (pager).slack_configs[0]`)
-//! and what is wrong; unknown keys are refused, and Alertmanager features
-//! not built yet (`inhibit_rules`, time intervals, templates) are refused
-//! by name rather than silently ignored. Docs chapter 5, "Routing".
+//! file, the place (`route.routes[1]`, `receivers[0] (pager).slack_configs[0]`,
+//! `inhibit_rules[0]`) and what is wrong; unknown keys are refused, and
+//! Alertmanager features not built yet (time intervals, templates) are
+//! refused by name rather than silently ignored. Docs chapter 5, "Routing".
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,11 +52,14 @@ use common::metric::is_valid_label_name;
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::inhibit::InhibitRule;
 use super::route::{GroupBy, RouteNode, RouteTree, child_key};
+use crate::escalation::{EscalationPolicy, RawPolicy, check_policies};
 use crate::matcher::Matcher;
 use crate::receivers::console::ConsoleConfig;
 use crate::receivers::{Globals, ReceiverConfig, ReceiverSet};
 use crate::rules::parse_prometheus_duration;
+use crate::schedule::{RawSchedule, RawUser, Schedules, check_schedules};
 
 /// Alertmanager's defaults for a route that leaves them out.
 pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
@@ -98,6 +107,12 @@ pub struct RoutingConfig {
     pub globals: Globals,
     /// `delivery:`.
     pub delivery: DeliverySettings,
+    /// `escalation_policies:`, by name (`escalation.rs`).
+    pub escalation_policies: BTreeMap<String, EscalationPolicy>,
+    /// `schedules:` and `users:` (`schedule.rs`).
+    pub schedules: Schedules,
+    /// `inhibit_rules:` (`inhibit.rs`).
+    pub inhibit_rules: Vec<InhibitRule>,
 }
 
 impl fmt::Debug for RoutingConfig {
@@ -108,6 +123,9 @@ impl fmt::Debug for RoutingConfig {
             .field("receivers", &self.receivers.names().collect::<Vec<_>>())
             .field("globals", &self.globals)
             .field("delivery", &self.delivery)
+            .field("escalation_policies", &self.escalation_policies)
+            .field("schedules", &self.schedules)
+            .field("inhibit_rules", &self.inhibit_rules)
             .finish()
     }
 }
@@ -179,10 +197,16 @@ struct RawConfig {
     route: Option<RawRoute>,
     #[serde(default)]
     receivers: Vec<ReceiverConfig>,
+    #[serde(default)]
+    escalation_policies: Vec<RawPolicy>,
+    #[serde(default)]
+    schedules: Vec<RawSchedule>,
+    #[serde(default)]
+    users: Vec<RawUser>,
+    #[serde(default)]
+    inhibit_rules: Vec<RawInhibitRule>,
     // Alertmanager features not built yet: accepted by the parser only to be
     // refused by name below.
-    #[serde(default)]
-    inhibit_rules: Vec<serde_yaml_ng::Value>,
     #[serde(default)]
     templates: Vec<serde_yaml_ng::Value>,
     #[serde(default)]
@@ -229,6 +253,8 @@ struct RawRoute {
     #[serde(default)]
     match_re: BTreeMap<String, String>,
     send_resolved_when_silenced: Option<bool>,
+    send_resolved_when_acknowledged: Option<bool>,
+    escalation_policy: Option<String>,
     fallback_receiver: Option<String>,
     #[serde(default)]
     routes: Vec<RawRoute>,
@@ -242,6 +268,8 @@ struct Inherited {
     group_interval_ms: i64,
     repeat_interval_ms: i64,
     send_resolved_when_silenced: bool,
+    send_resolved_when_acknowledged: bool,
+    escalation_policy: Option<String>,
     fallback_receiver: Option<String>,
 }
 
@@ -276,12 +304,17 @@ impl RoutingConfig {
                 repeat_interval_ms: millis(DEFAULT_REPEAT_INTERVAL),
                 continue_matching: false,
                 send_resolved_when_silenced: false,
+                send_resolved_when_acknowledged: true,
+                escalation_policy: None,
                 fallback_receiver: None,
                 children: Vec::new(),
             }]),
             receivers,
             globals,
             delivery: DeliverySettings::default(),
+            escalation_policies: BTreeMap::new(),
+            schedules: Schedules::new(),
+            inhibit_rules: Vec::new(),
         }
     }
 
@@ -318,7 +351,6 @@ impl RoutingConfig {
             })
         };
         for (key, present) in [
-            ("inhibit_rules", !raw.inhibit_rules.is_empty()),
             ("templates", !raw.templates.is_empty()),
             ("time_intervals", !raw.time_intervals.is_empty()),
             ("mute_time_intervals", !raw.mute_time_intervals.is_empty()),
@@ -332,6 +364,7 @@ impl RoutingConfig {
         }
         let globals = check_globals(raw.global.unwrap_or_default(), &mut problem);
         let delivery = check_delivery(raw.delivery.unwrap_or_default(), &mut problem);
+        let inhibit_rules = check_inhibit_rules(raw.inhibit_rules, &mut problem);
 
         let mut receivers = ReceiverSet::new();
         for (index, receiver) in raw.receivers.iter().enumerate() {
@@ -360,6 +393,14 @@ impl RoutingConfig {
                 }
             }
         }
+
+        let schedules = check_schedules(raw.users, raw.schedules, &receivers, &mut problem);
+        let escalation_policies = check_policies(
+            raw.escalation_policies,
+            &receivers,
+            &schedules,
+            &mut problem,
+        );
 
         let mut nodes: Vec<RouteNode> = Vec::new();
         match raw.route {
@@ -393,14 +434,20 @@ impl RoutingConfig {
                     group_interval_ms: millis(DEFAULT_GROUP_INTERVAL),
                     repeat_interval_ms: millis(DEFAULT_REPEAT_INTERVAL),
                     send_resolved_when_silenced: false,
+                    send_resolved_when_acknowledged: true,
+                    escalation_policy: None,
                     fallback_receiver: None,
+                };
+                let known = Known {
+                    receivers: &receivers,
+                    escalation_policies: &escalation_policies,
                 };
                 check_route(
                     root,
                     "route",
                     "{}".to_string(),
                     &defaults,
-                    &receivers,
+                    &known,
                     &mut nodes,
                     &mut problem,
                 );
@@ -418,8 +465,128 @@ impl RoutingConfig {
             receivers,
             globals,
             delivery,
+            escalation_policies,
+            schedules,
+            inhibit_rules,
         })
     }
+}
+
+/// One `inhibit_rules` entry as written: Alertmanager's current keys and
+/// its older `source_match`/`target_match(_re)` maps, which many existing
+/// files still use.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInhibitRule {
+    #[serde(default)]
+    source_matchers: Vec<String>,
+    #[serde(default)]
+    target_matchers: Vec<String>,
+    #[serde(default)]
+    source_match: BTreeMap<String, String>,
+    #[serde(default)]
+    source_match_re: BTreeMap<String, String>,
+    #[serde(default)]
+    target_match: BTreeMap<String, String>,
+    #[serde(default)]
+    target_match_re: BTreeMap<String, String>,
+    #[serde(default)]
+    equal: Vec<String>,
+}
+
+/// Checks `inhibit_rules`. Unlike Alertmanager, a rule without source or
+/// target matchers is refused: it would let any firing alert mute others,
+/// or mute every alert, which is never what a config under pressure meant.
+fn check_inhibit_rules(
+    raw: Vec<RawInhibitRule>,
+    problem: &mut dyn FnMut(&str, String),
+) -> Vec<InhibitRule> {
+    let mut rules = Vec::new();
+    for (index, raw) in raw.into_iter().enumerate() {
+        let place = format!("inhibit_rules[{index}]");
+        let mut ok = true;
+        let mut side = |field: &str,
+                        texts: &[String],
+                        equal: &BTreeMap<String, String>,
+                        regex: &BTreeMap<String, String>,
+                        ok: &mut bool| {
+            let mut matchers = Vec::new();
+            for text in texts {
+                match Matcher::parse(text) {
+                    Ok(matcher) => matchers.push(matcher),
+                    Err(message) => {
+                        problem(&place, format!("{field}_matchers: {message}"));
+                        *ok = false;
+                    }
+                }
+            }
+            for (key, map, op) in [
+                ("match", equal, common::MatchOp::Equal),
+                ("match_re", regex, common::MatchOp::Regex),
+            ] {
+                for (name, value) in map {
+                    match Matcher::new(name, op, value) {
+                        Ok(matcher) => matchers.push(matcher),
+                        Err(message) => {
+                            problem(&place, format!("{field}_{key}: {message}"));
+                            *ok = false;
+                        }
+                    }
+                }
+            }
+            if matchers.is_empty() && *ok {
+                let consequence = if field == "source" {
+                    "any firing alert would mute the targets"
+                } else {
+                    "every alert would be muted"
+                };
+                problem(
+                    &place,
+                    format!("{field}_matchers: missing or empty ({consequence})"),
+                );
+                *ok = false;
+            }
+            matchers
+        };
+        let source_matchers = side(
+            "source",
+            &raw.source_matchers,
+            &raw.source_match,
+            &raw.source_match_re,
+            &mut ok,
+        );
+        let target_matchers = side(
+            "target",
+            &raw.target_matchers,
+            &raw.target_match,
+            &raw.target_match_re,
+            &mut ok,
+        );
+        let mut equal = Vec::new();
+        for name in raw.equal {
+            if !is_valid_label_name(&name) {
+                problem(&place, format!("equal: {name:?} is not a valid label name"));
+                ok = false;
+            } else if !equal.contains(&name) {
+                equal.push(name);
+            }
+        }
+        if ok {
+            rules.push(InhibitRule {
+                place,
+                source_matchers,
+                target_matchers,
+                equal,
+            });
+        }
+    }
+    rules
+}
+
+/// What routes may name, for [`check_route`].
+struct Known<'a> {
+    receivers: &'a ReceiverSet,
+    escalation_policies: &'a BTreeMap<String, EscalationPolicy>,
 }
 
 fn duration_field(
@@ -529,10 +696,11 @@ fn check_route(
     place: &str,
     key: String,
     parent: &Inherited,
-    receivers: &ReceiverSet,
+    known: &Known<'_>,
     nodes: &mut Vec<RouteNode>,
     problem: &mut dyn FnMut(&str, String),
 ) -> usize {
+    let receivers = known.receivers;
     let mut matchers = Vec::new();
     for text in &raw.matchers {
         match Matcher::parse(text) {
@@ -580,6 +748,18 @@ fn check_route(
             Some(name)
         }
         None => parent.fallback_receiver.clone(),
+    };
+    let escalation_policy = match raw.escalation_policy {
+        Some(name) => {
+            if !known.escalation_policies.contains_key(&name) {
+                problem(
+                    place,
+                    format!("unknown escalation_policy {name:?} (not in `escalation_policies:`)"),
+                );
+            }
+            Some(name)
+        }
+        None => parent.escalation_policy.clone(),
     };
     let group_by = match raw.group_by {
         None => parent.group_by.clone(),
@@ -642,6 +822,10 @@ fn check_route(
         send_resolved_when_silenced: raw
             .send_resolved_when_silenced
             .unwrap_or(parent.send_resolved_when_silenced),
+        send_resolved_when_acknowledged: raw
+            .send_resolved_when_acknowledged
+            .unwrap_or(parent.send_resolved_when_acknowledged),
+        escalation_policy: escalation_policy.clone(),
         fallback_receiver: fallback_receiver.clone(),
         children: Vec::new(),
     });
@@ -652,6 +836,8 @@ fn check_route(
         group_interval_ms,
         repeat_interval_ms,
         send_resolved_when_silenced: nodes[index].send_resolved_when_silenced,
+        send_resolved_when_acknowledged: nodes[index].send_resolved_when_acknowledged,
+        escalation_policy,
         fallback_receiver,
     };
     let mut child_keys: Vec<String> = Vec::new();
@@ -671,7 +857,7 @@ fn check_route(
             &child_place,
             child_key_text,
             &inherited,
-            receivers,
+            known,
             nodes,
             problem,
         );

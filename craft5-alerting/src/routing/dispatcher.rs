@@ -27,7 +27,9 @@ use common::{Clock, Labels, NotifyError};
 use parking_lot::Mutex;
 
 use super::config::RoutingConfig;
-use super::group::{AlertGroup, NotifyKey, decide};
+use super::group::{AcknowledgedAlerts, AlertGroup, NotifyKey, decide};
+use super::inhibit::{InhibitSnapshot, Inhibition, Source};
+use crate::ack::{Acknowledgements, alert_id};
 use crate::fingerprint::key_fingerprint;
 use crate::notification::{AlertEvent, TransitionNotifier};
 use crate::outbox::{Outbox, OutboxError};
@@ -65,6 +67,10 @@ pub struct GroupSnapshot {
     pub alerts: Vec<NotifiedAlert>,
     /// When it flushes next.
     pub next_flush_at_ms: i64,
+    /// By alert fingerprint: the active silences muting it now.
+    pub silenced_by: BTreeMap<String, Vec<String>>,
+    /// By alert fingerprint: the firing alerts inhibiting it now.
+    pub inhibited_by: BTreeMap<String, Vec<Inhibition>>,
 }
 
 #[derive(Default)]
@@ -80,6 +86,8 @@ pub struct Dispatcher {
     silences: Arc<Silences>,
     outbox: Arc<Outbox>,
     clock: Arc<dyn Clock>,
+    /// Acknowledged alerts stop reminding (`ack.rs`).
+    acknowledgements: Arc<Acknowledgements>,
     inbox: Mutex<Vec<(AlertEvent, i64)>>,
     groups: Mutex<Groups>,
     signal: Signal,
@@ -93,6 +101,22 @@ fn braces(labels: &Labels) -> String {
     } else {
         labels.to_string()
     }
+}
+
+/// The firing alerts of every group, once each: the possible sources of
+/// inhibition (`inhibit.rs`).
+fn firing_sources(groups: &Groups) -> Vec<Source<'_>> {
+    let mut seen = std::collections::HashSet::new();
+    groups
+        .groups
+        .values()
+        .flat_map(|group| group.alerts.values())
+        .filter(|alert| alert.status == Status::Firing && seen.insert(&alert.fingerprint))
+        .map(|alert| Source {
+            fingerprint: &alert.fingerprint,
+            labels: &alert.labels,
+        })
+        .collect()
 }
 
 /// An alert's identity across its transitions: its rule and series.
@@ -114,11 +138,19 @@ impl Dispatcher {
             silences,
             outbox,
             clock,
+            acknowledgements: Arc::new(Acknowledgements::in_memory()),
             inbox: Mutex::new(Vec::new()),
             groups: Mutex::new(Groups::default()),
             signal: Signal::new(),
             flush_failures: AtomicU64::new(0),
         }
+    }
+
+    /// Consults `acknowledgements` (the service's store) instead of an
+    /// empty one of its own.
+    pub fn with_acknowledgements(mut self, acknowledgements: Arc<Acknowledgements>) -> Self {
+        self.acknowledgements = acknowledgements;
+        self
     }
 
     /// The routing config.
@@ -151,12 +183,27 @@ impl Dispatcher {
 
     /// Every group, by key.
     pub fn groups(&self) -> Vec<GroupSnapshot> {
+        let now_ms = self.clock.now_ms();
         let groups = self.groups.lock();
+        let sources = firing_sources(&groups);
+        let inhibitions = InhibitSnapshot::new(&self.config.inhibit_rules, &sources);
         groups
             .groups
             .values()
             .map(|group| {
                 let node = self.config.routes.node(group.route);
+                let mut silenced_by = BTreeMap::new();
+                let mut inhibited_by = BTreeMap::new();
+                for alert in group.alerts.values() {
+                    let silences = self.silences.silenced_by(&alert.labels, now_ms);
+                    if !silences.is_empty() {
+                        silenced_by.insert(alert.fingerprint.clone(), silences);
+                    }
+                    let sources = inhibitions.inhibited_by(&alert.labels);
+                    if !sources.is_empty() {
+                        inhibited_by.insert(alert.fingerprint.clone(), sources);
+                    }
+                }
                 GroupSnapshot {
                     key: group.key.clone(),
                     route: node.map(|n| n.path.clone()).unwrap_or_default(),
@@ -164,9 +211,18 @@ impl Dispatcher {
                     labels: group.labels.clone(),
                     alerts: group.alerts.values().cloned().collect(),
                     next_flush_at_ms: group.next_flush_at_ms,
+                    silenced_by,
+                    inhibited_by,
                 }
             })
             .collect()
+    }
+
+    /// The firing alerts inhibiting an alert with `labels` now.
+    pub fn inhibited_by(&self, labels: &Labels) -> Vec<Inhibition> {
+        let groups = self.groups.lock();
+        let sources = firing_sources(&groups);
+        InhibitSnapshot::new(&self.config.inhibit_rules, &sources).inhibited_by(labels)
     }
 
     /// When the next group flush is due.
@@ -203,6 +259,11 @@ impl Dispatcher {
         if due.is_empty() {
             return Ok(report);
         }
+        // Sources are every firing alert placed so far, this tick's events
+        // included, so a cause and its symptoms arriving together are
+        // decided together.
+        let sources = firing_sources(&groups);
+        let inhibitions = InhibitSnapshot::new(&self.config.inhibit_rules, &sources);
         let mut notifications = Vec::new();
         let mut states = Vec::new();
         for key in &due {
@@ -212,7 +273,18 @@ impl Dispatcher {
             let Some(node) = self.config.routes.node(group.route) else {
                 continue;
             };
-            let silenced = |labels: &Labels| self.silences.is_silenced(labels, now_ms);
+            // Inhibited alerts are muted exactly like silenced ones.
+            let silenced = |labels: &Labels| {
+                self.silences.is_silenced(labels, now_ms) || inhibitions.is_inhibited(labels)
+            };
+            let is_acknowledged = |alert: &NotifiedAlert| {
+                self.acknowledgements
+                    .is_acknowledged(&alert_id(&alert.rule, &alert.series), alert.starts_at_ms)
+            };
+            let acknowledged = AcknowledgedAlerts {
+                is_acknowledged: &is_acknowledged,
+                send_resolved: node.send_resolved_when_acknowledged,
+            };
             for (index, named) in self
                 .config
                 .receivers
@@ -234,6 +306,7 @@ impl Dispatcher {
                     node.repeat_interval_ms,
                     now_ms,
                     &silenced,
+                    acknowledged,
                 );
                 if !decision.alerts.is_empty() {
                     notifications.push(self.notification(

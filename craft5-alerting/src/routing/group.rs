@@ -111,9 +111,23 @@ pub struct FlushDecision {
     pub log: NotifyLog,
 }
 
+/// What a route says about acknowledged alerts (`ack.rs`) at a flush.
+#[derive(Clone, Copy)]
+pub struct AcknowledgedAlerts<'a> {
+    /// Whether this episode of the alert is acknowledged.
+    pub is_acknowledged: &'a dyn Fn(&NotifiedAlert) -> bool,
+    /// The route's `send_resolved_when_acknowledged`.
+    pub send_resolved: bool,
+}
+
 /// What a group shows one integration at a flush, and how its log moves.
 ///
-/// `silenced` says whether an alert's labels are silenced now.
+/// `silenced` says whether an alert's labels are silenced now. An
+/// acknowledged firing alert is still shown when the group is sent, but
+/// does not by itself make a `repeat_interval` reminder: someone is on it.
+/// Its resolution is sent when the route's `send_resolved_when_acknowledged`
+/// says so.
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     group: &AlertGroup,
     log: &NotifyLog,
@@ -122,6 +136,7 @@ pub fn decide(
     repeat_interval_ms: i64,
     now_ms: i64,
     silenced: &dyn Fn(&Labels) -> bool,
+    acknowledged: AcknowledgedAlerts<'_>,
 ) -> FlushDecision {
     let mut firing: Vec<&NotifiedAlert> = Vec::new();
     let mut resolved: Vec<&NotifiedAlert> = Vec::new();
@@ -137,7 +152,10 @@ pub fn decide(
             }
             Status::Resolved => {
                 let told = log.told.contains(&episode);
-                if told && (send_resolved_when_silenced || !silenced(&alert.labels)) {
+                if told
+                    && (send_resolved_when_silenced || !silenced(&alert.labels))
+                    && (acknowledged.send_resolved || !(acknowledged.is_acknowledged)(alert))
+                {
                     resolved.push(alert);
                 }
             }
@@ -148,6 +166,12 @@ pub fn decide(
     }
     let firing_set: BTreeSet<Episode> = firing.iter().map(|a| a.episode()).collect();
     let resolved_set: BTreeSet<Episode> = resolved.iter().map(|a| a.episode()).collect();
+    // Only an unacknowledged firing alert is worth a reminder.
+    let repeat_ms = if firing.iter().any(|a| !(acknowledged.is_acknowledged)(a)) {
+        repeat_interval_ms
+    } else {
+        i64::MAX
+    };
     let send = (!firing.is_empty() || !resolved.is_empty())
         && needs_update(
             log,
@@ -155,7 +179,7 @@ pub fn decide(
             &resolved_set,
             send_resolved,
             now_ms,
-            repeat_interval_ms,
+            repeat_ms,
         );
     let mut next = log.clone();
     let mut alerts = Vec::new();

@@ -13,6 +13,7 @@
 //! - `config.rs`: the `alertmanager.yml`-shaped file, with located errors;
 //! - `route.rs`: the route tree and how an alert walks it (`continue`);
 //! - `group.rs`: alert groups, and the decision at each flush;
+//! - `inhibit.rs`: `inhibit_rules`, firing alerts muting their symptoms;
 //! - `dispatcher.rs`: the [`Dispatcher`], which hears the engine's
 //!   transitions, keeps the groups, and flushes them into the outbox on
 //!   its own thread.
@@ -22,6 +23,7 @@
 pub mod config;
 pub mod dispatcher;
 pub mod group;
+pub mod inhibit;
 pub mod route;
 
 pub use config::{ConfigProblem, DeliverySettings, RoutingConfig, RoutingConfigError};

@@ -11,7 +11,9 @@
 //! the root: the default route).
 //!
 //! Settings a node leaves out are its parent's (receiver, `group_by`, the
-//! three timers, `send_resolved_when_silenced`, `fallback_receiver`). The
+//! three timers, `send_resolved_when_silenced`,
+//! `send_resolved_when_acknowledged`, `escalation_policy`,
+//! `fallback_receiver`). The
 //! tree is kept flat (`Vec<RouteNode>`, children by index) so a group can
 //! name its node with a number. Docs chapter 5, "Routing".
 
@@ -70,6 +72,10 @@ pub struct RouteNode {
     /// Send the resolution of an alert that was notified as firing even
     /// when a silence now covers it (default false, as in Alertmanager).
     pub send_resolved_when_silenced: bool,
+    /// Send the resolution of an acknowledged alert (default true).
+    pub send_resolved_when_acknowledged: bool,
+    /// The escalation policy its alerts follow (`escalation.rs`).
+    pub escalation_policy: Option<String>,
     /// Where notifications go, too, when the receiver keeps failing.
     pub fallback_receiver: Option<String>,
     /// Its children, as indexes into the tree.
