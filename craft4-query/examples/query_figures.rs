@@ -33,6 +33,11 @@
 #[path = "../benches/support/mod.rs"]
 mod support;
 
+/// The platform's allocator (`platform/src/main.rs`), so the figures are
+/// the ones the platform binary gives: answers are many small allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::Arc;
