@@ -9,7 +9,7 @@
 //! - [`rules`]: rule files in the shape of Prometheus rule groups, with
 //!   errors that name the file, group, rule and line; expressions sorted
 //!   into *streaming* (`avg_over_time(x[5m]) > 80`, `x > 80`) and
-//!   *periodic* (anything else, for craft 4's evaluator later); the seed's
+//!   *periodic* (anything else, run through craft 4's evaluator); the seed's
 //!   defaults as `rules/default.yml`.
 //! - [`template`]: `{{ $value }}` and `{{ $labels.host }}` in annotations
 //!   and labels, checked at load time.
@@ -53,8 +53,16 @@
 //! - [`schedule`]: on-call rotations with handoff times and overrides,
 //!   which escalation steps ask "who is on call now".
 //!
-//! Still to come (issue 7): inhibition, periodic rules through craft 4, and the
-//! detection-latency measurements. The story is docs chapter 5.
+//! And the rest of the rule and routing model:
+//!
+//! - [`periodic`]: rules a stream cannot answer, run at their group's
+//!   interval as instant queries through craft 4's evaluator over the
+//!   platform's store, into the same state machines;
+//! - [`routing::inhibit`]: `inhibit_rules`, a firing cause muting its
+//!   symptoms.
+//!
+//! Still to come (issue 7): the detection-latency measurements. The story
+//! is docs chapter 5.
 
 pub mod ack;
 pub mod api;

@@ -166,9 +166,9 @@ impl PartialEq for StreamingCondition {
 pub enum RuleExpr {
     /// On ingest, from per-series sliding windows.
     Streaming(StreamingCondition),
-    /// Every group interval, through the query engine (not in this
-    /// increment: such rules are loaded, listed and reported as not
-    /// evaluated yet).
+    /// Every group interval, through craft 4's evaluator
+    /// (`periodic.rs`); without a store, loaded and reported as not
+    /// evaluated.
     Periodic(Expr),
 }
 

@@ -164,8 +164,8 @@ pub struct RuleGroup {
     /// Unique across the rule set.
     pub name: String,
     /// How often periodic rules of the group are evaluated; `None` means
-    /// the engine's interval. Streaming rules are evaluated on ingest and
-    /// ignore it.
+    /// the engine's `default_group_interval` (1 m, Prometheus' default).
+    /// Streaming rules are evaluated on ingest and ignore it.
     pub interval_ms: Option<i64>,
     /// The rules, in file order.
     pub rules: Vec<Rule>,
