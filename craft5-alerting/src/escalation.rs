@@ -31,9 +31,10 @@
 //!   and `after` must grow from step to step. Absolute offsets survive a
 //!   restart and a late tick without drifting, and read as a timeline.
 //! - A step is paged at the first tick at or after its due time (never
-//!   before) if the episode is not acknowledged and not silenced; a
-//!   silenced alert's steps wait (they go out if the silence ends while
-//!   it still fires). Steps overdue together (after downtime) go out
+//!   before) if the episode is not acknowledged and not muted; a muted
+//!   alert's steps — silenced, or inhibited by a firing source alert
+//!   (the dispatcher's `inhibit_rules`) — wait (they go out if the mute
+//!   ends while it still fires). Steps overdue together (after downtime) go out
 //!   together: none is lost.
 //! - An acknowledgement stops the episode's remaining steps.
 //! - A schedule is asked who is on call *when the step fires*; the answer
@@ -56,12 +57,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use common::{Clock, NotifyError};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -70,7 +71,7 @@ use crate::fingerprint::key_fingerprint;
 use crate::notification::{AlertEvent, TransitionNotifier};
 use crate::outbox::{Outbox, OutboxError};
 use crate::receivers::{Notification, NotifiedAlert, ReceiverSet, Status};
-use crate::routing::RoutingConfig;
+use crate::routing::{Dispatcher, RoutingConfig};
 use crate::rules::parse_prometheus_duration;
 use crate::schedule::Schedules;
 use crate::signal::Signal;
@@ -334,6 +335,9 @@ type IncidentKey = (String, String);
 pub struct Escalator {
     config: Arc<RoutingConfig>,
     silences: Arc<Silences>,
+    /// Who knows which alerts are inhibited now (the dispatcher holds the
+    /// firing alerts); weak, set after both exist.
+    inhibitor: RwLock<Option<Weak<Dispatcher>>>,
     acknowledgements: Arc<Acknowledgements>,
     outbox: Arc<Outbox>,
     clock: Arc<dyn Clock>,
@@ -346,6 +350,23 @@ pub struct Escalator {
 }
 
 impl Escalator {
+    /// Escalation also waits while `dispatcher` says an alert is
+    /// inhibited (a firing source alert mutes it), as the dispatcher's
+    /// own notifications do; without it only silences mute.
+    pub fn set_inhibitor(&self, dispatcher: &Arc<Dispatcher>) {
+        *self.inhibitor.write() = Some(Arc::downgrade(dispatcher));
+    }
+
+    /// Silenced or inhibited now: no step is paged, and the resolution
+    /// follows the route's `send_resolved_when_silenced`.
+    fn is_muted(&self, labels: &common::Labels, now_ms: i64) -> bool {
+        if self.silences.is_silenced(labels, now_ms) {
+            return true;
+        }
+        let dispatcher = self.inhibitor.read().as_ref().and_then(Weak::upgrade);
+        dispatcher.is_some_and(|d| !d.inhibited_by(labels).is_empty())
+    }
+
     /// An escalator for `config`'s policies, its state in `path` (`None`:
     /// in memory), restored from there.
     ///
@@ -395,6 +416,7 @@ impl Escalator {
         Ok(Escalator {
             config,
             silences,
+            inhibitor: RwLock::new(None),
             acknowledgements,
             outbox,
             clock,
@@ -511,7 +533,7 @@ impl Escalator {
             };
             while let Some(step) = policy.steps.get(incident.next_step) {
                 if incident.alert.starts_at_ms.saturating_add(step.after_ms) > now_ms
-                    || self.silences.is_silenced(&incident.alert.labels, now_ms)
+                    || self.is_muted(&incident.alert.labels, now_ms)
                 {
                     break;
                 }
@@ -669,9 +691,7 @@ impl Escalator {
         if acknowledged && !incident.send_resolved_when_acknowledged {
             return Vec::new();
         }
-        if !incident.send_resolved_when_silenced
-            && self.silences.is_silenced(&incident.alert.labels, now_ms)
-        {
+        if !incident.send_resolved_when_silenced && self.is_muted(&incident.alert.labels, now_ms) {
             return Vec::new();
         }
         incident

@@ -201,6 +201,7 @@ impl AlertingService {
             )
             .with_acknowledgements(acknowledgements.clone()),
         );
+        escalator.set_inhibitor(&dispatcher);
         let mut engine_options = EngineOptions::new(options.clock.clone())
             .with_interval(options.interval)
             .with_transition_notifier(dispatcher.clone())

@@ -29,6 +29,8 @@ groups:
       - alert: SlowLoad
         expr: load > 80
         for: 10m
+      - alert: HostDown
+        expr: down > 0
 "#;
 
 /// T0 is 2023-11-14T22:13:20Z. The daily rotation hands off at 22:00 UTC:
@@ -478,6 +480,46 @@ fn a_silenced_alert_does_not_escalate_until_the_silence_ends() {
         got(&rig.alice),
         vec![firing("a")],
         "paged once the silence ends"
+    );
+}
+
+/// An inhibited alert escalates no more than a silenced one: while its
+/// host is down (a firing `HostDown` with the same `host`), `HighCpu` pages
+/// no step; once the source resolves, the overdue step goes out.
+#[test]
+fn an_inhibited_alert_does_not_escalate_until_the_source_resolves() {
+    let routing = ROUTING.replace(
+        "escalation_policies:",
+        "inhibit_rules:\n  - source_matchers: ['alertname=\"HostDown\"']\n    target_matchers: ['alertname=\"HighCpu\"']\n    equal: [host]\nescalation_policies:",
+    );
+    let rig = rig_with(&routing, None, T0);
+    // What alice is paged about HighCpu (HostDown escalates too).
+    let high_cpu = |rig: &Rig| -> Vec<(&'static str, Vec<String>)> {
+        got(&rig.alice)
+            .into_iter()
+            .filter(|(_, alerts)| alerts.iter().any(|a| a.starts_with("HighCpu")))
+            .collect()
+    };
+    rig.service.engine().ingest(&[sample("down", "a", 1.0, T0)]);
+    rig.cpu("a", 95.0, T0);
+    rig.at(T0);
+    rig.at(T0 + 5 * MINUTE);
+    assert!(high_cpu(&rig).is_empty(), "held while inhibited");
+    // Another host's alert is not inhibited by host a's source.
+    rig.cpu("b", 95.0, T0 + 5 * MINUTE);
+    rig.at(T0 + 5 * MINUTE);
+    rig.at(T0 + 10 * MINUTE);
+    assert_eq!(high_cpu(&rig), vec![firing("b")]);
+    // The source resolves: the overdue step for host a goes out.
+    rig.service
+        .engine()
+        .ingest(&[sample("down", "a", 0.0, T0 + 11 * MINUTE)]);
+    rig.at(T0 + 11 * MINUTE);
+    rig.at(T0 + 12 * MINUTE);
+    assert_eq!(
+        high_cpu(&rig),
+        vec![firing("a")],
+        "paged once the source resolved"
     );
 }
 
