@@ -21,11 +21,17 @@
 //! - **Idempotency.** Every attempt of one notification carries the same
 //!   id (`Idempotency-Key`, `dedup_key`, `Message-ID`).
 //!
+//! - **One lane per integration.** A pass sends to each (receiver,
+//!   integration) on its own scoped thread: a receiver that takes its full
+//!   timeout to answer delays its own notifications, never another
+//!   receiver's page. Within a lane, notifications go in outbox order.
+//!   The jitter of an attempt is drawn from the seed, the notification's
+//!   id and the attempt number, so lanes running in any order give the
+//!   same schedule.
+//!
 //! [`DeliveryWorker::run_due`] is one pass at a given time — what tests
 //! drive on a manual clock; [`DeliveryWorker::run`] is the thread's loop.
-//! One sender thread: notifications to a slow receiver wait behind each
-//! other (bounded by each integration's timeout); a pool per receiver is
-//! the next step if that ever matters. Docs chapter 5, "Delivery".
+//! Docs chapter 5, "Delivery".
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -102,13 +108,27 @@ pub struct PassReport {
     pub record_failures: usize,
 }
 
+impl PassReport {
+    /// Adds another lane's counts.
+    pub fn add(&mut self, other: &PassReport) {
+        self.attempts += other.attempts;
+        self.delivered += other.delivered;
+        self.retrying += other.retrying;
+        self.dead_lettered += other.dead_lettered;
+        self.fallback_copies += other.fallback_copies;
+        self.record_failures += other.record_failures;
+    }
+}
+
 /// Sends what the outbox holds; see the module notes.
 pub struct DeliveryWorker {
     outbox: Arc<Outbox>,
     receivers: ReceiverSet,
     settings: DeliverySettings,
     clock: Arc<dyn Clock>,
-    jitter: Mutex<Jitter>,
+    /// The seed every attempt's jitter is drawn from (with the
+    /// notification's id and the attempt number).
+    jitter_seed: u64,
     /// Consecutive failures per (receiver, integration).
     failing: Mutex<HashMap<(String, usize), u32>>,
 }
@@ -127,7 +147,7 @@ impl DeliveryWorker {
             receivers,
             settings,
             clock,
-            jitter: Mutex::new(jitter),
+            jitter_seed: jitter.0,
             failing: Mutex::new(HashMap::new()),
         }
     }
@@ -149,10 +169,56 @@ impl DeliveryWorker {
     /// Sends every notification due at `now_ms`, once each, and records
     /// the outcomes.
     pub fn run_due(&self, now_ms: i64) -> PassReport {
-        let mut report = PassReport::default();
+        // Lanes by (receiver, integration), each in outbox order.
+        let mut lanes: Vec<((String, usize), Vec<PendingDelivery>)> = Vec::new();
         for pending in self.outbox.due(now_ms) {
-            self.attempt(pending, now_ms, &mut report);
+            let key = (
+                pending.notification.receiver.clone(),
+                pending.notification.integration,
+            );
+            match lanes.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, lane)) => lane.push(pending),
+                None => lanes.push((key, vec![pending])),
+            }
         }
+        let run_lane = |lane: Vec<PendingDelivery>| {
+            let mut report = PassReport::default();
+            for pending in lane {
+                self.attempt(pending, now_ms, &mut report);
+            }
+            report
+        };
+        if lanes.len() <= 1 {
+            return lanes
+                .into_iter()
+                .map(|(_, lane)| run_lane(lane))
+                .next()
+                .unwrap_or_default();
+        }
+        let mut report = PassReport::default();
+        std::thread::scope(|scope| {
+            let mut running = Vec::with_capacity(lanes.len());
+            for (_, lane) in lanes {
+                let spawned = std::thread::Builder::new()
+                    .name("alert-send".into())
+                    .spawn_scoped(scope, || run_lane(lane));
+                match spawned {
+                    Ok(handle) => running.push(handle),
+                    // The lane was dropped with the closure; its
+                    // notifications are still due in the outbox and go out
+                    // on the next pass.
+                    Err(e) => common::say_err!(
+                        "[Alerting] cannot start a sender thread ({e}); its notifications wait for the next pass"
+                    ),
+                }
+            }
+            for handle in running {
+                match handle.join() {
+                    Ok(lane_report) => report.add(&lane_report),
+                    Err(_) => common::say_err!("[Alerting] a sender thread panicked"),
+                }
+            }
+        });
         report
     }
 
@@ -211,7 +277,15 @@ impl DeliveryWorker {
                 } else {
                     report.retrying += 1;
                     let base = backoff_ms(&self.settings, attempt);
-                    let wait = base - base / 2 + self.jitter.lock().up_to(base / 2);
+                    let mut jitter = Jitter::new(
+                        self.jitter_seed
+                            ^ u64::from_str_radix(
+                                &key_fingerprint(&[&notification.id, &attempt.to_string()]),
+                                16,
+                            )
+                            .unwrap_or(0),
+                    );
+                    let wait = base - base / 2 + jitter.up_to(base / 2);
                     (
                         AttemptOutcome::Failed {
                             id: notification.id.clone(),

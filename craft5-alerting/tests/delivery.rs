@@ -443,3 +443,72 @@ fn compaction_keeps_what_is_still_needed() {
     assert_eq!(history.len(), 5, "the history limit");
     assert_eq!(outbox.pending("n029").unwrap().attempts, 1);
 }
+
+/// An integration that answers only once its partner has been called too
+/// (both wait up to 5 s for each other): sent one after the other, the
+/// first one times out; sent in parallel lanes, both succeed at once.
+struct Rendezvous {
+    arrived: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
+    sent: std::sync::Mutex<Vec<String>>,
+}
+
+impl Integration for Rendezvous {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn send_resolved(&self) -> bool {
+        true
+    }
+
+    fn send(
+        &self,
+        notification: &Notification,
+    ) -> Result<(), craft5_alerting::receivers::DeliveryError> {
+        let (count, wake) = &*self.arrived;
+        let mut arrived = count.lock().unwrap();
+        *arrived += 1;
+        wake.notify_all();
+        let (arrived, timeout) = wake
+            .wait_timeout_while(arrived, Duration::from_secs(5), |n| *n < 2)
+            .unwrap();
+        drop(arrived);
+        if timeout.timed_out() {
+            return Err(craft5_alerting::receivers::DeliveryError::Retryable(
+                "the other receiver was never called while this one waited".into(),
+            ));
+        }
+        self.sent.lock().unwrap().push(notification.id.clone());
+        Ok(())
+    }
+}
+
+#[test]
+fn a_slow_receiver_does_not_hold_up_another() {
+    let arrived = Arc::new((std::sync::Mutex::new(0), std::sync::Condvar::new()));
+    let (pager, chat) = (
+        Arc::new(Rendezvous {
+            arrived: arrived.clone(),
+            sent: Default::default(),
+        }),
+        Arc::new(Rendezvous {
+            arrived,
+            sent: Default::default(),
+        }),
+    );
+    let mut receivers = ReceiverSet::new();
+    receivers.insert_integrations("pager", vec![pager.clone() as Arc<dyn Integration>]);
+    receivers.insert_integrations("chat", vec![chat.clone() as Arc<dyn Integration>]);
+    let clock = Arc::new(ManualClock::new(T0));
+    let outbox = Arc::new(Outbox::in_memory(OutboxOptions::default()));
+    let mut notifications = numbered(1, "pager");
+    notifications.extend(numbered(1, "chat").into_iter().map(|mut n| {
+        n.id = "c000".into();
+        n
+    }));
+    outbox.commit(notifications, Vec::new(), T0).unwrap();
+    let report = worker(&outbox, receivers, &clock).run_due(T0);
+    assert_eq!(report.delivered, 2, "{report:?}");
+    assert_eq!(*pager.sent.lock().unwrap(), vec!["n000".to_string()]);
+    assert_eq!(*chat.sent.lock().unwrap(), vec!["c000".to_string()]);
+}
