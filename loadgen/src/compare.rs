@@ -439,7 +439,7 @@ async fn measure(
 
 /// A port free right now on 127.0.0.1. Another process could take it before
 /// the server binds it; the server then fails to start and says so.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .context("cannot find a free port on 127.0.0.1")?;
     Ok(listener
@@ -619,7 +619,7 @@ impl Drop for Server {
 }
 
 /// Sends `signal` to every process in the group `pgid`.
-fn signal_group(pgid: i32, signal: libc::c_int) {
+pub(crate) fn signal_group(pgid: i32, signal: libc::c_int) {
     // kill(-1) would signal every process we may signal, kill(0) our own
     // group: only ever a real group id.
     if pgid <= 1 {

@@ -24,11 +24,17 @@
 //! loadgen send --file /tmp/ds/data.lp --url http://127.0.0.1:8080 -c 4 --batch 10000
 //! ```
 //!
+//! `alert-latency` times alert notifications end to end (sample accepted →
+//! notification at a local webhook receiver, or in the server's stdout), and
+//! `gen-rules` writes the rule files it and the 10,000-rule run use (docs
+//! chapter 5).
+//!
 //! This file is the command line only: it parses and validates arguments
 //! (bad values are rejected with the value named), builds one multi-threaded
 //! tokio runtime — so loadgen uses every core and is not the bottleneck — and
 //! hands off to the module for the subcommand.
 
+mod alert_latency;
 mod body;
 mod burst;
 mod client;
@@ -36,6 +42,7 @@ mod compare;
 // `gen` is a reserved word in Rust 2024, hence the path attribute.
 #[path = "gen.rs"]
 mod dataset_gen;
+mod gen_rules;
 mod generator;
 mod health;
 mod null_server;
@@ -92,6 +99,126 @@ enum Command {
     /// Replay a dataset file (from `gen`) over HTTP; report accepted and stored samples/s.
     #[command(long_about = SEND_ABOUT)]
     Send(SendArgs),
+    /// Detection latency: 202 for a threshold-crossing sample → notification at the receiver.
+    #[command(long_about = ALERT_LATENCY_ABOUT)]
+    AlertLatency(AlertLatencyArgs),
+    /// Write alerting rule files: one rule per probe metric, or N rules over `run`'s series.
+    GenRules(gen_rules::GenRulesArgs),
+}
+
+const ALERT_LATENCY_ABOUT: &str = "\
+Measure alert detection latency end to end: from the 202 answering a sample
+that crosses a threshold to the notification reaching the receiver.
+
+Probe i POSTs {\"name\":\"<prefix><i>\",\"value\":<value>} to /metrics every
+--every; the server needs one rule per probe metric (loadgen gen-rules --shape
+probes). Notifications are watched by a local webhook receiver (--watch
+webhook, on 127.0.0.1:--receiver-port; generic JSON or Alertmanager payloads)
+or in the stdout of a server loadgen starts (--watch stdout: the seed's console
+block, phase0's only channel). Reported: p50/p90/p99/max of (first arrival −
+202 read), probes never notified within --timeout (exit status 1), repeated
+notifications.
+
+Examples:
+  loadgen gen-rules --shape probes --count 100 --format json -o /tmp/probes.json
+  loadgen alert-latency --watch stdout --probes 100 \\
+    --server 'platform --port {port} --alerting phase0 --rules /tmp/probes.json --data-dir /tmp/p0'
+  loadgen alert-latency --watch webhook --receiver-port 19094 --probes 100 \\
+    --server 'platform --port {port} --rules /tmp/probes.json --alertmanager-config am.yml --data-dir /tmp/c5'";
+
+#[derive(Args, Debug)]
+struct AlertLatencyArgs {
+    /// A running server, e.g. http://127.0.0.1:8080 (with --watch webhook).
+    #[arg(long, conflicts_with = "server", required_unless_present = "server")]
+    url: Option<String>,
+    /// Command starting the server; {port} is replaced by a free port. Split
+    /// like a shell would split it, but no shell runs.
+    #[arg(long, value_name = "COMMAND")]
+    server: Option<String>,
+    /// Where notifications are watched.
+    #[arg(long, value_enum, default_value_t = alert_latency::Watch::Webhook)]
+    watch: alert_latency::Watch,
+    /// Port of the webhook receiver on 127.0.0.1 (0: any free port, printed).
+    #[arg(long, default_value_t = 0)]
+    receiver_port: u16,
+    /// Number of probes (one new alert each).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    probes: u32,
+    /// Time between probes, e.g. 200ms (open loop).
+    #[arg(long, default_value = "200ms", value_parser = parse_positive_duration)]
+    every: Duration,
+    /// Probe metrics are named <prefix><i>, as `gen-rules --prefix`.
+    #[arg(long, default_value = "alert_probe_")]
+    prefix: String,
+    /// The probe sample's value (must cross the rules' threshold).
+    #[arg(long, default_value_t = 100.0)]
+    value: f64,
+    /// How long to wait for a probe's notification after the last 202.
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    timeout: Duration,
+    /// How long the started server may take to answer GET /health with 200.
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
+    startup_timeout: Duration,
+    /// Append the started server's stderr (and stdout, unless watched) to FILE.
+    #[arg(long, value_name = "FILE")]
+    server_log: Option<PathBuf>,
+    /// Print one JSON object with all figures instead of the text report.
+    #[arg(long)]
+    json: bool,
+}
+
+impl AlertLatencyArgs {
+    fn config(&self) -> Result<alert_latency::LatencyConfig> {
+        let server = match (&self.url, &self.server) {
+            (Some(url), _) => {
+                // Checked now, so a typo fails before anything starts.
+                crate::target::Target::parse(url, "/metrics")?;
+                alert_latency::Server::Url(url.clone())
+            }
+            (None, Some(command)) => {
+                let words = shlex::split(command).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "invalid --server '{command}': unbalanced quotes or trailing backslash"
+                    )
+                })?;
+                if !words.iter().any(|w| w.contains(compare::PORT_PLACEHOLDER)) {
+                    bail!(
+                        "invalid --server '{command}': it must contain {}, which loadgen replaces with a free port",
+                        compare::PORT_PLACEHOLDER
+                    );
+                }
+                alert_latency::Server::Command(words)
+            }
+            (None, None) => bail!("one of --url or --server is required"),
+        };
+        if !self.value.is_finite() {
+            bail!("invalid --value '{}': must be a finite number", self.value);
+        }
+        if self.prefix.is_empty()
+            || !self
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+            || self.prefix.as_bytes()[0].is_ascii_digit()
+        {
+            bail!(
+                "invalid --prefix '{}': probe metrics must be valid metric names",
+                self.prefix
+            );
+        }
+        Ok(alert_latency::LatencyConfig {
+            server,
+            watch: self.watch,
+            receiver_port: self.receiver_port,
+            probes: self.probes,
+            every: self.every,
+            prefix: self.prefix.clone(),
+            value: self.value,
+            timeout: self.timeout,
+            startup_timeout: self.startup_timeout,
+            server_log: self.server_log.clone(),
+        })
+    }
 }
 
 const SEND_ABOUT: &str = "\
@@ -332,6 +459,7 @@ fn execute(cli: Cli) -> Result<()> {
         Command::Gen(args) => return dataset_gen::run(&args),
         // Reads the file before the runtime (and the clock) starts.
         Command::Send(args) => return send_command(&args),
+        Command::GenRules(args) => return gen_rules::run(&args),
         other => other,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -341,7 +469,10 @@ fn execute(cli: Cli) -> Result<()> {
     runtime.block_on(async move {
         match command {
             // Both return above, before any runtime exists.
-            Command::Gen(_) | Command::Send(_) => bail!("internal: gen/send need no runtime"),
+            Command::Gen(_) | Command::Send(_) | Command::GenRules(_) => {
+                bail!("internal: gen/send/gen-rules need no runtime")
+            }
+            Command::AlertLatency(args) => alert_latency_command(&args).await,
             Command::Burst(args) => burst_command(args).await,
             Command::Run(args) => run_command(args).await,
             Command::Compare(args) => compare_command(args).await,
@@ -423,6 +554,28 @@ async fn compare_command(args: CompareArgs) -> Result<()> {
         println!("{}", comparison.to_json());
     } else {
         print!("{}", comparison.to_text());
+    }
+    Ok(())
+}
+
+async fn alert_latency_command(args: &AlertLatencyArgs) -> Result<()> {
+    let config = args.config()?;
+    let report = alert_latency::run(&config).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).context("cannot render the report")?
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.missing > 0 || report.accepted == 0 {
+        bail!(
+            "{} of {} accepted probes were never notified within --timeout {:?}",
+            report.missing,
+            report.accepted,
+            args.timeout
+        );
     }
     Ok(())
 }
@@ -753,6 +906,67 @@ mod tests {
             };
             let error = args.spec().expect_err(flag).to_string();
             assert!(error.contains(flag), "{flag}: {error}");
+        }
+    }
+
+    #[test]
+    fn cli_parses_alert_latency_flags() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "alert-latency",
+            "--server",
+            "platform --port {port} --alerting phase0",
+            "--watch",
+            "stdout",
+            "--probes",
+            "20",
+            "--every",
+            "300ms",
+            "--timeout",
+            "15s",
+        ])
+        .expect("valid flags");
+        let Command::AlertLatency(args) = cli.command else {
+            panic!("expected alert-latency");
+        };
+        let config = args.config().expect("valid config");
+        assert_eq!(config.watch, alert_latency::Watch::Stdout);
+        assert_eq!(
+            (config.probes, config.every),
+            (20, Duration::from_millis(300))
+        );
+        assert!(
+            matches!(&config.server, alert_latency::Server::Command(words) if words[2] == "{port}")
+        );
+
+        let parse = |argv: &[&str]| {
+            let mut full = vec!["loadgen", "alert-latency"];
+            full.extend_from_slice(argv);
+            Cli::try_parse_from(full)
+        };
+        assert!(
+            parse(&["--probes", "5"]).is_err(),
+            "needs --url or --server"
+        );
+        assert!(parse(&["--url", "h:1", "--server", "x {port}"]).is_err());
+        let error = parse(&["--url", "h:1", "--every", "soon"])
+            .expect_err("bad")
+            .to_string();
+        assert!(error.contains("'soon'"), "{error}");
+        for (argv, named) in [
+            (
+                vec!["--server", "platform --port 8080"],
+                "'platform --port 8080'",
+            ),
+            (vec!["--url", "ftp://h:1"], "'ftp://h:1'"),
+            (vec!["--url", "h:1", "--prefix", "9x"], "'9x'"),
+            (vec!["--url", "h:1", "--value", "NaN"], "'NaN'"),
+        ] {
+            let Command::AlertLatency(args) = parse(&argv).expect("parses").command else {
+                panic!("expected alert-latency");
+            };
+            let error = args.config().expect_err(named).to_string();
+            assert!(error.contains(named), "{error}");
         }
     }
 

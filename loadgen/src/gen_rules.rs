@@ -1,0 +1,274 @@
+//! `loadgen gen-rules`: writes alerting rule files for the alerting
+//! measurements of docs chapter 5.
+//!
+//! Two shapes:
+//!
+//! - `--shape probes`: rule *i* watches its own metric `<prefix><i>`
+//!   (`avg_over_time(alert_probe_7[1m]) > 50`), so one sample of value 100
+//!   to a fresh probe metric raises exactly one new alert — what
+//!   `loadgen alert-latency` sends. As JSON (`--format json`) it is the
+//!   seed's rule file, which phase0 and craft 5 both read, so both engines
+//!   are measured on the very same rules.
+//! - `--shape traffic`: rules over the series `loadgen run` sends (six
+//!   metric names × `--hosts` hosts), rule *k* on series *k mod (6 ×
+//!   hosts)* with a `host` matcher and a threshold no generated value
+//!   reaches: 10,000 rules that all do work on every matching sample and
+//!   never page. Each series is watched by ⌊count / series⌋ or one more
+//!   rules; the summary on stderr says how many, which is the factor from
+//!   samples/s to rule checks/s. YAML only: the seed's JSON cannot say
+//!   `host="web-07"`.
+//!
+//! The output goes to `--output` (or stdout), and a one-line summary to
+//! stderr.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use common::duration::parse_positive_duration;
+
+use crate::generator::{METRIC_NAMES, host_name};
+
+/// Which rules to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RuleShape {
+    /// One rule per probe metric `<prefix><i>`, for `alert-latency`.
+    Probes,
+    /// Rules over `loadgen run`'s series, with host matchers, that never fire.
+    Traffic,
+}
+
+/// The file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RuleFormat {
+    /// Prometheus rule groups (craft 5).
+    Yaml,
+    /// The seed's JSON rules (phase0 and craft 5); probes only.
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct GenRulesArgs {
+    /// How many rules.
+    #[arg(long, default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub count: u32,
+    /// Probe rules or traffic rules.
+    #[arg(long, value_enum, default_value_t = RuleShape::Probes)]
+    pub shape: RuleShape,
+    /// YAML rule groups or the seed's JSON.
+    #[arg(long, value_enum, default_value_t = RuleFormat::Yaml)]
+    pub format: RuleFormat,
+    /// Probe metrics are named <prefix><i>.
+    #[arg(long, default_value = "alert_probe_")]
+    pub prefix: String,
+    /// Traffic rules: hosts of `loadgen run --hosts` (web-01..web-NN).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub hosts: u32,
+    /// The threshold (`>`); default 50 for probes, 1e9 (never reached) for traffic.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// The window of avg_over_time, e.g. 60s, 5m.
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
+    pub window: std::time::Duration,
+    /// Write here instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// The file's text and the summary line.
+pub fn render(args: &GenRulesArgs) -> Result<(String, String)> {
+    if !is_metric_name(&format!("{}0", args.prefix)) {
+        bail!(
+            "invalid --prefix '{}': probe metrics must be valid metric names (letters, digits, `_`, `:`)",
+            args.prefix
+        );
+    }
+    let threshold = args.threshold.unwrap_or(match args.shape {
+        RuleShape::Probes => 50.0,
+        RuleShape::Traffic => 1e9,
+    });
+    if !threshold.is_finite() {
+        bail!("invalid --threshold '{threshold}': must be a finite number");
+    }
+    let count = args.count as usize;
+    let mut text = String::new();
+    let summary;
+    match (args.shape, args.format) {
+        (RuleShape::Traffic, RuleFormat::Json) => bail!(
+            "invalid --format 'json' for --shape traffic: the seed's JSON rules cannot match a host; use --format yaml"
+        ),
+        (RuleShape::Probes, RuleFormat::Json) => {
+            let rules: Vec<serde_json::Value> = (0..count)
+                .map(|i| {
+                    serde_json::json!({
+                        "metric": format!("{}{i}", args.prefix),
+                        "condition": ">",
+                        "threshold": threshold,
+                        "window_seconds": args.window.as_secs_f64(),
+                    })
+                })
+                .collect();
+            text = serde_json::to_string_pretty(&rules).context("cannot render the rules")?;
+            text.push('\n');
+            summary = format!(
+                "{count} probe rules, {}0..{}{}",
+                args.prefix,
+                args.prefix,
+                count - 1
+            );
+        }
+        (shape, RuleFormat::Yaml) => {
+            let window = prometheus_duration(args.window);
+            let _ = writeln!(
+                text,
+                "# Generated by `loadgen gen-rules --shape {} --count {count}`.\ngroups:\n  - name: generated\n    rules:",
+                match shape {
+                    RuleShape::Probes => "probes",
+                    RuleShape::Traffic => "traffic",
+                }
+            );
+            let series = METRIC_NAMES.len() * args.hosts as usize;
+            for i in 0..count {
+                match shape {
+                    RuleShape::Probes => {
+                        let metric = format!("{}{i}", args.prefix);
+                        let _ = writeln!(
+                            text,
+                            "      - alert: {metric}\n        expr: avg_over_time({metric}[{window}]) > {threshold}"
+                        );
+                    }
+                    RuleShape::Traffic => {
+                        let s = i % series;
+                        let metric = METRIC_NAMES[s % METRIC_NAMES.len()];
+                        let host = host_name(s / METRIC_NAMES.len(), args.hosts as usize);
+                        // Distinct thresholds: rules on one series are not
+                        // copies an optimiser could fold.
+                        let _ = writeln!(
+                            text,
+                            "      - alert: Traffic_{i}\n        expr: avg_over_time({metric}{{host=\"{host}\"}}[{window}]) > {}",
+                            threshold + (i / series) as f64
+                        );
+                    }
+                }
+            }
+            summary = match shape {
+                RuleShape::Probes => format!("{count} probe rules"),
+                RuleShape::Traffic => {
+                    let (low, extra) = (count / series, count % series);
+                    format!(
+                        "{count} traffic rules over {series} series: {extra} series watched by {} rules, {} by {low}; {:.2} rules per sample on average",
+                        low + 1,
+                        series - extra,
+                        count as f64 / series as f64
+                    )
+                }
+            };
+        }
+    }
+    Ok((text, summary))
+}
+
+pub fn run(args: &GenRulesArgs) -> Result<()> {
+    let (text, summary) = render(args)?;
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write --output {}", path.display()))?,
+        None => std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .context("cannot write to stdout")?,
+    }
+    eprintln!("loadgen gen-rules: {summary}");
+    Ok(())
+}
+
+/// `90s`, `5m`, `1500ms`: the largest whole unit, as rule files write it.
+fn prometheus_duration(duration: std::time::Duration) -> String {
+    let ms = duration.as_millis();
+    match ms {
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1_000) => format!("{}s", ms / 1_000),
+        _ => format!("{ms}ms"),
+    }
+}
+
+/// Prometheus' metric name rule (`common` has it too, for labels; a copy
+/// here keeps the message ours).
+fn is_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: GenRulesArgs,
+    }
+
+    fn args(argv: &[&str]) -> GenRulesArgs {
+        let mut full = vec!["gen-rules"];
+        full.extend_from_slice(argv);
+        Cli::try_parse_from(full).expect("valid flags").args
+    }
+
+    #[test]
+    fn probe_rules_as_json_are_the_seeds_rules() {
+        let (text, summary) =
+            render(&args(&["--count", "3", "--format", "json"])).expect("renders");
+        let rules = common::parse_rules(&text).expect("the seed's JSON");
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[2].metric, "alert_probe_2");
+        assert_eq!(rules[2].threshold, 50.0);
+        assert_eq!(rules[2].window, std::time::Duration::from_secs(60));
+        assert!(
+            summary.contains("alert_probe_0..alert_probe_2"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn traffic_rules_spread_over_every_series() {
+        let (text, summary) = render(&args(&[
+            "--shape", "traffic", "--count", "14", "--hosts", "2",
+        ]))
+        .expect("renders");
+        // 12 series: rules 12 and 13 wrap round to the first two.
+        assert!(text.contains(
+            "alert: Traffic_0\n        expr: avg_over_time(cpu_usage{host=\"web-01\"}[1m]) > 1000000000"
+        ), "{text}");
+        assert!(text.contains("Traffic_13\n        expr: avg_over_time(memory_usage{host=\"web-01\"}[1m]) > 1000000001"), "{text}");
+        assert!(text.contains("error_rate{host=\"web-02\"}"), "{text}");
+        assert_eq!(text.matches("- alert:").count(), 14);
+        assert!(
+            summary.contains("2 series watched by 2 rules, 10 by 1"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn bad_combinations_are_named() {
+        let error = render(&args(&["--shape", "traffic", "--format", "json"]))
+            .expect_err("json traffic")
+            .to_string();
+        assert!(error.contains("'json'"), "{error}");
+        let error = render(&args(&["--prefix", "9bad"]))
+            .expect_err("bad prefix")
+            .to_string();
+        assert!(error.contains("'9bad'"), "{error}");
+        let error = Cli::try_parse_from(["gen-rules", "--count", "0"])
+            .err()
+            .expect("zero rules")
+            .to_string();
+        assert!(error.contains("'0'"), "{error}");
+    }
+}
