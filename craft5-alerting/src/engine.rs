@@ -57,6 +57,7 @@ use crate::periodic::{
     DEFAULT_GROUP_INTERVAL, DEFAULT_PERIODIC_BUDGET, GroupStatus, PeriodicEvaluator, PeriodicGroup,
     PeriodicRule, PeriodicStats, RuleHealth, RuleResult, alert_query_config,
 };
+use crate::rule_index::RuleIndex;
 use crate::rules::{
     Rule, RuleExpr, RuleFileError, RuleSet, Scope, StreamingCondition, WindowFunction,
 };
@@ -267,7 +268,7 @@ struct Counters {
 pub struct StreamingAlertEngine {
     rule_set: RuleSet,
     rules: Vec<CompiledRule>,
-    by_metric: HashMap<String, Vec<usize>>,
+    rule_index: RuleIndex,
     periodic: Vec<usize>,
     /// Runs the periodic rules when the engine has a store.
     periodic_evaluator: Option<PeriodicEvaluator>,
@@ -311,17 +312,18 @@ impl StreamingAlertEngine {
                 }
             })
             .collect();
-        let mut by_metric: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut periodic = Vec::new();
-        for (index, compiled) in rules.iter().enumerate() {
-            match &compiled.condition {
-                Some(condition) => by_metric
-                    .entry(condition.metric.clone())
-                    .or_default()
-                    .push(index),
-                None => periodic.push(index),
-            }
-        }
+        let rule_index = RuleIndex::new(
+            rules
+                .iter()
+                .enumerate()
+                .filter_map(|(index, compiled)| Some((index, compiled.condition.as_ref()?))),
+        );
+        let periodic: Vec<usize> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, compiled)| compiled.condition.is_none())
+            .map(|(index, _)| index)
+            .collect();
         let started_at_ms = options.clock.now_ms();
         let store = options.state_file.clone().map(StateStore::new);
         let mut runtime = Runtime {
@@ -350,7 +352,7 @@ impl StreamingAlertEngine {
         Ok(StreamingAlertEngine {
             rule_set,
             rules,
-            by_metric,
+            rule_index,
             periodic,
             periodic_evaluator,
             last_advance_ms: AtomicI64::new(i64::MIN),
@@ -503,15 +505,19 @@ impl StreamingAlertEngine {
         let mut batch = BatchTally::default();
         {
             let mut runtime = self.runtime.lock();
+            let mut candidates = Vec::new();
             for metric in metrics {
-                let Some(rule_indexes) = self.by_metric.get(metric.name.as_str()) else {
+                if !self.rule_index.knows(metric.name.as_str()) {
                     continue;
-                };
+                }
                 if metric.timestamp_ms > latest_allowed {
                     batch.from_the_future += 1;
                     continue;
                 }
-                for &index in rule_indexes {
+                candidates.clear();
+                self.rule_index
+                    .candidates(&metric.name, &metric.labels, &mut candidates);
+                for &index in &candidates {
                     self.ingest_one(&mut runtime, index, metric, &mut batch);
                 }
             }

@@ -80,6 +80,7 @@ pub mod outbox;
 pub mod periodic;
 pub mod receivers;
 pub mod routing;
+pub mod rule_index;
 pub mod rules;
 pub mod schedule;
 pub mod service;
