@@ -8,13 +8,13 @@
 # goes out. Rule checks/s = stored samples/s × the mean rules per sample
 # that gen-rules prints (10,000 over 6 × 50 series: 33.33).
 #
-# Usage: bash docs/scripts/ch05-rules.sh [seconds] [rules]   (default 20, 10000)
+# Usage: bash docs/scripts/ch05-rules.sh [seconds] [rules] [hosts]   (default 20, 10000, 50)
 # NO_BUILD=1 uses the binaries already in target/release.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_PER_RUN="${1:-20}"
 RULES="${2:-10000}"
-HOSTS=50
+HOSTS="${3:-50}"
 [ -n "${NO_BUILD:-}" ] || cargo build --release -q -p platform -p loadgen
 PLATFORM="$PWD/target/release/platform"
 LOADGEN="$PWD/target/release/loadgen"
