@@ -43,6 +43,24 @@ fn is_stale(value: f64) -> bool {
     value.to_bits() == STALE_NAN_BITS
 }
 
+/// Whether any point is a staleness marker. Runs over every sample a range
+/// selector loaded, so it is written for the vector unit: blocks of 32
+/// compared without a branch per point (an early exit per point keeps the
+/// loop scalar — it was 40% of `avg_over_time` over a day), one branch per
+/// block.
+fn has_stale(points: &[Point]) -> bool {
+    let mut blocks = points.chunks_exact(32);
+    for block in blocks.by_ref() {
+        if block
+            .iter()
+            .fold(false, |found, p| found | (p.v.to_bits() == STALE_NAN_BITS))
+        {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|p| is_stale(p.v))
+}
+
 /// A range vector ready to be windowed: each series' raw points in time
 /// order (samples from a selector, staleness markers included — skip them
 /// with [`live_points`] — or a subquery's inner points), and the window
@@ -266,7 +284,7 @@ pub(crate) fn range_selector(
 /// (100 M samples are 1.6 GB; that pass alone cost a sixth of the time of
 /// `examples/query_figures.rs --hundred-million`).
 pub(crate) fn live_points(points: &[Point]) -> Cow<'_, [Point]> {
-    if points.iter().any(|p| is_stale(p.v)) {
+    if has_stale(points) {
         Cow::Owned(points.iter().filter(|p| !is_stale(p.v)).copied().collect())
     } else {
         Cow::Borrowed(points)
@@ -304,5 +322,25 @@ mod tests {
         assert_eq!(live.iter().map(|p| p.t).collect::<Vec<_>>(), vec![1, 3]);
         let clean = [point(5, 2.0)];
         assert!(matches!(live_points(&clean), Cow::Borrowed(_)));
+    }
+
+    /// The block-wise scan finds a marker at any place: in a full block of
+    /// 32, in the remainder, first, last — and nothing in a clean series.
+    #[test]
+    fn markers_are_found_wherever_they_sit() {
+        for len in [0usize, 1, 31, 32, 33, 64, 100] {
+            let clean: Vec<Point> = (0..len)
+                .map(|i| Point {
+                    t: i as i64,
+                    v: if i % 7 == 0 { f64::NAN } else { i as f64 },
+                })
+                .collect();
+            assert!(!has_stale(&clean), "len {len}");
+            for at in 0..len {
+                let mut marked = clean.clone();
+                marked[at].v = f64::from_bits(STALE_NAN_BITS);
+                assert!(has_stale(&marked), "len {len}, marker at {at}");
+            }
+        }
     }
 }
