@@ -29,8 +29,11 @@
 //!   into the deques at its place: samples before it that it dominates
 //!   leave, and it enters only if no later sample dominates it;
 //! - a second sample for the same time and source (an at-least-once
-//!   redelivery) replaces the first, as the store does. That is the one
-//!   O(window) path — the deques are rebuilt — and it is rare.
+//!   redelivery, or a client stamping a whole batch with one millisecond)
+//!   replaces the first, as the store does. The same value changes
+//!   nothing; a new value for the *newest* sample — the common case —
+//!   re-trims only the deques' tails; a new value further back rebuilds
+//!   the deques, the one O(window) path, and a rare one.
 //!
 //! The `source` of a sample tells apart series that share a window (the
 //! seed's rules average all series of a metric together); a per-series
