@@ -262,9 +262,20 @@ fn send_line_protocol(addr: SocketAddr, series: &[SeriesData], batch: usize) {
         .enumerate()
         .filter_map(|(index, one)| one.samples.first().map(|s| Reverse((s.0, index, 0))))
         .collect();
+    // A full queue answers 503 (backpressure: the storage consumer is
+    // behind); the body was refused whole, so it is sent again once the
+    // queue has room — within a bounded wait.
     let post = |body: &str| {
-        let (status, reply) = http(addr, "POST", "/write?precision=ms", body).expect("write");
-        assert!(status == 204 || status == 202, "write: {status} {reply}");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (status, reply) = http(addr, "POST", "/write?precision=ms", body).expect("write");
+            if status == 503 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            assert!(status == 204 || status == 202, "write: {status} {reply}");
+            return;
+        }
     };
     let mut body = String::with_capacity(batch * 64);
     let mut lines = 0;
