@@ -224,36 +224,66 @@ impl<'a> IntDecoder<'a> {
         }
         let (mut value, mut delta, base, width) = (self.value, self.delta, self.base, self.width);
         let n = self.remaining;
+        // Written into slots made up front, with the bit reader in a local:
+        // `out.push` checked the capacity and stored the length on every
+        // value, and the reader's fields went back to memory each time
+        // because the push might reallocate — the loop was memory traffic,
+        // not arithmetic (a quarter of a day-long `avg_over_time`).
+        let start = out.len();
+        out.resize(start + n, 0);
+        let slots = &mut out[start..];
+        let mut packed = self.packed.clone();
+        let mut result = Ok(());
         match (self.order, width) {
             (Order::Delta, 0) => {
-                for _ in 0..n {
+                for slot in slots.iter_mut() {
                     value = value.wrapping_add(base);
-                    out.push(value);
+                    *slot = value;
                 }
             }
             (Order::DeltaOfDelta, 0) => {
-                for _ in 0..n {
+                for slot in slots.iter_mut() {
                     delta = delta.wrapping_add(base);
                     value = value.wrapping_add(delta);
-                    out.push(value);
+                    *slot = value;
                 }
             }
             (Order::Delta, _) => {
-                for _ in 0..n {
-                    let packed = self.packed.read_small(width)?;
-                    value = value.wrapping_add((packed as i64).wrapping_add(base));
-                    out.push(value);
+                for slot in slots.iter_mut() {
+                    match packed.read_small(width) {
+                        Ok(residual) => {
+                            value = value.wrapping_add((residual as i64).wrapping_add(base));
+                            *slot = value;
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
                 }
             }
             (Order::DeltaOfDelta, _) => {
-                for _ in 0..n {
-                    let packed = self.packed.read_small(width)?;
-                    delta = delta.wrapping_add((packed as i64).wrapping_add(base));
-                    value = value.wrapping_add(delta);
-                    out.push(value);
+                for slot in slots.iter_mut() {
+                    match packed.read_small(width) {
+                        Ok(residual) => {
+                            delta = delta.wrapping_add((residual as i64).wrapping_add(base));
+                            value = value.wrapping_add(delta);
+                            *slot = value;
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
                 }
             }
         }
+        if let Err(e) = result {
+            // Nothing half-decoded is left behind.
+            out.truncate(start);
+            return Err(e);
+        }
+        self.packed = packed;
         self.value = value;
         self.delta = delta;
         self.read += n;
