@@ -20,10 +20,12 @@
 //! which, like an offset, returns a sample of the series unchanged (so
 //! Prometheus keeps the name). Docs chapter 4, "Functions".
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use super::numeric::{go_max, go_min, kahan_sum_inc, quantile};
-use super::selector::{SlidingWindow, live_points};
+use super::selector::{SlidingWindow, is_stale, live_points};
 use super::steps::{Grid, drop_name, empty_key, merge_same_labelset, reject_same_labelset};
 use super::{EvalError, Evaluated, Evaluator};
 use crate::lang::{Call, Expr};
@@ -44,6 +46,17 @@ enum OverRange {
     Stddev,
     Quantile,
     Last,
+}
+
+impl OverRange {
+    /// Kinds that read only the values in a window: they skip staleness
+    /// markers themselves while they aggregate.
+    fn skips_markers_itself(self) -> bool {
+        !matches!(
+            self,
+            OverRange::Rate | OverRange::Irate | OverRange::Increase | OverRange::Delta
+        )
+    }
 }
 
 /// Evaluates `call` at every step of `grid`.
@@ -205,7 +218,16 @@ fn over_range(
         .par_iter()
         .map(|series| {
             limits.check_deadline()?;
-            let series_points = live_points(&series.points);
+            // The kinds that only read values skip staleness markers as
+            // they aggregate; the others (rates read times and first/last
+            // samples) get the series without markers first. A separate
+            // pass over every sample to look for markers cost as much as
+            // `avg_over_time`'s own sum over a day.
+            let series_points = if kind.skips_markers_itself() {
+                Cow::Borrowed(series.points.as_slice())
+            } else {
+                live_points(&series.points)
+            };
             let mut window = SlidingWindow::default();
             let mut points = Vec::new();
             // Reused by quantile_over_time, which must sort a copy.
@@ -222,18 +244,22 @@ fn over_range(
                     OverRange::Increase => extrapolated_rate(samples, start, end, true, false),
                     OverRange::Delta => extrapolated_rate(samples, start, end, false, false),
                     OverRange::Irate => instant_rate(samples),
-                    OverRange::Avg => Some(average(samples)),
-                    OverRange::Min => Some(extreme(samples, |current, best| current < best)),
-                    OverRange::Max => Some(extreme(samples, |current, best| current > best)),
-                    OverRange::Sum => Some(sum(samples)),
-                    OverRange::Count => Some(samples.len() as f64),
-                    OverRange::Stddev => Some(stddev(samples)),
-                    OverRange::Last => samples.last().map(|p| p.v),
+                    OverRange::Avg => average(samples),
+                    OverRange::Min => extreme(samples, |current, best| current < best),
+                    OverRange::Max => extreme(samples, |current, best| current > best),
+                    OverRange::Sum => sum(samples),
+                    OverRange::Count => {
+                        let live = live_values(samples).count();
+                        (live > 0).then_some(live as f64)
+                    }
+                    OverRange::Stddev => stddev(samples),
+                    OverRange::Last => live_values(samples).next_back(),
                     OverRange::Quantile => {
                         scratch.clear();
-                        scratch.extend(samples.iter().map(|p| p.v));
+                        scratch.extend(live_values(samples));
                         let phi = phi.as_ref().and_then(|phi| phi.get(step)).copied();
-                        Some(quantile(phi.unwrap_or(f64::NAN), &mut scratch))
+                        (!scratch.is_empty())
+                            .then(|| quantile(phi.unwrap_or(f64::NAN), &mut scratch))
                     }
                 };
                 if let Some(v) = value {
@@ -328,20 +354,25 @@ fn seconds_between(from: i64, to: i64) -> f64 {
     (i128::from(to) - i128::from(from)) as f64 / 1000.0
 }
 
+/// The values of `samples` that are not staleness markers (a window of
+/// the kinds that read only values holds the markers; see `over_range`).
+fn live_values(samples: &[Point]) -> impl DoubleEndedIterator<Item = f64> + '_ {
+    samples.iter().map(|p| p.v).filter(|&v| !is_stale(v))
+}
+
 /// `avg_over_time`: Kahan-compensated sum over count, switching to an
-/// incremental mean if the sum would overflow.
-fn average(samples: &[Point]) -> f64 {
-    let Some((first, rest)) = samples.split_first() else {
-        return f64::NAN;
-    };
-    let (mut sum, mut compensation) = (first.v, 0.0);
+/// incremental mean if the sum would overflow. `None` without a value.
+fn average(samples: &[Point]) -> Option<f64> {
+    let mut values = live_values(samples);
+    let first = values.next()?;
+    let (mut sum, mut compensation) = (first, 0.0);
     let mut mean = 0.0;
     let mut count = 1.0;
     let mut incremental = false;
-    for point in rest {
+    for value in values {
         count += 1.0;
         if !incremental {
-            let (new_sum, new_compensation) = kahan_sum_inc(point.v, sum, compensation);
+            let (new_sum, new_compensation) = kahan_sum_inc(value, sum, compensation);
             if !new_sum.is_infinite() {
                 (sum, compensation) = (new_sum, new_compensation);
                 continue;
@@ -351,49 +382,53 @@ fn average(samples: &[Point]) -> f64 {
             compensation /= count - 1.0;
         }
         let q = (count - 1.0) / count;
-        (mean, compensation) = kahan_sum_inc(point.v / count, q * mean, q * compensation);
+        (mean, compensation) = kahan_sum_inc(value / count, q * mean, q * compensation);
     }
-    if incremental {
+    Some(if incremental {
         mean + compensation
     } else {
         sum / count + compensation / count
-    }
+    })
 }
 
 /// `min_over_time` / `max_over_time`: NaN is replaced by any later value.
-fn extreme(samples: &[Point], better: impl Fn(f64, f64) -> bool) -> f64 {
-    let mut best = samples.first().map_or(f64::NAN, |p| p.v);
-    for point in samples {
-        if better(point.v, best) || best.is_nan() {
-            best = point.v;
+/// `None` without a value.
+fn extreme(samples: &[Point], better: impl Fn(f64, f64) -> bool) -> Option<f64> {
+    let mut values = live_values(samples);
+    let mut best = values.next()?;
+    for value in values {
+        if better(value, best) || best.is_nan() {
+            best = value;
         }
     }
-    best
+    Some(best)
 }
 
-/// `sum_over_time`, Kahan-compensated.
-fn sum(samples: &[Point]) -> f64 {
-    let (sum, compensation) = samples
-        .iter()
-        .fold((0.0, 0.0), |(s, c), p| kahan_sum_inc(p.v, s, c));
-    if sum.is_infinite() {
+/// `sum_over_time`, Kahan-compensated. `None` without a value.
+fn sum(samples: &[Point]) -> Option<f64> {
+    let mut any = false;
+    let (sum, compensation) = live_values(samples).fold((0.0, 0.0), |(s, c), v| {
+        any = true;
+        kahan_sum_inc(v, s, c)
+    });
+    any.then_some(if sum.is_infinite() {
         sum
     } else {
         sum + compensation
-    }
+    })
 }
 
 /// `stddev_over_time`: the population standard deviation, by Welford's
-/// running mean with Kahan compensation.
-fn stddev(samples: &[Point]) -> f64 {
+/// running mean with Kahan compensation. `None` without a value.
+fn stddev(samples: &[Point]) -> Option<f64> {
     let (mut count, mut mean, mut mean_c, mut aux, mut aux_c) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for point in samples {
+    for value in live_values(samples) {
         count += 1.0;
-        let delta = point.v - (mean + mean_c);
+        let delta = value - (mean + mean_c);
         (mean, mean_c) = kahan_sum_inc(delta / count, mean, mean_c);
-        (aux, aux_c) = kahan_sum_inc(delta * (point.v - (mean + mean_c)), aux, aux_c);
+        (aux, aux_c) = kahan_sum_inc(delta * (value - (mean + mean_c)), aux, aux_c);
     }
-    ((aux + aux_c) / count).sqrt()
+    (count > 0.0).then(|| ((aux + aux_c) / count).sqrt())
 }
 
 #[cfg(test)]
@@ -439,13 +474,64 @@ mod tests {
             (6, 7.0),
             (7, 9.0),
         ]);
-        assert_eq!(average(&samples), 5.0);
-        assert_eq!(stddev(&samples), 2.0);
-        assert_eq!(sum(&samples), 40.0);
-        assert_eq!(extreme(&samples, |a, b| a < b), 2.0);
+        assert_eq!(average(&samples), Some(5.0));
+        assert_eq!(stddev(&samples), Some(2.0));
+        assert_eq!(sum(&samples), Some(40.0));
+        assert_eq!(extreme(&samples, |a, b| a < b), Some(2.0));
         let with_nan = points(&[(0, f64::NAN), (1, 3.0), (2, 1.0)]);
-        assert_eq!(extreme(&with_nan, |a, b| a < b), 1.0);
+        assert_eq!(extreme(&with_nan, |a, b| a < b), Some(1.0));
         let huge = points(&[(0, f64::MAX), (1, f64::MAX), (2, 0.0)]);
-        assert!((average(&huge) - f64::MAX / 1.5).abs() / f64::MAX < 1e-12);
+        assert!((average(&huge).unwrap() - f64::MAX / 1.5).abs() / f64::MAX < 1e-12);
+    }
+
+    mod markers {
+        use super::super::*;
+        use crate::eval::selector::live_points;
+        use proptest::prelude::*;
+
+        const STALE: u64 = 0x7ff0_0000_0000_0002;
+
+        fn same(a: Option<f64>, b: Option<f64>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                (None, None) => true,
+                _ => false,
+            }
+        }
+
+        proptest! {
+            /// Skipping markers inside the aggregation gives exactly what
+            /// the aggregation gives over the series without markers.
+            #[test]
+            fn skipping_markers_inline_equals_filtering_first(
+                values in proptest::collection::vec(
+                    prop_oneof![
+                        6 => -1e6f64..1e6,
+                        1 => Just(f64::from_bits(STALE)),
+                        1 => Just(f64::NAN),
+                        1 => Just(f64::MAX),
+                    ],
+                    0..40,
+                )
+            ) {
+                let raw: Vec<Point> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| Point { t: i as i64, v })
+                    .collect();
+                let live = live_points(&raw).into_owned();
+                prop_assert!(same(average(&raw), average(&live)));
+                prop_assert!(same(sum(&raw), sum(&live)));
+                prop_assert!(same(stddev(&raw), stddev(&live)));
+                prop_assert!(same(extreme(&raw, |a, b| a < b), extreme(&live, |a, b| a < b)));
+                prop_assert!(same(extreme(&raw, |a, b| a > b), extreme(&live, |a, b| a > b)));
+                prop_assert!(same(
+                    live_values(&raw).next_back(),
+                    live.last().map(|p| p.v)
+                ));
+                prop_assert_eq!(live_values(&raw).count(), live.len());
+                prop_assert_eq!(average(&raw).is_some(), !live.is_empty());
+            }
+        }
     }
 }

@@ -39,7 +39,7 @@ use crate::value::{Point, RangeSeries, SeriesKey};
 /// the NaN arithmetic produces.
 const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
-fn is_stale(value: f64) -> bool {
+pub(crate) fn is_stale(value: f64) -> bool {
     value.to_bits() == STALE_NAN_BITS
 }
 
