@@ -59,7 +59,10 @@
 //!   interval as instant queries through craft 4's evaluator over the
 //!   platform's store, into the same state machines;
 //! - [`routing::inhibit`]: `inhibit_rules`, a firing cause muting its
-//!   symptoms.
+//!   symptoms;
+//! - [`rule_index`]: which streaming rules a sample can feed, by metric
+//!   and by an equality matcher, so 10,000 rules cost a sample only the
+//!   few that watch its series.
 //!
 //! Measured (docs chapter 5, "Measured"): detection latency end to end
 //! (`loadgen alert-latency`), rule checks per second beside phase0
