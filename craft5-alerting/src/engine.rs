@@ -580,15 +580,7 @@ impl StreamingAlertEngine {
                             .events
                             .push(self.event(compiled, series, tracked, transition));
                     }
-                    if tracked.status.state == AlertState::Resolved
-                        && tracked
-                            .status
-                            .resolved_at_ms
-                            .is_some_and(|resolved| now_ms.saturating_sub(resolved) >= retention_ms)
-                    {
-                        tracked.status = AlertStatus::inactive();
-                        changed = true;
-                    }
+                    changed |= forget_if_resolved_long_ago(tracked, now_ms, retention_ms);
                     if tracked.status.state == AlertState::Firing {
                         firing.push((
                             index,
@@ -631,14 +623,7 @@ impl StreamingAlertEngine {
                     for (series, tracked) in rule_runtime.alerts.iter_mut() {
                         // Resolved alerts age out on every tick, not only
                         // when their (maybe hourly) group runs.
-                        if tracked.status.state == AlertState::Resolved
-                            && tracked.status.resolved_at_ms.is_some_and(|resolved| {
-                                now_ms.saturating_sub(resolved) >= retention_ms
-                            })
-                        {
-                            tracked.status = AlertStatus::inactive();
-                            changed = true;
-                        }
+                        changed |= forget_if_resolved_long_ago(tracked, now_ms, retention_ms);
                         if tracked.status.state == AlertState::Firing {
                             firing.push((
                                 index,
@@ -1150,4 +1135,18 @@ fn seed_placeholder(rule: &Rule) -> AlertRule {
 
 fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A resolved alert is kept (listed, its state saved) for `retention_ms`,
+/// then forgotten: back to inactive. True when it was forgotten now.
+fn forget_if_resolved_long_ago(tracked: &mut Tracked, now_ms: i64, retention_ms: i64) -> bool {
+    let long_ago = tracked.status.state == AlertState::Resolved
+        && tracked
+            .status
+            .resolved_at_ms
+            .is_some_and(|resolved| now_ms.saturating_sub(resolved) >= retention_ms);
+    if long_ago {
+        tracked.status = AlertStatus::inactive();
+    }
+    long_ago
 }
