@@ -57,12 +57,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use common::{Clock, NotifyError};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -75,7 +75,6 @@ use crate::routing::{Dispatcher, RoutingConfig};
 use crate::rules::parse_prometheus_duration;
 use crate::schedule::Schedules;
 use crate::signal::Signal;
-use crate::silence::Silences;
 use crate::state::Transition;
 use crate::store::write_atomically;
 
@@ -334,10 +333,9 @@ type IncidentKey = (String, String);
 /// Runs the escalation policies; see the module notes.
 pub struct Escalator {
     config: Arc<RoutingConfig>,
-    silences: Arc<Silences>,
-    /// Who knows which alerts are inhibited now (the dispatcher holds the
-    /// firing alerts); weak, set after both exist.
-    inhibitor: RwLock<Option<Weak<Dispatcher>>>,
+    /// Says which alerts are muted now (silenced, or inhibited by a firing
+    /// alert it holds): escalation waits on exactly what the routes do.
+    dispatcher: Arc<Dispatcher>,
     acknowledgements: Arc<Acknowledgements>,
     outbox: Arc<Outbox>,
     clock: Arc<dyn Clock>,
@@ -350,23 +348,6 @@ pub struct Escalator {
 }
 
 impl Escalator {
-    /// Escalation also waits while `dispatcher` says an alert is
-    /// inhibited (a firing source alert mutes it), as the dispatcher's
-    /// own notifications do; without it only silences mute.
-    pub fn set_inhibitor(&self, dispatcher: &Arc<Dispatcher>) {
-        *self.inhibitor.write() = Some(Arc::downgrade(dispatcher));
-    }
-
-    /// Silenced or inhibited now: no step is paged, and the resolution
-    /// follows the route's `send_resolved_when_silenced`.
-    fn is_muted(&self, labels: &common::Labels, now_ms: i64) -> bool {
-        if self.silences.is_silenced(labels, now_ms) {
-            return true;
-        }
-        let dispatcher = self.inhibitor.read().as_ref().and_then(Weak::upgrade);
-        dispatcher.is_some_and(|d| !d.inhibited_by(labels).is_empty())
-    }
-
     /// An escalator for `config`'s policies, its state in `path` (`None`:
     /// in memory), restored from there.
     ///
@@ -374,7 +355,7 @@ impl Escalator {
     /// [`EscalationError`] when the file exists but cannot be read.
     pub fn new(
         config: Arc<RoutingConfig>,
-        silences: Arc<Silences>,
+        dispatcher: Arc<Dispatcher>,
         acknowledgements: Arc<Acknowledgements>,
         outbox: Arc<Outbox>,
         clock: Arc<dyn Clock>,
@@ -415,8 +396,7 @@ impl Escalator {
         }
         Ok(Escalator {
             config,
-            silences,
-            inhibitor: RwLock::new(None),
+            dispatcher,
             acknowledgements,
             outbox,
             clock,
@@ -533,7 +513,7 @@ impl Escalator {
             };
             while let Some(step) = policy.steps.get(incident.next_step) {
                 if incident.alert.starts_at_ms.saturating_add(step.after_ms) > now_ms
-                    || self.is_muted(&incident.alert.labels, now_ms)
+                    || self.dispatcher.is_muted(&incident.alert.labels, now_ms)
                 {
                     break;
                 }
@@ -691,7 +671,9 @@ impl Escalator {
         if acknowledged && !incident.send_resolved_when_acknowledged {
             return Vec::new();
         }
-        if !incident.send_resolved_when_silenced && self.is_muted(&incident.alert.labels, now_ms) {
+        if !incident.send_resolved_when_silenced
+            && self.dispatcher.is_muted(&incident.alert.labels, now_ms)
+        {
             return Vec::new();
         }
         incident

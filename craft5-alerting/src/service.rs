@@ -184,14 +184,6 @@ impl AlertingService {
             Some(directory) => Acknowledgements::open(directory.join(ACKNOWLEDGEMENTS_FILE))?,
             None => Acknowledgements::in_memory(),
         });
-        let escalator = Arc::new(Escalator::new(
-            routing.clone(),
-            silences.clone(),
-            acknowledgements.clone(),
-            outbox.clone(),
-            options.clock.clone(),
-            directory.as_ref().map(|d| d.join(ESCALATIONS_FILE)),
-        )?);
         let dispatcher = Arc::new(
             Dispatcher::new(
                 routing.clone(),
@@ -201,7 +193,14 @@ impl AlertingService {
             )
             .with_acknowledgements(acknowledgements.clone()),
         );
-        escalator.set_inhibitor(&dispatcher);
+        let escalator = Arc::new(Escalator::new(
+            routing.clone(),
+            dispatcher.clone(),
+            acknowledgements.clone(),
+            outbox.clone(),
+            options.clock.clone(),
+            directory.as_ref().map(|d| d.join(ESCALATIONS_FILE)),
+        )?);
         let mut engine_options = EngineOptions::new(options.clock.clone())
             .with_interval(options.interval)
             .with_transition_notifier(dispatcher.clone())

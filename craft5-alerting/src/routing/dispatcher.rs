@@ -218,6 +218,14 @@ impl Dispatcher {
             .collect()
     }
 
+    /// Whether an alert with `labels` is muted now: a silence covers it,
+    /// or a firing alert inhibits it — what the routes' notifications and
+    /// the escalation steps both wait on.
+    pub fn is_muted(&self, labels: &Labels, now_ms: i64) -> bool {
+        self.silences.is_silenced(labels, now_ms)
+            || (!self.config.inhibit_rules.is_empty() && !self.inhibited_by(labels).is_empty())
+    }
+
     /// The firing alerts inhibiting an alert with `labels` now.
     pub fn inhibited_by(&self, labels: &Labels) -> Vec<Inhibition> {
         let groups = self.groups.lock();
