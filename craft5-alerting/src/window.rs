@@ -278,13 +278,12 @@ impl SlidingWindow {
         }
     }
 
+    /// A value before the newest changed: both deques from scratch
+    /// (emptied, then refilled as for a new newest sample).
     fn rebuild_candidates(&mut self) {
         self.max_candidates.clear();
         self.min_candidates.clear();
-        for entry in &self.samples {
-            push_back_dominating(&mut self.max_candidates, *entry, |a, b| a <= b);
-            push_back_dominating(&mut self.min_candidates, *entry, |a, b| a >= b);
-        }
+        self.recandidate_newest();
     }
 }
 
