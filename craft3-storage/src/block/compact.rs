@@ -135,15 +135,7 @@ fn copy_or_merge(runs: Vec<Vec<Chunk>>) -> Result<Vec<Chunk>, ChunkError> {
     }
     let mut samples: Vec<Sample> = Vec::new();
     for run in &runs {
-        let mut newer = Vec::new();
-        for chunk in run {
-            let mut iter = chunk.iter();
-            newer.extend(iter.by_ref());
-            if let Some(error) = iter.err() {
-                return Err(error.clone());
-            }
-        }
-        samples = overlay(&samples, &newer);
+        samples = overlay(&samples, &decode(run)?);
     }
     samples
         .chunks(COMPACTED_SAMPLES_PER_CHUNK)
@@ -180,15 +172,20 @@ fn join(mut group: Vec<Chunk>) -> Result<Chunk, ChunkError> {
     {
         return Ok(only);
     }
-    let mut samples = Vec::with_capacity(group.iter().map(Chunk::len).sum());
-    for chunk in &group {
+    Chunk::encode(&decode(&group)?, EncodingPolicy::Smallest)
+}
+
+/// Every sample of `chunks`, in order; a damaged chunk's error.
+fn decode(chunks: &[Chunk]) -> Result<Vec<Sample>, ChunkError> {
+    let mut samples = Vec::with_capacity(chunks.iter().map(Chunk::len).sum());
+    for chunk in chunks {
         let mut iter = chunk.iter();
         samples.extend(iter.by_ref());
         if let Some(error) = iter.err() {
             return Err(error.clone());
         }
     }
-    Chunk::encode(&samples, EncodingPolicy::Smallest)
+    Ok(samples)
 }
 
 /// Merges two strictly increasing runs; for a timestamp in both, `newer`'s
