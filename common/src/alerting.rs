@@ -50,6 +50,9 @@ pub struct Evaluation {
 ///   returned: one bad channel must not stop the others.
 /// - The pipeline calls `evaluate` every [`interval`](Self::interval) and
 ///   [`observe`](Self::observe) after each batch is stored.
+/// - An engine with an HTTP API of its own (craft 5's rules, alerts,
+///   silences) contributes it as a [`RouteSet`](crate::http::RouteSet)
+///   beside the engine; the trait carries no HTTP.
 pub trait AlertEngine: Send + Sync {
     /// The rules, for the startup log and the API.
     fn rules(&self) -> Vec<AlertRule>;
@@ -71,13 +74,4 @@ pub trait AlertEngine: Send + Sync {
 
     /// A short name for logs.
     fn name(&self) -> &'static str;
-
-    /// Answers the engine's own HTTP API (`/api/v1/rules`, `/api/v1/alerts`,
-    /// silences, …) when it has one: `Some(response)` for a path it serves,
-    /// `None` to let the shared routes answer (phase0 has no API of its
-    /// own). The routes ask it before the query API.
-    fn handle_http(&self, request: &crate::http::Request) -> Option<crate::http::Response> {
-        let _ = request;
-        None
-    }
 }

@@ -1,21 +1,17 @@
-//! The one HTTP surface: what every route does, independent of which server
-//! parsed the request.
+//! The HTTP surface's contract: the wire types every server speaks
+//! ([`Request`], [`Response`]), the [`Handler`] a server hands requests to,
+//! and the [`RouteSet`] through which a slot contributes its own routes.
 //!
-//! Ingestion servers (phase0's hand-written loop, craft 1's staircase and its
-//! hyper server) turn bytes into a [`Request`] and hand it to
-//! [`Routes::handle`]; the query and alerting slots contribute their answers
-//! through their traits. So swapping a server never drops or changes an
-//! endpoint. Story: docs chapter 0.
-
-use std::sync::Arc;
+//! Ingestion servers (phase0's hand-written loop, craft 1's staircase and
+//! its hyper server) turn bytes into a [`Request`]; the slots that answer
+//! questions (query, alerting) each offer a [`RouteSet`]; the runtime crate
+//! (`pipeline/src/router.rs`) assembles one router from them, so swapping a
+//! slot never drops an endpoint and a request reaches exactly one crate.
+//! None of the five slot traits carries these types: only the ingestion
+//! server, whose job is HTTP, takes a [`Handler`]. Story: docs chapter 0
+//! and `docs/src/architecture.md`.
 
 use serde_json::json;
-
-use crate::query::{ApiCall, ApiEndpoint};
-use crate::{
-    AlertEngine, Clock, MetricQueue, MetricStore, QueryError, QueueError, TimeRange,
-    decode_metric_json,
-};
 
 /// A parsed HTTP request, as any server hands it over.
 #[derive(Debug, Clone, Default)]
@@ -92,6 +88,27 @@ impl Response {
     /// outside `/api/v1`.
     pub fn error(status: u16, message: impl Into<String>) -> Self {
         Self::json(status, &json!({ "error": message.into() }))
+    }
+
+    /// Prometheus' error envelope, `{"status":"error","errorType":…,
+    /// "error":…}`: the error form of every route under `/api/v1`.
+    pub fn api_error(status: u16, error_type: &str, message: impl Into<String>) -> Self {
+        Self::json(
+            status,
+            &json!({"status": "error", "errorType": error_type, "error": message.into()}),
+        )
+    }
+
+    /// `405 Method Not Allowed` naming the allowed methods (also in
+    /// `Allow`), in the error form of `path`'s family.
+    pub fn method_not_allowed(method: &str, path: &str, allowed: &str) -> Self {
+        let message = format!("method {method} not allowed on {path}; allowed: {allowed}");
+        let response = if path.starts_with("/api/v1/") {
+            Self::api_error(405, "bad_data", message)
+        } else {
+            Self::error(405, message)
+        };
+        response.with_header("Allow", allowed)
     }
 
     /// The response as HTTP/1.1 bytes: status line, `Content-Type`,
@@ -213,296 +230,81 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// Names of the five components, reported by `/health`.
-#[derive(Debug, Clone, Default)]
-pub struct ComponentNames {
-    /// Ingestion server.
-    pub ingestion: String,
-    /// Queue.
-    pub queue: String,
-    /// Store.
-    pub storage: String,
-    /// Query engine.
-    pub query: String,
-    /// Alert engine.
-    pub alerting: String,
-}
-
-/// Every route of the pipeline, shared by all ingestion servers.
-pub struct Routes {
-    queue: Arc<dyn MetricQueue>,
-    query: Arc<dyn crate::QueryEngine>,
-    alerting: Arc<dyn AlertEngine>,
-    clock: Arc<dyn Clock>,
-    components: ComponentNames,
-}
-
-impl Routes {
-    /// Routes over the given slots.
-    pub fn new(
-        queue: Arc<dyn MetricQueue>,
-        store: &Arc<dyn MetricStore>,
-        query: Arc<dyn crate::QueryEngine>,
-        alerting: &Arc<dyn AlertEngine>,
-        clock: Arc<dyn Clock>,
-        ingestion_name: &str,
-    ) -> Self {
-        let components = ComponentNames {
-            ingestion: ingestion_name.to_string(),
-            queue: queue.name().to_string(),
-            storage: store.name().to_string(),
-            query: query.name().to_string(),
-            alerting: alerting.name().to_string(),
-        };
-        Routes {
-            queue,
-            query,
-            alerting: alerting.clone(),
-            clock,
-            components,
-        }
-    }
-
-    /// The queue the write routes push to.
-    pub fn queue(&self) -> &Arc<dyn MetricQueue> {
-        &self.queue
-    }
-
-    /// The other slots' own counters in Prometheus' text format (the query
-    /// engine's cache, …), for the ingestion server's `GET /metrics` to
-    /// serve after its own.
-    pub fn component_metrics(&self) -> String {
-        let mut out = String::new();
-        self.query.write_metrics(&mut out);
-        out
-    }
-
-    /// The clock that stamps samples without a timestamp.
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
+/// Whatever answers the requests a server does not answer itself: the
+/// router the runtime assembles from every slot's [`RouteSet`].
+pub trait Handler: Send + Sync {
     /// Answers one request. Never panics on client input.
-    pub fn handle(&self, request: &Request) -> Response {
-        let method = request.method.as_str();
-        let path = request.path.as_str();
-        // The alerting engine's own API (craft 5: rules, alerts, silences,
-        // notifications) answers first; everything else under /api/v1 is
-        // the query slot's.
-        if path.starts_with("/api/v1/")
-            && let Some(response) = self.alerting.handle_http(request)
-        {
-            return response;
-        }
-        match path {
-            "/metrics" => match method {
-                "POST" => self.write_one(request),
-                _ => method_not_allowed(method, path, "POST"),
-            },
-            "/query" => match method {
-                "GET" => self.seed_query(request),
-                _ => method_not_allowed(method, path, "GET"),
-            },
-            "/health" => match method {
-                "GET" => self.health(),
-                _ => method_not_allowed(method, path, "GET"),
-            },
-            _ if path.starts_with("/api/v1/") => match api_endpoint(path) {
-                Some(endpoint) => match method {
-                    "GET" | "POST" => self.api(endpoint, request),
-                    _ => method_not_allowed(method, path, "GET, POST"),
-                },
-                None => api_error(404, "not_found", format!("unknown API endpoint {path}")),
-            },
-            _ => Response::error(404, format!("no route for {method} {path}")),
-        }
+    fn handle(&self, request: &Request) -> Response;
+
+    /// Appends the counters of the components behind this handler (a
+    /// query cache's hits, …) in Prometheus' text format 0.0.4, for the
+    /// ingestion server's `GET /metrics` to serve after its own.
+    fn write_metrics(&self, out: &mut String) {
+        let _ = out;
+    }
+}
+
+/// One route a [`RouteSet`] answers: a path pattern and its methods.
+///
+/// The pattern is matched segment by segment; a segment `*` matches any
+/// one non-empty segment (`/api/v1/label/*/values`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The path pattern.
+    pub path: &'static str,
+    /// The methods answered (`GET`, `POST`, …); others get a 405.
+    pub methods: &'static [&'static str],
+}
+
+impl Route {
+    /// A route answering `methods` on `path`.
+    pub const fn new(path: &'static str, methods: &'static [&'static str]) -> Self {
+        Route { path, methods }
     }
 
-    /// Pushes an already-decoded batch, mapping queue errors to HTTP. Write
-    /// routes of every server end here, so backpressure answers the same.
-    pub fn accept(&self, metrics: Vec<crate::Metric>) -> Response {
-        let count = metrics.len();
-        match self.queue.push(metrics) {
-            // The seed's answer, as static bytes: it is every write's answer.
-            Ok(()) if count == 1 => Response {
-                status: 202,
-                content_type: "application/json",
-                headers: Vec::new(),
-                body: br#"{"status":"accepted"}"#.to_vec(),
-            },
-            Ok(()) => Response::json(202, &json!({"status": "accepted", "count": count})),
-            Err(e @ QueueError::Full { .. }) => {
-                Response::error(503, e.to_string()).with_header("Retry-After", "1")
+    /// True when `path` matches this route's pattern.
+    pub fn matches(&self, path: &str) -> bool {
+        let mut pattern = self.path.split('/');
+        let mut actual = path.split('/');
+        loop {
+            match (pattern.next(), actual.next()) {
+                (None, None) => return true,
+                (Some("*"), Some(segment)) if !segment.is_empty() => {}
+                (Some(expected), Some(segment)) if expected == segment => {}
+                _ => return false,
             }
-            Err(e @ QueueError::Closed) => {
-                Response::error(503, format!("{e}: the server is shutting down"))
-                    .with_header("Retry-After", "5")
-            }
-            Err(e) => Response::error(500, e.to_string()),
-        }
-    }
-
-    fn write_one(&self, request: &Request) -> Response {
-        if let Some(encoding) = request.header("content-encoding")
-            && !encoding.eq_ignore_ascii_case("identity")
-        {
-            return Response::error(
-                415,
-                format!(
-                    "Content-Encoding {encoding:?} is not supported by this server; send the body uncompressed"
-                ),
-            );
-        }
-        match decode_metric_json(&request.body, self.clock.now_ms()) {
-            Ok(metric) => self.accept(vec![metric]),
-            Err(e) => Response::error(400, e.to_string()),
-        }
-    }
-
-    fn seed_query(&self, request: &Request) -> Response {
-        let mut name = None;
-        let mut start = i64::MIN;
-        let mut end = i64::MAX;
-        for (key, value) in request.query_pairs() {
-            match key.as_str() {
-                "name" => name = Some(value),
-                "start" | "end" => {
-                    let Ok(ms) = value.trim().parse::<i64>() else {
-                        return Response::error(
-                            400,
-                            format!(
-                                "invalid {key} {value:?}: expected an integer number of milliseconds since the epoch"
-                            ),
-                        );
-                    };
-                    if key == "start" {
-                        start = ms;
-                    } else {
-                        end = ms;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(name) = name.filter(|n| !n.is_empty()) else {
-            return Response::error(400, "missing query parameter \"name\"");
-        };
-        if start > end {
-            return Response::error(400, format!("start {start} is after end {end}"));
-        }
-        match self.query.samples(&name, TimeRange::new(start, end)) {
-            Ok(metrics) => match serde_json::to_vec(&metrics) {
-                Ok(body) => Response {
-                    status: 200,
-                    content_type: "application/json",
-                    headers: Vec::new(),
-                    body,
-                },
-                Err(e) => Response::error(500, e.to_string()),
-            },
-            Err(e) => query_error(e),
-        }
-    }
-
-    fn health(&self) -> Response {
-        Response::json(
-            200,
-            &json!({
-                "status": "healthy",
-                "queue_size": self.queue.len(),
-                "accepted_means": self.queue.durability().as_str(),
-                "queue_guarantee": self.queue.guarantee(),
-                "components": {
-                    "ingestion": self.components.ingestion,
-                    "queue": self.components.queue,
-                    "storage": self.components.storage,
-                    "query": self.components.query,
-                    "alerting": self.components.alerting,
-                },
-            }),
-        )
-    }
-
-    fn api(&self, endpoint: ApiEndpoint, request: &Request) -> Response {
-        let mut params = request.query_pairs();
-        if request.method == "POST" {
-            params.extend(form_urlencoded::parse(&request.body).into_owned());
-        }
-        match self.query.api_json(&ApiCall { endpoint, params }) {
-            Ok(data) => {
-                // The envelope around the engine's text, without parsing it.
-                const HEAD: &[u8] = br#"{"status":"success","data":"#;
-                const TAIL: &[u8] = b"}";
-                let mut body = Vec::with_capacity(HEAD.len() + data.len() + TAIL.len());
-                body.extend_from_slice(HEAD);
-                body.extend_from_slice(&data);
-                body.extend_from_slice(TAIL);
-                Response {
-                    status: 200,
-                    content_type: "application/json",
-                    headers: Vec::new(),
-                    body,
-                }
-            }
-            Err(QueryError::BadRequest(m)) => api_error(400, "bad_data", m),
-            Err(QueryError::Unsupported(m)) => api_error(501, "unavailable", m),
-            Err(QueryError::LimitExceeded(m) | QueryError::Execution(m)) => {
-                api_error(422, "execution", m)
-            }
-            Err(QueryError::Timeout(m)) => api_error(503, "timeout", m),
-            Err(e @ QueryError::Storage(_)) => api_error(500, "internal", e.to_string()),
         }
     }
 }
 
-fn api_endpoint(path: &str) -> Option<ApiEndpoint> {
-    match path {
-        "/api/v1/query" => Some(ApiEndpoint::Query),
-        "/api/v1/query_range" => Some(ApiEndpoint::QueryRange),
-        "/api/v1/series" => Some(ApiEndpoint::Series),
-        "/api/v1/labels" => Some(ApiEndpoint::Labels),
-        "/api/v1/status/buildinfo" => Some(ApiEndpoint::BuildInfo),
-        _ => {
-            let name = path
-                .strip_prefix("/api/v1/label/")?
-                .strip_suffix("/values")?;
-            let name = percent_decode(name);
-            (!name.is_empty() && !name.contains('/')).then_some(ApiEndpoint::LabelValues(name))
-        }
+/// The routes one slot implementation contributes to the one HTTP surface
+/// (craft 4: the Prometheus query API; craft 5: rules, alerts, silences,
+/// notifications, on-call).
+///
+/// # Contract
+/// - [`routes`](Self::routes) is fixed for the set's life; no two sets in
+///   one pipeline may claim the same pattern (the runtime refuses to
+///   start).
+/// - [`handle`](Self::handle) is called only for a request whose path
+///   matches one of the routes and whose method that route lists; the
+///   runtime answers 404 and 405 itself.
+/// - Errors under `/api/v1` use [`Response::api_error`]'s envelope, others
+///   [`Response::error`]'s; nothing a client sends may panic.
+pub trait RouteSet: Send + Sync {
+    /// Who answers, for logs and conflicts (`craft4`, `craft5`).
+    fn owner(&self) -> &'static str;
+
+    /// The routes answered.
+    fn routes(&self) -> Vec<Route>;
+
+    /// Answers a request for one of [`routes`](Self::routes).
+    fn handle(&self, request: &Request) -> Response;
+
+    /// Appends the owner's counters in Prometheus' text format 0.0.4 (see
+    /// [`Handler::write_metrics`]); the default writes nothing.
+    fn write_metrics(&self, out: &mut String) {
+        let _ = out;
     }
-}
-
-fn percent_decode(segment: &str) -> String {
-    form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-fn api_error(status: u16, error_type: &str, message: impl Into<String>) -> Response {
-    Response::json(
-        status,
-        &json!({"status": "error", "errorType": error_type, "error": message.into()}),
-    )
-}
-
-fn query_error(error: QueryError) -> Response {
-    let status = match error {
-        QueryError::BadRequest(_) => 400,
-        QueryError::Unsupported(_) => 501,
-        QueryError::LimitExceeded(_) | QueryError::Execution(_) => 422,
-        QueryError::Timeout(_) => 503,
-        QueryError::Storage(_) => 500,
-    };
-    Response::error(status, error.to_string())
-}
-
-fn method_not_allowed(method: &str, path: &str, allowed: &str) -> Response {
-    Response::error(
-        405,
-        format!("method {method} not allowed on {path}; allowed: {allowed}"),
-    )
-    .with_header("Allow", allowed)
 }
 
 #[cfg(test)]
@@ -523,17 +325,14 @@ mod tests {
     }
 
     #[test]
-    fn api_paths_map_to_endpoints() {
-        assert_eq!(
-            api_endpoint("/api/v1/query_range"),
-            Some(ApiEndpoint::QueryRange)
-        );
-        assert_eq!(
-            api_endpoint("/api/v1/label/__name__/values"),
-            Some(ApiEndpoint::LabelValues("__name__".into()))
-        );
-        assert_eq!(api_endpoint("/api/v1/label//values"), None);
-        assert_eq!(api_endpoint("/api/v1/nope"), None);
+    fn route_patterns_match_segment_by_segment() {
+        let values = Route::new("/api/v1/label/*/values", &["GET"]);
+        assert!(values.matches("/api/v1/label/job/values"));
+        assert!(!values.matches("/api/v1/label//values"));
+        assert!(!values.matches("/api/v1/label/a/b/values"));
+        assert!(!values.matches("/api/v1/label/job/values/"));
+        assert!(Route::new("/query", &["GET"]).matches("/query"));
+        assert!(!Route::new("/query", &["GET"]).matches("/query/x"));
     }
 
     #[test]

@@ -1,25 +1,35 @@
 //! # common — the contract of Systems Craft
 //!
-//! Every component of the monitoring pipeline plugs in here. The layout:
+//! Every component of the monitoring pipeline plugs in here, and nothing
+//! else lives here: no thread is started and no route is answered by this
+//! crate (the runtime that wires slots together is `pipeline/`).
+//!
+//! # Layout
 //!
 //! - [`metric`], [`labels`], [`rule`]: the data — a `Metric` (name, labels,
-//!   value, timestamp in ms), its seed wire form and validation; `AlertRule`.
-//! - One trait per slot, each with its contract written on it:
-//!   [`ingestion::IngestionServer`], [`queue::MetricQueue`],
-//!   [`storage::MetricStore`], [`query::QueryEngine`],
-//!   [`alerting::AlertEngine`], plus [`notifier::Notifier`].
-//! - [`http`]: the routes every ingestion server answers through, so a server
-//!   swap never drops an endpoint.
-//! - [`pipeline`]: wires any five implementations, runs the storage consumer
-//!   and the alert loop, shuts down without losing what was accepted.
-//! - [`clock`], [`shutdown`]: time and stopping, injectable for tests.
+//!   value, timestamp in ms), its seed wire form and validation; `AlertRule`,
+//!   the seed's rule form.
+//! - [`ingestion`]: slot 1, [`IngestionServer`], and the [`Ingress`] it is
+//!   handed.
+//! - [`queue`]: slot 2, [`MetricQueue`], with acks and a durability promise.
+//! - [`storage`]: slot 3, [`MetricStore`], matchers and time ranges, and
+//!   [`AppendObserver`] for whoever derives data from the store.
+//! - [`query`]: slot 4, [`QueryEngine`]: the seed's question and instant
+//!   queries.
+//! - [`alerting`]: slot 5, [`AlertEngine`]; [`notifier`]: [`Notifier`], the
+//!   channel an alert goes out on.
+//! - [`http`]: the HTTP surface's contract — [`http::Request`],
+//!   [`http::Response`], the [`http::Handler`] a server hands requests to,
+//!   the [`http::RouteSet`] a slot contributes routes through.
+//! - [`clock`], [`shutdown`], [`duration`], [`console`]: time, stopping,
+//!   flag durations and log lines, injectable or panic-free for tests.
 //! - `testkit` (feature `testkit`): the conformance suites every
 //!   implementation of a slot runs, phase0's included.
 //!
 //! The traits are synchronous, object-safe and `Send + Sync`: an
 //! implementation may use threads or an async runtime inside, but the seams
 //! between slots stay simple enough to read in one sitting. The story is in
-//! `docs/src/ch00-phase0.md`.
+//! `docs/src/ch00-phase0.md` and `docs/src/architecture.md`.
 
 pub mod alerting;
 pub mod clock;
@@ -30,7 +40,6 @@ pub mod ingestion;
 pub mod labels;
 pub mod metric;
 pub mod notifier;
-pub mod pipeline;
 pub mod query;
 pub mod queue;
 pub mod rule;
@@ -41,17 +50,15 @@ pub mod testkit;
 
 pub use alerting::{AlertEngine, AlertError, Evaluation};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use ingestion::{IngestionError, IngestionServer};
+pub use ingestion::{IngestionError, IngestionServer, Ingress};
 pub use labels::Labels;
 pub use metric::{Metric, MetricError, MetricInput, decode_metric_json};
 pub use notifier::{Alert, Notifier, NotifyError};
-pub use pipeline::{
-    Components, Pipeline, PipelineError, PipelineOptions, RunningPipeline, ShutdownReport,
-};
-pub use query::{ApiCall, ApiEndpoint, QueryEngine, QueryError};
+pub use query::{InstantQuery, InstantSample, QueryEngine, QueryError};
 pub use queue::{AckToken, Delivery, Durability, MetricQueue, QueueError};
 pub use rule::{AlertRule, Condition, RuleError, load_rules, parse_rules};
 pub use shutdown::Shutdown;
 pub use storage::{
-    LabelMatcher, MatchOp, MetricStore, Sample, Series, StorageError, TimeRange, matches_all,
+    AppendObserver, LabelMatcher, MatchOp, MetricStore, Sample, Series, StorageError, TimeRange,
+    matches_all,
 };

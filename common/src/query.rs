@@ -2,14 +2,14 @@
 //!
 //! The seed asks one question — samples of one name in a time range — and
 //! phase0 answers it with a full file scan per request. Craft 4 answers a
-//! PromQL-style language and the Prometheus HTTP API through the same trait;
-//! an engine that cannot answer an API call says so with
-//! [`QueryError::Unsupported`], which the routes turn into 501.
+//! PromQL-style language behind the same trait (and the Prometheus HTTP
+//! API as routes of its own); an engine that cannot answer says so with
+//! [`QueryError::Unsupported`], which HTTP turns into 501.
 //! Story: docs chapter 0 and chapter 4.
 
 use thiserror::Error;
 
-use crate::{Metric, StorageError, TimeRange};
+use crate::{Labels, Metric, StorageError, TimeRange};
 
 /// Why a query failed.
 #[derive(Debug, Error)]
@@ -38,31 +38,32 @@ pub enum QueryError {
     Storage(#[from] StorageError),
 }
 
-/// The Prometheus HTTP API calls the routes hand to a query engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiEndpoint {
-    /// `/api/v1/query`
-    Query,
-    /// `/api/v1/query_range`
-    QueryRange,
-    /// `/api/v1/series`
-    Series,
-    /// `/api/v1/labels`
-    Labels,
-    /// `/api/v1/label/<name>/values`
-    LabelValues(String),
-    /// `/api/v1/status/buildinfo`
-    BuildInfo,
+/// An instant query, as the alerting slot asks one for a rule that a
+/// stream cannot answer (`sum by (job) (rate(x[5m])) > 1`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstantQuery {
+    /// The expression, in the engine's language (PromQL for craft 4).
+    pub expr: String,
+    /// The evaluation time, ms since the epoch.
+    pub time_ms: i64,
+    /// Most samples the query may hold at once; `None`: the engine's own.
+    /// The engine applies the tighter of this and its own limit.
+    pub max_samples: Option<usize>,
+    /// How long the query may run; `None`: the engine's own. The tighter
+    /// of this and the engine's own applies.
+    pub timeout: Option<std::time::Duration>,
 }
 
-/// One API call: the endpoint and its parameters (query string and form body
-/// merged, in order; repeated keys such as `match[]` kept).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiCall {
-    /// Which endpoint.
-    pub endpoint: ApiEndpoint,
-    /// Decoded `key=value` pairs.
-    pub params: Vec<(String, String)>,
+/// One series of an instant query's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstantSample {
+    /// The metric name, when the expression kept it (`up` does, `rate(up[1m])`
+    /// does not).
+    pub name: Option<String>,
+    /// The other labels.
+    pub labels: Labels,
+    /// The value at the evaluation time.
+    pub value: f64,
 }
 
 /// A query engine over some store.
@@ -73,8 +74,13 @@ pub struct ApiCall {
 ///   (ties: by labels). An unknown name, or `start > end`, gives an empty
 ///   `Vec` (the HTTP route refuses `start > end` with 400 before asking, to
 ///   tell the client about its likely mistake). May block on storage I/O.
-/// - [`api`](Self::api): the `data` member of a Prometheus API success
-///   response; errors map to Prometheus' `errorType`s.
+/// - [`instant`](Self::instant): the expression's value at one instant, one
+///   [`InstantSample`] per series (a scalar is one sample without name or
+///   labels), in no particular order. An engine without a language keeps
+///   the default, [`QueryError::Unsupported`].
+/// - Engines with more to offer over HTTP (the Prometheus API) contribute
+///   those routes as a [`RouteSet`](crate::http::RouteSet) beside the
+///   engine; the trait carries no HTTP.
 pub trait QueryEngine: Send + Sync {
     /// The seed's question.
     ///
@@ -82,38 +88,20 @@ pub trait QueryEngine: Send + Sync {
     /// [`QueryError::Storage`] when the store cannot be read.
     fn samples(&self, name: &str, range: TimeRange) -> Result<Vec<Metric>, QueryError>;
 
-    /// A Prometheus HTTP API call.
+    /// An instant query.
     ///
     /// # Errors
-    /// [`QueryError::Unsupported`] for calls the engine does not implement,
-    /// [`QueryError::BadRequest`] for bad parameters, others as their docs say.
-    fn api(&self, call: &ApiCall) -> Result<serde_json::Value, QueryError>;
-
-    /// [`api`](Self::api)'s answer as JSON text — what the HTTP routes
-    /// send. The default serialises `api`'s tree; an engine whose answers
-    /// are megabytes (craft 4's matrices) writes the text directly and
-    /// skips building the tree. Both must give the same JSON.
-    ///
-    /// # Errors
-    /// As [`api`](Self::api).
-    fn api_json(&self, call: &ApiCall) -> Result<Vec<u8>, QueryError> {
-        self.api(call).map(|data| data.to_string().into_bytes())
-    }
-
-    /// Sees each batch right after the storage consumer stored it (as
-    /// [`AlertEngine::observe`](crate::AlertEngine::observe) does). An
-    /// engine that keeps results between queries — craft 4's result cache —
-    /// drops what a late sample changes; engines without one ignore it.
-    fn observe(&self, metrics: &[Metric]) {
-        let _ = metrics;
-    }
-
-    /// Appends the engine's own counters (a result cache's hits and
-    /// misses, …) in Prometheus' text format 0.0.4 to `out`; the ingestion
-    /// server's `GET /metrics` serves them after its own. Engines without
-    /// counters keep the default, which writes nothing.
-    fn write_metrics(&self, out: &mut String) {
-        let _ = out;
+    /// [`QueryError::Unsupported`] for an engine without a language;
+    /// [`QueryError::BadRequest`] for an expression that does not parse,
+    /// [`QueryError::LimitExceeded`] / [`QueryError::Timeout`] over the
+    /// limits, [`QueryError::Execution`] when evaluation fails on the data,
+    /// [`QueryError::Storage`] when the store fails.
+    fn instant(&self, query: &InstantQuery) -> Result<Vec<InstantSample>, QueryError> {
+        Err(QueryError::Unsupported(format!(
+            "the {} query engine has no query language to evaluate {:?}",
+            self.name(),
+            query.expr
+        )))
     }
 
     /// A short name for logs.

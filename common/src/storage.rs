@@ -235,10 +235,20 @@ pub trait MetricStore: Send + Sync {
     fn describe(&self) -> String;
 
     /// How many times stored data has been deleted (retention) since the
-    /// store opened; it only grows. Whoever keeps answers between queries
-    /// (craft 4's result cache) compares it before each use and drops them
-    /// when it moved. A store that never deletes keeps the default, 0.
+    /// store opened; it only grows. Deletion is the one change to stored
+    /// data that no append reports, so anyone who keeps answers derived
+    /// from the store (a result cache) compares it before each use. A
+    /// store that never deletes keeps the default, 0.
     fn deletions(&self) -> u64 {
         0
     }
+}
+
+/// Sees every batch right after the storage consumer stored it: for
+/// whoever keeps something derived from stored data between calls (craft
+/// 4's result cache drops the steps a late sample changes). The runtime
+/// calls every observer it was given, in order, after each append.
+pub trait AppendObserver: Send + Sync {
+    /// `metrics` were just appended to the store.
+    fn appended(&self, metrics: &[Metric]);
 }

@@ -1,7 +1,7 @@
 //! `IngestHandler`: what every craft 1 server does with a request, whatever
 //! its concurrency model — auth, rate limit, decompression, the write
 //! protocols, the server's own `/metrics` — before handing everything else
-//! to the pipeline's shared [`Routes`].
+//! to the pipeline's router (the [`Ingress`]'s handler).
 //!
 //! The staircase servers and the async server differ only in how they get
 //! bytes in and out; they all call [`IngestHandler::handle`], so they speak
@@ -13,8 +13,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::Metric;
-use common::http::{Request, Response, Routes};
+use common::http::{Request, Response};
+use common::{Ingress, Metric};
 
 use crate::config::ServerConfig;
 use crate::decode::{self, DecodeLimits, Format, Precision};
@@ -28,8 +28,8 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// into common's owned [`Request`]; the async server hands over a borrowed
 /// view of hyper's request instead, so a write copies no header, path or
 /// body on its way to the decoder (those copies were a tenth of a
-/// single-metric request's instructions). Only a request for the shared
-/// [`Routes`] is turned into an owned `Request`, by [`RequestView::to_request`].
+/// single-metric request's instructions). Only a request for the router
+/// is turned into an owned `Request`, by [`RequestView::to_request`].
 pub trait RequestView {
     /// `GET`, `POST`, …
     fn method(&self) -> &str;
@@ -41,7 +41,7 @@ pub trait RequestView {
     fn header(&self, name: &str) -> Option<&str>;
     /// The whole body.
     fn body(&self) -> &[u8];
-    /// The request as the shared routes take it.
+    /// The request as the router takes it.
     fn to_request(&self) -> Cow<'_, Request>;
 }
 
@@ -73,7 +73,7 @@ impl RequestView for Request {
 
 /// The request handling shared by every craft 1 server.
 pub struct IngestHandler {
-    routes: Arc<Routes>,
+    ingress: Ingress,
     config: ServerConfig,
     metrics: Arc<SelfMetrics>,
     limiter: Option<RateLimiter>,
@@ -92,8 +92,9 @@ enum WriteRoute {
 }
 
 impl IngestHandler {
-    /// A handler answering through `routes` under `config`'s limits.
-    pub fn new(routes: Arc<Routes>, config: ServerConfig) -> Self {
+    /// A handler writing to `ingress`'s queue and answering the rest
+    /// through its router, under `config`'s limits.
+    pub fn new(ingress: Ingress, config: ServerConfig) -> Self {
         let limiter = config
             .rate_limit_per_client
             .map(|rate| RateLimiter::new(rate, config.rate_limit_burst));
@@ -103,7 +104,7 @@ impl IngestHandler {
             max_samples_per_request: config.max_samples_per_request,
         };
         IngestHandler {
-            routes,
+            ingress,
             config,
             metrics: Arc::new(SelfMetrics::default()),
             limiter,
@@ -189,8 +190,8 @@ impl IngestHandler {
                 content_type: PROMETHEUS_TEXT,
                 headers: Vec::new(),
                 body: {
-                    let mut text = self.metrics.render(self.routes.queue().len());
-                    text.push_str(&self.routes.component_metrics());
+                    let mut text = self.metrics.render(self.ingress.queue.len());
+                    self.ingress.routes.write_metrics(&mut text);
                     text.into_bytes()
                 },
             },
@@ -210,7 +211,7 @@ impl IngestHandler {
                 ),
             )
             .with_header("Allow", "POST"),
-            _ => self.routes.handle(&request.to_request()),
+            _ => self.ingress.routes.handle(&request.to_request()),
         }
     }
 
@@ -243,7 +244,7 @@ impl IngestHandler {
             return no_content();
         }
         let count = metrics.len();
-        let response = self.routes.accept(metrics);
+        let response = self.ingress.push(metrics);
         match response.status {
             202 => {
                 self.metrics.record_accepted(count);
@@ -271,7 +272,7 @@ impl IngestHandler {
             None => Cow::Borrowed(""),
             Some(e) => Cow::Owned(e.trim().to_ascii_lowercase()),
         };
-        let now_ms = self.routes.clock().now_ms();
+        let now_ms = self.ingress.clock.now_ms();
         let format = match route {
             WriteRoute::Json => {
                 let ndjson = request.header("content-type").is_some_and(|t| {

@@ -25,7 +25,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::http::{Request, Response, Routes};
+use common::http::{Request, Response};
 use common::{IngestionError, IngestionServer, Shutdown};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body as _;
@@ -58,7 +58,7 @@ impl IngestionServer for AsyncServer {
     fn serve(
         &self,
         listener: TcpListener,
-        routes: Arc<Routes>,
+        ingress: common::Ingress,
         shutdown: Shutdown,
     ) -> Result<(), IngestionError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -67,7 +67,7 @@ impl IngestionServer for AsyncServer {
             .enable_all()
             .build()
             .map_err(|e| IngestionError::Startup(format!("cannot start the tokio runtime: {e}")))?;
-        let handler = Arc::new(IngestHandler::new(routes, self.config.clone()));
+        let handler = Arc::new(IngestHandler::new(ingress, self.config.clone()));
         let result = runtime.block_on(accept_loop(listener, handler, shutdown));
         // Requests still running on the blocking pool finish on their own;
         // do not wait forever for a stuck one.

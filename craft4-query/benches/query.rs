@@ -26,8 +26,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{ApiCall, ApiEndpoint, Labels, Metric, MetricStore, QueryEngine, TimeRange};
+use common::{Labels, Metric, MetricStore, QueryEngine, TimeRange};
 use craft3_storage::dataset::{Dataset, DatasetSpec};
+use craft4_query::api::{ApiCall, ApiEndpoint};
 use craft4_query::cache::CacheConfig;
 use craft4_query::engine::Craft4QueryEngine;
 use craft4_query::eval::EngineConfig;

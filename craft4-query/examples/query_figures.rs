@@ -43,13 +43,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{
-    ApiCall, ApiEndpoint, MetricStore, Pipeline, PipelineOptions, QueryEngine, SystemClock,
-};
+use common::{MetricStore, SystemClock};
 use craft3_storage::dataset::{DatasetSpec, METRICS};
+use craft4_query::api::{ApiCall, ApiEndpoint};
 use craft4_query::cache::CacheConfig;
 use craft4_query::engine::Craft4QueryEngine;
 use craft4_query::eval::EngineConfig;
+use pipeline::{Pipeline, PipelineOptions};
 
 struct Options {
     spec: DatasetSpec,
@@ -366,6 +366,11 @@ fn run() -> Result<(), String> {
             craft1_ingestion::config::ServerConfig::default(),
         ));
         components.query = engine.clone();
+        let components = components
+            .with_routes(Arc::new(craft4_query::api::routes::PrometheusApi::new(
+                engine.clone(),
+            )))
+            .with_observer(engine.clone());
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let pipeline = Pipeline::start(
             components,

@@ -1,6 +1,6 @@
-//! `Craft4QueryEngine`: craft 4 in slot 4 — the seed's question, the
-//! query language and the Prometheus HTTP API behind `common::QueryEngine`,
-//! over any `MetricStore`.
+//! `Craft4QueryEngine`: craft 4 in slot 4 — the seed's question and
+//! instant queries behind `common::QueryEngine`, the Prometheus HTTP API
+//! for `api/routes.rs` to serve, over any `MetricStore`.
 //!
 //! The bottleneck it removes: phase0's engine (`phase0/src/query.rs`)
 //! knows one question and answers every Prometheus API call with 501.
@@ -8,7 +8,8 @@
 //! `select`, so craft 3's index serves it instead of a file scan) and the
 //! whole API through `api/` and the evaluator in `eval/`, range queries
 //! optionally through the result cache (`cache.rs`, [`with_cache`]).
-//! `platform --query craft4` puts it in the pipeline. Docs chapter 4.
+//! [`Craft4QueryEngine::slot`] hands the platform all three faces: the
+//! engine, its routes and its cache's write observer. Docs chapter 4.
 //!
 //! [`with_cache`]: Craft4QueryEngine::with_cache
 
@@ -16,14 +17,16 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use common::http::RouteSet;
 use common::{
-    ApiCall, Clock, LabelMatcher, Metric, MetricStore, QueryEngine, QueryError, SystemClock,
-    TimeRange,
+    AppendObserver, Clock, InstantQuery, InstantSample, LabelMatcher, Metric, MetricStore,
+    QueryEngine, QueryError, SystemClock, TimeRange,
 };
 
-use crate::api;
+use crate::api::{self, ApiCall};
 use crate::cache::{CacheConfig, ResultCache};
 use crate::eval::{Engine, EngineConfig};
+use crate::value::Value;
 
 /// The craft 4 query engine.
 pub struct Craft4QueryEngine {
@@ -105,6 +108,44 @@ impl Craft4QueryEngine {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// The engine in slot 4 with everything it offers beside the trait:
+    /// the Prometheus API's routes and the cache's write observer, for the
+    /// runtime to mount and to call after each stored batch.
+    pub fn slot(self) -> QuerySlot {
+        let engine = Arc::new(self);
+        QuerySlot {
+            engine: engine.clone(),
+            routes: Arc::new(api::routes::PrometheusApi::new(engine.clone())),
+            observer: engine,
+        }
+    }
+
+    /// One Prometheus API call: the `data` member of the success answer.
+    ///
+    /// # Errors
+    /// As [`api::answer`].
+    pub fn api(&self, call: &ApiCall) -> Result<serde_json::Value, QueryError> {
+        self.answer(call).map(api::Answer::into_json)
+    }
+
+    /// [`api`](Self::api)'s answer as JSON text, a query's matrix or
+    /// vector written directly without the `serde_json::Value` tree (see
+    /// `api/format.rs`): what the routes send.
+    ///
+    /// # Errors
+    /// As [`api::answer`].
+    pub fn api_json(&self, call: &ApiCall) -> Result<Vec<u8>, QueryError> {
+        self.answer(call).map(|answer| answer.to_bytes())
+    }
+
+    /// The result cache's counters in Prometheus' text format, for
+    /// `GET /metrics`; nothing without a cache.
+    pub fn write_metrics(&self, out: &mut String) {
+        if let Some(cache) = &self.cache {
+            Self::write_cache_metrics(cache, out);
+        }
     }
 
     /// The evaluator, for callers that hold an expression already.
@@ -199,12 +240,24 @@ impl Craft4QueryEngine {
     }
 }
 
-impl QueryEngine for Craft4QueryEngine {
+/// Craft 4 as the platform mounts it (see [`Craft4QueryEngine::slot`]).
+pub struct QuerySlot {
+    /// Slot 4.
+    pub engine: Arc<Craft4QueryEngine>,
+    /// `/api/v1/query`, `query_range`, `series`, `labels`, …
+    pub routes: Arc<dyn RouteSet>,
+    /// Drops cached steps that a late sample changes.
+    pub observer: Arc<dyn AppendObserver>,
+}
+
+impl AppendObserver for Craft4QueryEngine {
     /// Every stored batch: late samples invalidate cached steps.
-    fn observe(&self, metrics: &[Metric]) {
+    fn appended(&self, metrics: &[Metric]) {
         self.observe_writes(metrics);
     }
+}
 
+impl QueryEngine for Craft4QueryEngine {
     fn samples(&self, name: &str, range: TimeRange) -> Result<Vec<Metric>, QueryError> {
         if range.start_ms > range.end_ms {
             return Ok(Vec::new());
@@ -230,19 +283,43 @@ impl QueryEngine for Craft4QueryEngine {
         Ok(metrics)
     }
 
-    fn api(&self, call: &ApiCall) -> Result<serde_json::Value, QueryError> {
-        self.answer(call).map(api::Answer::into_json)
-    }
-
-    /// A query's matrix or vector written as JSON text directly, without
-    /// the `serde_json::Value` tree (see `api/format.rs`).
-    fn api_json(&self, call: &ApiCall) -> Result<Vec<u8>, QueryError> {
-        self.answer(call).map(|answer| answer.to_bytes())
-    }
-
-    fn write_metrics(&self, out: &mut String) {
-        if let Some(cache) = &self.cache {
-            Self::write_cache_metrics(cache, out);
+    /// The expression parsed and evaluated at `query.time_ms`, under the
+    /// tighter of the engine's limits and the query's.
+    fn instant(&self, query: &InstantQuery) -> Result<Vec<InstantSample>, QueryError> {
+        let expr =
+            crate::lang::parse(&query.expr).map_err(|e| QueryError::BadRequest(e.to_string()))?;
+        let own = self.engine.config();
+        let config = EngineConfig {
+            max_samples: query
+                .max_samples
+                .map_or(own.max_samples, |limit| limit.min(own.max_samples)),
+            timeout: query
+                .timeout
+                .map_or(own.timeout, |limit| limit.min(own.timeout)),
+            ..own.clone()
+        };
+        let engine = Engine::new(self.engine.store().clone(), config);
+        let value = engine
+            .instant(&expr, query.time_ms)
+            .map_err(api::query::eval_error)?;
+        match value {
+            Value::Vector(samples) => Ok(samples
+                .into_iter()
+                .map(|sample| InstantSample {
+                    name: sample.key.name,
+                    labels: sample.key.labels,
+                    value: sample.point.v,
+                })
+                .collect()),
+            Value::Scalar(point) => Ok(vec![InstantSample {
+                name: None,
+                labels: common::Labels::empty(),
+                value: point.v,
+            }]),
+            Value::String { .. } | Value::Matrix(_) => Err(QueryError::Execution(format!(
+                "{:?} is not a vector or scalar expression",
+                query.expr
+            ))),
         }
     }
 

@@ -14,16 +14,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::testkit::ingestion::{Reply, get, send};
-use common::{
-    ApiCall, ApiEndpoint, Labels, ManualClock, Metric, MetricStore, Pipeline, PipelineOptions,
-    QueryEngine, QueryError, RunningPipeline, TimeRange,
-};
+use common::{Labels, ManualClock, Metric, MetricStore, QueryEngine, QueryError, TimeRange};
 use craft4_query::api::format::{
     format_labels, format_sample_value, format_timestamp, format_value,
 };
+use craft4_query::api::{ApiCall, ApiEndpoint};
 use craft4_query::engine::Craft4QueryEngine;
 use craft4_query::eval::EngineConfig;
 use craft4_query::value::{InstantSample, Point, RangeSeries, SeriesKey, Value};
+use pipeline::{Pipeline, PipelineOptions, RunningPipeline};
 use serde_json::{Value as Json, json};
 
 /// 2023-11-14T22:13:20Z, the fixtures' "now".
@@ -691,7 +690,11 @@ impl Server {
             Arc::new(common::SystemClock),
         )
         .expect("components");
-        components.query = Arc::new(Craft4QueryEngine::new(components.store.clone(), config));
+        let slot = Craft4QueryEngine::new(components.store.clone(), config).slot();
+        components.query = slot.engine;
+        let components = components
+            .with_routes(slot.routes)
+            .with_observer(slot.observer);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let pipeline = Pipeline::start(
             components,

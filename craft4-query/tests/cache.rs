@@ -7,8 +7,9 @@
 
 use std::sync::Arc;
 
-use common::{ApiCall, ApiEndpoint, Clock, ManualClock, Metric, MetricStore, QueryEngine};
+use common::{Clock, ManualClock, Metric, MetricStore};
 use craft3_storage::HeadStore;
+use craft4_query::api::{ApiCall, ApiEndpoint};
 use craft4_query::cache::{CacheConfig, CacheStats};
 use craft4_query::engine::Craft4QueryEngine;
 use craft4_query::eval::EngineConfig;

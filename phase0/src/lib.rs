@@ -11,8 +11,9 @@
 //! | 4 query | `query.rs` | full file scan per request |
 //! | 5 alerting | `alerting.rs`, `notifier.rs` | polls every 10 s, re-queries each window, prints |
 //!
-//! [`build`] wires them into [`common::Components`]; `main.rs` adds the
-//! command line. The story is in `docs/src/ch00-phase0.md`.
+//! [`build`] gathers them as `pipeline::Components`, which the runtime
+//! crate runs; `main.rs` adds the command line. The story is in
+//! `docs/src/ch00-phase0.md`.
 
 pub mod alerting;
 pub mod ingestion;
@@ -25,7 +26,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{AlertRule, Clock, Components, MetricStore, Notifier, QueryEngine, StorageError};
+use common::{AlertRule, Clock, MetricStore, Notifier, QueryEngine, StorageError};
+use pipeline::Components;
 
 /// Everything phase0 can be told.
 #[derive(Clone)]
@@ -82,20 +84,20 @@ pub fn build_with_store(
         config.notifiers,
         config.alert_interval,
     ));
-    Components {
-        ingestion: Arc::new(ingestion::SingleThreadServer::new(config.limits)),
-        queue: Arc::new(queue::MutexQueue::new(config.queue_capacity)),
+    Components::new(
+        Arc::new(ingestion::SingleThreadServer::new(config.limits)),
+        Arc::new(queue::MutexQueue::new(config.queue_capacity)),
         store,
         query,
         alerting,
         clock,
-    }
+    )
 }
 
 /// The pipeline options that reproduce the seed: the storage consumer takes
 /// one metric at a time and logs each write.
-pub fn seed_pipeline_options(log_writes: bool) -> common::PipelineOptions {
-    common::PipelineOptions {
+pub fn seed_pipeline_options(log_writes: bool) -> pipeline::PipelineOptions {
+    pipeline::PipelineOptions {
         consume_batch: 1,
         consume_wait: queue::POLL_INTERVAL,
         verbose: true,

@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use common::duration::parse_positive_duration;
-use common::{Pipeline, Shutdown, SystemClock};
+use common::{Shutdown, SystemClock};
+use pipeline::Pipeline;
 
 /// The naive monitoring platform: ingestion, queue, storage, query and
 /// alerting in one process, every bottleneck visible.

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use common::{ApiCall, LabelMatcher, Metric, MetricStore, QueryEngine, QueryError, TimeRange};
+use common::{LabelMatcher, Metric, MetricStore, QueryEngine, QueryError, TimeRange};
 
 /// Scans the store for every request.
 pub struct ScanQueryEngine {
@@ -46,14 +46,6 @@ impl QueryEngine for ScanQueryEngine {
         // order among equal timestamps.
         metrics.sort_by_key(|m| m.timestamp_ms);
         Ok(metrics)
-    }
-
-    fn api(&self, call: &ApiCall) -> Result<serde_json::Value, QueryError> {
-        Err(QueryError::Unsupported(format!(
-            "phase0's query engine answers only GET /query?name=&start=&end= with a full file scan; \
-             {:?} of the Prometheus API arrives with craft 4 (the query craft)",
-            call.endpoint
-        )))
     }
 
     fn name(&self) -> &'static str {

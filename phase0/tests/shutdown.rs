@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    LabelMatcher, Metric, MetricStore, Pipeline, PipelineOptions, Series, Shutdown, StorageError,
-    SystemClock, TimeRange,
+    LabelMatcher, Metric, MetricStore, Series, Shutdown, StorageError, SystemClock, TimeRange,
 };
 use phase0::storage::JsonlFileStore;
+use pipeline::{Pipeline, PipelineOptions};
 use support::*;
 
 /// phase0's store, held shut until shutdown begins: every accepted metric

@@ -12,7 +12,25 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::{Components, LabelMatcher, Pipeline, PipelineOptions, TimeRange};
+use std::sync::Arc;
+
+use crate::{LabelMatcher, MetricStore, TimeRange};
+
+/// A whole pipeline started for the suite around the server under test
+/// (the runtime crate's `RunningPipeline` implements it), so the suite can
+/// check what a server hands on: writes reach the store, other routes
+/// reach the router, a stop drains.
+pub trait SystemUnderTest {
+    /// Where the server listens.
+    fn addr(&self) -> SocketAddr;
+    /// The store the storage consumer appends to.
+    fn store(&self) -> Arc<dyn MetricStore>;
+    /// Stops the pipeline: accepted metrics drained into the store.
+    ///
+    /// # Errors
+    /// Why the stop was not clean.
+    fn stop(self: Box<Self>) -> Result<usize, String>;
+}
 
 /// A parsed HTTP response.
 #[derive(Debug)]
@@ -137,19 +155,15 @@ pub fn assert_error(reply: &Reply, status: u16, needle: &str) {
     assert!(error.contains(needle), "error {error:?} lacks {needle:?}");
 }
 
-/// Runs every check against a pipeline built by `make(data_dir)`; the
-/// components' ingestion server is the one under test.
-pub fn run_all(make: &dyn Fn(&Path) -> Components) {
+/// Runs every check against a pipeline that `start(data_dir, listener)`
+/// starts on `listener` (127.0.0.1 port 0) with the server under test in
+/// slot 1.
+pub fn run_all(start: &dyn Fn(&Path, TcpListener) -> Box<dyn SystemUnderTest>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let components = make(dir.path());
-    let store = components.store.clone();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    let options = PipelineOptions {
-        verbose: false,
-        ..Default::default()
-    };
-    let running = Pipeline::start(components, listener, options).expect("pipeline starts");
-    let addr = running.local_addr();
+    let running = start(dir.path(), listener);
+    let store = running.store();
+    let addr = running.addr();
 
     // The seed's write, with and without Content-Type.
     let reply = post(addr, "/metrics", r#"{"name":"cpu_usage","value":85}"#);
@@ -348,8 +362,8 @@ pub fn run_all(make: &dyn Fn(&Path) -> Components) {
         );
         assert_eq!(post(addr, "/metrics", &body).status, 202);
     }
-    let report = running.stop().expect("clean stop");
-    assert_eq!(report.left_in_queue, 0);
+    let left_in_queue = running.stop().expect("clean stop");
+    assert_eq!(left_in_queue, 0);
     let stored: usize = store
         .select(&[LabelMatcher::metric_name("before_stop")], TimeRange::ALL)
         .expect("select")

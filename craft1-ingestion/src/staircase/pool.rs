@@ -11,7 +11,6 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::http::Routes;
 use common::{IngestionError, IngestionServer, Shutdown};
 use crossbeam_channel::TrySendError;
 
@@ -39,10 +38,10 @@ impl IngestionServer for ThreadPoolServer {
     fn serve(
         &self,
         listener: TcpListener,
-        routes: Arc<Routes>,
+        ingress: common::Ingress,
         shutdown: Shutdown,
     ) -> Result<(), IngestionError> {
-        let handler = Arc::new(IngestHandler::new(routes, self.config.clone()));
+        let handler = Arc::new(IngestHandler::new(ingress, self.config.clone()));
         let in_flight = Arc::new(InFlight::default());
         // Accepted connections wait here for a free worker; beyond the
         // connection limit they are refused instead of queued without end.

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::http::Routes;
 use common::{IngestionError, IngestionServer, Shutdown};
 
 use super::{InFlight, accept_loop, connection, refuse_connection};
@@ -34,10 +33,10 @@ impl IngestionServer for ThreadPerConnectionServer {
     fn serve(
         &self,
         listener: TcpListener,
-        routes: Arc<Routes>,
+        ingress: common::Ingress,
         shutdown: Shutdown,
     ) -> Result<(), IngestionError> {
-        let handler = Arc::new(IngestHandler::new(routes, self.config.clone()));
+        let handler = Arc::new(IngestHandler::new(ingress, self.config.clone()));
         let open = Arc::new(AtomicUsize::new(0));
         let in_flight = Arc::new(InFlight::default());
         accept_loop(listener, &shutdown, |stream| {

@@ -7,11 +7,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{
-    Components, IngestionServer, LabelMatcher, Pipeline, PipelineOptions, RunningPipeline,
-    SystemClock, TimeRange,
-};
+use common::{IngestionServer, LabelMatcher, SystemClock, TimeRange};
 use craft1_ingestion::{AsyncServer, ServerConfig, ThreadPerConnectionServer, ThreadPoolServer};
+use pipeline::{Components, Pipeline, PipelineOptions, RunningPipeline};
 
 #[allow(unused_imports)] // each test file uses a different subset
 pub use common::testkit::ingestion::{Reply, assert_error, get, post, read_reply, send};
@@ -111,7 +109,7 @@ impl Running {
         }
     }
 
-    pub fn stop(&mut self) -> common::ShutdownReport {
+    pub fn stop(&mut self) -> pipeline::ShutdownReport {
         self.pipeline
             .take()
             .expect("running")

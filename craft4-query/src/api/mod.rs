@@ -1,8 +1,8 @@
-//! The Prometheus HTTP API over the craft 4 engine: one [`ApiCall`] in
-//! (the shared routes in `common::http` have already matched the path and
-//! gathered the parameters), the `data` member of Prometheus' success
-//! answer out, or a [`QueryError`] the routes turn into Prometheus' error
-//! JSON (`{"status":"error","errorType":"bad_data","error":…}`).
+//! The Prometheus HTTP API over the craft 4 engine: `routes.rs` matches
+//! the path and gathers the parameters into one [`ApiCall`]; the rest
+//! answers it with the `data` member of Prometheus' success answer, or a
+//! [`QueryError`] that `routes.rs` turns into Prometheus' error JSON
+//! (`{"status":"error","errorType":"bad_data","error":…}`).
 //!
 //! ```text
 //! /api/v1/query           query.rs     parse → Engine::instant → format.rs
@@ -13,6 +13,7 @@
 //! /api/v1/label/<n>/values metadata.rs store.label_values (or match[])
 //! /api/v1/status/buildinfo metadata.rs
 //!                         params.rs, timestamp.rs: every parameter, checked first
+//!                         routes.rs: the paths, the envelope, the error JSON
 //! ```
 //!
 //! The bottleneck it removes: phase0 speaks one home-made endpoint, so
@@ -24,15 +25,43 @@ pub mod format;
 pub mod metadata;
 pub mod params;
 pub mod query;
+pub mod routes;
 pub mod timestamp;
 
-use common::{ApiCall, ApiEndpoint, Clock, QueryError};
+use common::{Clock, QueryError};
 use serde_json::Value as Json;
 
 use crate::cache::ResultCache;
 use crate::eval::Engine;
 use crate::value::Value;
 use params::Params;
+
+/// The Prometheus HTTP API endpoints craft 4 answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiEndpoint {
+    /// `/api/v1/query`
+    Query,
+    /// `/api/v1/query_range`
+    QueryRange,
+    /// `/api/v1/series`
+    Series,
+    /// `/api/v1/labels`
+    Labels,
+    /// `/api/v1/label/<name>/values`
+    LabelValues(String),
+    /// `/api/v1/status/buildinfo`
+    BuildInfo,
+}
+
+/// One API call: the endpoint and its parameters (query string and form body
+/// merged, in order; repeated keys such as `match[]` kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiCall {
+    /// Which endpoint.
+    pub endpoint: ApiEndpoint,
+    /// Decoded `key=value` pairs.
+    pub params: Vec<(String, String)>,
+}
 
 /// What an API call answers: a query's evaluated [`Value`], still in the
 /// engine's types so it can be written as JSON text directly

@@ -10,8 +10,9 @@
 
 use std::fmt::Display;
 
-use common::{ApiCall, LabelMatcher, QueryError};
+use common::{LabelMatcher, QueryError};
 
+use super::ApiCall;
 use super::timestamp::{parse_duration_ms, parse_time};
 use crate::lang::{Expr, parse};
 
@@ -157,7 +158,7 @@ pub fn invalid_parameter(name: &str, why: impl Display) -> QueryError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::ApiEndpoint;
+    use crate::api::ApiEndpoint;
 
     fn call(pairs: &[(&str, &str)]) -> ApiCall {
         ApiCall {

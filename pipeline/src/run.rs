@@ -1,21 +1,28 @@
 //! `Pipeline`: wires any five slot implementations into one running system.
 //!
 //! It binds nothing itself (the caller hands it a listener, so tests use port
-//! 0), starts the storage consumer thread (queue → store, ack after append),
-//! the alert loop, and the ingestion server; and on shutdown stops them in
-//! the order that loses nothing: stop accepting, finish in-flight requests,
-//! close the queue, drain it into storage, flush. Story: docs chapter 0.
+//! 0), starts the storage consumer thread (`consumer.rs`), the alert loop,
+//! and the ingestion server with the router (`router.rs`) assembled from
+//! every slot's routes; and on shutdown stops them in the order that loses
+//! nothing: stop accepting, finish in-flight requests, close the queue,
+//! drain it into storage, flush. Story: docs chapter 0.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::http::Routes;
-use crate::{AlertEngine, Clock, IngestionServer, MetricQueue, MetricStore, QueryEngine, Shutdown};
+use common::http::RouteSet;
+use common::{
+    AlertEngine, AppendObserver, Clock, IngestionServer, Ingress, MetricQueue, MetricStore,
+    QueryEngine, Shutdown,
+};
+
+use crate::consumer::{ConsumerStats, run_storage_consumer};
+use crate::router::{Router, RouterError};
 
 /// The five slots (plus the clock) a pipeline runs.
 #[derive(Clone)]
@@ -32,6 +39,48 @@ pub struct Components {
     pub alerting: Arc<dyn AlertEngine>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
+    /// The HTTP routes the slots contribute beyond the runtime's own
+    /// (`/health`, the seed's `/query`): craft 4's Prometheus API, craft
+    /// 5's alerting API.
+    pub routes: Vec<Arc<dyn RouteSet>>,
+    /// Who sees each stored batch besides the alert engine (craft 4's
+    /// result cache).
+    pub observers: Vec<Arc<dyn AppendObserver>>,
+}
+
+impl Components {
+    /// The five slots on `clock`, with no extra routes or observers.
+    pub fn new(
+        ingestion: Arc<dyn IngestionServer>,
+        queue: Arc<dyn MetricQueue>,
+        store: Arc<dyn MetricStore>,
+        query: Arc<dyn QueryEngine>,
+        alerting: Arc<dyn AlertEngine>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Components {
+            ingestion,
+            queue,
+            store,
+            query,
+            alerting,
+            clock,
+            routes: Vec::new(),
+            observers: Vec::new(),
+        }
+    }
+
+    /// The same components with `routes` added to the HTTP surface.
+    pub fn with_routes(mut self, routes: Arc<dyn RouteSet>) -> Self {
+        self.routes.push(routes);
+        self
+    }
+
+    /// The same components with `observer` seeing every stored batch.
+    pub fn with_observer(mut self, observer: Arc<dyn AppendObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
 }
 
 /// Knobs of the pipeline itself.
@@ -70,7 +119,10 @@ pub enum PipelineError {
     ThreadPanicked(&'static str),
     /// The ingestion server stopped with an error.
     #[error(transparent)]
-    Ingestion(#[from] crate::IngestionError),
+    Ingestion(#[from] common::IngestionError),
+    /// Two slots claimed one route.
+    #[error(transparent)]
+    Router(#[from] RouterError),
     /// Some accepted metrics could not be stored before exit.
     #[error("{lost} accepted metrics could not be stored: {last_error}")]
     Lost {
@@ -90,13 +142,6 @@ pub struct ShutdownReport {
     pub left_in_queue: usize,
 }
 
-#[derive(Default)]
-struct ConsumerStats {
-    stored: AtomicU64,
-    lost: AtomicU64,
-    last_error: parking_lot::Mutex<String>,
-}
-
 /// A started pipeline.
 pub struct RunningPipeline {
     components: Components,
@@ -104,7 +149,7 @@ pub struct RunningPipeline {
     shutdown: Shutdown,
     draining: Arc<AtomicBool>,
     stats: Arc<ConsumerStats>,
-    server: Option<JoinHandle<Result<(), crate::IngestionError>>>,
+    server: Option<JoinHandle<Result<(), common::IngestionError>>>,
     consumer: Option<JoinHandle<()>>,
     alert_loop: Option<JoinHandle<()>>,
 }
@@ -139,6 +184,9 @@ impl Pipeline {
         shutdown: Shutdown,
     ) -> Result<RunningPipeline, PipelineError> {
         let local_addr = listener.local_addr()?;
+        // Assembled first: a route two slots claim refuses the start
+        // before any thread runs.
+        let router = Arc::new(Router::new(&components)?);
         let draining = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ConsumerStats::default());
         let verbose = options.verbose;
@@ -147,7 +195,7 @@ impl Pipeline {
             let queue = components.queue.clone();
             let store = components.store.clone();
             let alerting = components.alerting.clone();
-            let query = components.query.clone();
+            let observers = components.observers.clone();
             let draining = draining.clone();
             let stats = stats.clone();
             let options = options.clone();
@@ -157,17 +205,17 @@ impl Pipeline {
                 .spawn(move || {
                     let _guard = guard;
                     run_storage_consumer(
-                        &*queue, &*store, &*query, &*alerting, &draining, &stats, &options,
+                        &*queue, &*store, &observers, &*alerting, &draining, &stats, &options,
                     )
                 })?
         };
         if verbose {
-            crate::say!(
+            common::say!(
                 "[Queue] {}: a 202 means {}",
                 components.queue.name(),
                 components.queue.guarantee()
             );
-            crate::say!(
+            common::say!(
                 "[Storage] Storage consumer started: {}",
                 components.store.describe()
             );
@@ -175,9 +223,9 @@ impl Pipeline {
 
         let rules = components.alerting.rules();
         if verbose {
-            crate::say!("[Alerting] Loaded {} alert rules:", rules.len());
+            common::say!("[Alerting] Loaded {} alert rules:", rules.len());
             for rule in &rules {
-                crate::say!("  - {} {}", rule.metric, rule.describe_condition());
+                common::say!("  - {} {}", rule.metric, rule.describe_condition());
             }
         }
         let alert_loop = {
@@ -189,21 +237,18 @@ impl Pipeline {
                 .spawn(move || run_alert_loop(&*alerting, &*clock, &shutdown))?
         };
         if verbose {
-            crate::say!(
+            common::say!(
                 "[Alerting] Alerting engine started, checking every {} ({})",
                 describe_interval(components.alerting.interval()),
                 components.alerting.name()
             );
         }
 
-        let routes = Arc::new(Routes::new(
-            components.queue.clone(),
-            &components.store,
-            components.query.clone(),
-            &components.alerting,
-            components.clock.clone(),
-            components.ingestion.name(),
-        ));
+        let ingress = Ingress {
+            queue: components.queue.clone(),
+            clock: components.clock.clone(),
+            routes: router,
+        };
         let server = {
             let ingestion = components.ingestion.clone();
             let shutdown = shutdown.clone();
@@ -212,7 +257,7 @@ impl Pipeline {
                 .name("ingestion".into())
                 .spawn(move || {
                     let _guard = guard;
-                    let result = ingestion.serve(listener, routes, shutdown.clone());
+                    let result = ingestion.serve(listener, ingress, shutdown.clone());
                     // A server that dies on its own takes the pipeline down
                     // cleanly rather than leaving a process that accepts nothing.
                     shutdown.trigger();
@@ -220,24 +265,24 @@ impl Pipeline {
                 })?
         };
         if verbose {
-            crate::say!(
+            common::say!(
                 "[Ingestion] Server listening on {local_addr} ({})",
                 components.ingestion.describe()
             );
-            crate::say!("\nEndpoints:");
-            crate::say!(
+            common::say!("\nEndpoints:");
+            common::say!(
                 "  POST /metrics   {{\"name\":\"cpu_usage\",\"value\":85}}  -> 202 {{\"status\":\"accepted\"}}"
             );
-            crate::say!(
+            common::say!(
                 "  GET  /query?name=cpu_usage&start=<ms>&end=<ms>  (inclusive, both optional)"
             );
-            crate::say!("  GET  /health");
-            crate::say!("\nTry:");
-            crate::say!(
+            common::say!("  GET  /health");
+            common::say!("\nTry:");
+            common::say!(
                 "  curl -X POST http://localhost:{}/metrics -H \"Content-Type: application/json\" -d '{{\"name\":\"cpu_usage\",\"value\":85}}'",
                 local_addr.port()
             );
-            crate::say!("\nPress Ctrl-C to stop (the queue is drained into storage first).");
+            common::say!("\nPress Ctrl-C to stop (the queue is drained into storage first).");
         }
 
         Ok(RunningPipeline {
@@ -257,6 +302,11 @@ impl RunningPipeline {
     /// The address the ingestion server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The components running.
+    pub fn components(&self) -> &Components {
+        &self.components
     }
 
     /// The shutdown signal: trigger it to stop the pipeline.
@@ -344,7 +394,7 @@ struct TriggerOnPanic(Shutdown, &'static str);
 impl Drop for TriggerOnPanic {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            crate::say_err!("[Pipeline] the {} thread panicked; shutting down", self.1);
+            common::say_err!("[Pipeline] the {} thread panicked; shutting down", self.1);
             self.0.trigger();
         }
     }
@@ -374,107 +424,6 @@ fn wake_address(local: SocketAddr) -> SocketAddr {
     addr
 }
 
-/// How many times a failing append is retried while draining for shutdown
-/// before the batch is counted as lost (in normal running it retries forever:
-/// giving up would silently drop accepted data). Once one batch is lost in
-/// the drain the store is evidently down, and the rest get one try each, so
-/// a dead disk cannot stretch shutdown to hours.
-const DRAIN_RETRIES: u32 = 5;
-
-fn run_storage_consumer(
-    queue: &dyn MetricQueue,
-    store: &dyn MetricStore,
-    query: &dyn QueryEngine,
-    alerting: &dyn AlertEngine,
-    draining: &AtomicBool,
-    stats: &ConsumerStats,
-    options: &PipelineOptions,
-) {
-    loop {
-        let delivery = match queue.consume(options.consume_batch.max(1), options.consume_wait) {
-            Ok(Some(delivery)) => delivery,
-            Ok(None) => {
-                if draining.load(Ordering::SeqCst) && queue.is_empty() {
-                    return;
-                }
-                continue;
-            }
-            Err(e) => {
-                crate::say_err!("[Storage] consume failed: {e}");
-                if draining.load(Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        let mut attempt = 0u32;
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match store.append(&delivery.metrics) {
-                Ok(()) => {
-                    stats
-                        .stored
-                        .fetch_add(delivery.metrics.len() as u64, Ordering::Relaxed);
-                    if options.log_writes {
-                        log_write(&delivery.metrics, store);
-                    }
-                    if let Err(e) = queue.ack(delivery.ack) {
-                        crate::say_err!("[Storage] ack failed: {e}");
-                    }
-                    query.observe(&delivery.metrics);
-                    alerting.observe(&delivery.metrics);
-                    break;
-                }
-                Err(e @ crate::StorageError::Limit(_)) => {
-                    // A limit refuses the same batch every time: retrying
-                    // would stall the pipeline for good. The store kept
-                    // what the limit allowed; the refusal is reported and
-                    // counted in the last error, and the batch acked.
-                    crate::say_err!("[Storage] {e}");
-                    *stats.last_error.lock() = e.to_string();
-                    if let Err(e) = queue.ack(delivery.ack) {
-                        crate::say_err!("[Storage] ack failed: {e}");
-                    }
-                    query.observe(&delivery.metrics);
-                    alerting.observe(&delivery.metrics);
-                    break;
-                }
-                Err(e) => {
-                    attempt += 1;
-                    crate::say_err!(
-                        "[Storage] append of {} metrics failed (attempt {attempt}): {e}",
-                        delivery.metrics.len()
-                    );
-                    *stats.last_error.lock() = e.to_string();
-                    if draining.load(Ordering::SeqCst) && attempt >= DRAIN_RETRIES {
-                        stats
-                            .lost
-                            .fetch_add(delivery.metrics.len() as u64, Ordering::Relaxed);
-                        break;
-                    }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            }
-        }
-    }
-}
-
-fn log_write(metrics: &[crate::Metric], store: &dyn MetricStore) {
-    match metrics {
-        [one] => crate::say!(
-            "[Storage] Wrote {}{}={} @ {} ({})",
-            one.name,
-            one.labels,
-            one.value,
-            one.timestamp_ms,
-            store.name()
-        ),
-        many => crate::say!("[Storage] Wrote {} metrics ({})", many.len(), store.name()),
-    }
-}
-
 fn run_alert_loop(alerting: &dyn AlertEngine, clock: &dyn Clock, shutdown: &Shutdown) {
     let interval = alerting.interval().max(Duration::from_millis(1));
     while !shutdown.wait_timeout(interval) {
@@ -486,10 +435,12 @@ fn run_alert_loop(alerting: &dyn AlertEngine, clock: &dyn Clock, shutdown: &Shut
         match evaluation {
             Ok(evaluation) => {
                 for error in evaluation.errors {
-                    crate::say_err!("[Alerting] {error}");
+                    common::say_err!("[Alerting] {error}");
                 }
             }
-            Err(_) => crate::say_err!("[Alerting] evaluation panicked; retrying at the next check"),
+            Err(_) => {
+                common::say_err!("[Alerting] evaluation panicked; retrying at the next check")
+            }
         }
     }
 }
