@@ -15,6 +15,7 @@
 //!
 //! The story, with the measured staircase, is `docs/src/ch01-ingestion.md`.
 
+pub mod args;
 pub mod config;
 pub mod decode;
 pub mod handler;

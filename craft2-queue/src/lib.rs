@@ -14,6 +14,7 @@
 //! The story, with measurements, is `docs/src/ch02-queue.md`; the log's byte
 //! layout is `docs/src/formats/log-segment.md`.
 
+pub mod args;
 pub mod backlog;
 pub mod crossbeam;
 pub mod log;

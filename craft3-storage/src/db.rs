@@ -136,6 +136,15 @@ pub struct DbConfig {
     pub maintenance_interval: Option<Duration>,
 }
 
+/// The ranges compaction builds from blocks of `block_range_ms`: three
+/// and nine of them, as Prometheus' 2 h → 6 h → 18 h ladder.
+pub fn compaction_ranges(block_range_ms: i64) -> Vec<i64> {
+    vec![
+        block_range_ms.saturating_mul(3),
+        block_range_ms.saturating_mul(9),
+    ]
+}
+
 impl Default for DbConfig {
     fn default() -> Self {
         Self {
@@ -151,7 +160,7 @@ impl Default for DbConfig {
             },
             wal: WalConfig::default(),
             block_range_ms: DEFAULT_BLOCK_RANGE_MS,
-            compaction_ranges_ms: vec![3 * DEFAULT_BLOCK_RANGE_MS, 9 * DEFAULT_BLOCK_RANGE_MS],
+            compaction_ranges_ms: compaction_ranges(DEFAULT_BLOCK_RANGE_MS),
             retention_ms: None,
             maintenance_interval: Some(Duration::from_secs(1)),
         }

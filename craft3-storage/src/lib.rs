@@ -22,6 +22,7 @@
 //! only), blocks, compaction, retention.
 //! The story, with measurements, is `docs/src/ch03-storage.md`.
 
+pub mod args;
 pub mod block;
 pub mod chunk;
 pub mod dataset;

@@ -32,6 +32,7 @@
 //! The story, with measurements once there is something to measure, is
 //! docs chapter 4.
 
+pub mod args;
 pub mod api;
 pub mod cache;
 pub mod engine;

@@ -24,6 +24,15 @@ use craft3_storage::HeadStore;
 use craft5_alerting::rules::file::parse_rule_file;
 use craft5_alerting::{EngineOptions, StreamingAlertEngine};
 
+/// The query slot periodic rules ask: craft 4 over `store`.
+fn craft4(store: Arc<dyn MetricStore>) -> Arc<dyn common::QueryEngine> {
+    Arc::new(craft4_query::engine::Craft4QueryEngine::new(
+        store,
+        craft4_query::eval::EngineConfig::default(),
+    ))
+}
+
+
 const T0: i64 = 1_700_000_000_000;
 
 fn arg(name: &str, default: usize) -> usize {
@@ -81,7 +90,7 @@ fn main() {
         }
     };
     let clock = Arc::new(ManualClock::new(T0));
-    let options = EngineOptions::new(clock.clone()).with_metric_store(store);
+    let options = EngineOptions::new(clock.clone()).with_query(craft4(store));
     let engine = match StreamingAlertEngine::new(rule_set, Vec::new(), options) {
         Ok(engine) => engine,
         Err(e) => {

@@ -16,13 +16,16 @@
 //! | `DELETE /api/v1/silences/{id}` | expire it |
 //! | `GET /api/v1/notifications` | the notification history (`receiver`, `outcome`, `alertname`, `group`, `since`, `limit`) |
 //!
-//! [`AlertingService::handle_http`] answers a `common::http::Request` for
-//! these paths (and `None` for any other), so wiring it into the shared
-//! routes is one call. Docs chapter 5, "The API".
+//! [`AlertingApi`] contributes these routes to the platform's one HTTP
+//! surface (a `common::http::RouteSet`); [`AlertingService::handle_http`]
+//! answers a `common::http::Request` for them (`None` for any other path),
+//! which tests call directly. Docs chapter 5, "The API".
 
 use std::collections::BTreeMap;
 
-use common::http::{Request, Response};
+use std::sync::Arc;
+
+use common::http::{Request, Response, Route, RouteSet};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -696,6 +699,47 @@ fn silence_error(error: SilenceError) -> Response {
         SilenceError::Io { .. } | SilenceError::Corrupt { .. } => (500, "internal"),
     };
     respond(status, error_body(kind, error.to_string()))
+}
+
+/// The alerting API as routes for the runtime's router.
+pub struct AlertingApi {
+    service: Arc<AlertingService>,
+}
+
+impl AlertingApi {
+    /// The routes over `service`.
+    pub fn new(service: Arc<AlertingService>) -> Self {
+        AlertingApi { service }
+    }
+}
+
+impl RouteSet for AlertingApi {
+    fn owner(&self) -> &'static str {
+        "craft5"
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        const GET: &[&str] = &["GET"];
+        vec![
+            Route::new("/api/v1/rules", GET),
+            Route::new("/api/v1/alerts", GET),
+            Route::new("/api/v1/alerts/groups", GET),
+            Route::new("/api/v1/alerts/*/ack", &["POST"]),
+            Route::new("/api/v1/notifications", GET),
+            Route::new("/api/v1/oncall", GET),
+            Route::new("/api/v1/silences", &["GET", "POST"]),
+            Route::new("/api/v1/silences/*", &["GET", "DELETE"]),
+        ]
+    }
+
+    fn handle(&self, request: &Request) -> Response {
+        self.service.handle_http(request).unwrap_or_else(|| {
+            respond(
+                404,
+                error_body("not_found", format!("unknown API endpoint {}", request.path)),
+            )
+        })
+    }
 }
 
 impl AlertingService {

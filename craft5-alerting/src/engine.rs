@@ -45,17 +45,16 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{
-    Alert, AlertEngine, AlertError, AlertRule, Clock, Evaluation, Labels, Metric, MetricStore,
-    Notifier, QueryError,
+    Alert, AlertEngine, AlertError, AlertRule, Clock, Evaluation, Labels, Metric, Notifier,
+    QueryEngine, QueryError,
 };
-use craft4_query::eval::EngineConfig;
 use parking_lot::Mutex;
 use thiserror::Error;
 
 use crate::notification::{AlertEvent, TransitionNotifier, approximate_seed_rule};
 use crate::periodic::{
     DEFAULT_GROUP_INTERVAL, DEFAULT_PERIODIC_BUDGET, GroupStatus, PeriodicEvaluator, PeriodicGroup,
-    PeriodicRule, PeriodicStats, RuleHealth, RuleResult, alert_query_config,
+    PeriodicRule, PeriodicStats, RuleHealth, RuleQueryLimits, RuleResult,
 };
 use crate::rule_index::RuleIndex;
 use crate::rules::{
@@ -99,11 +98,11 @@ pub struct EngineOptions {
     pub resolved_retention: Duration,
     /// How far ahead of the clock a sample may be.
     pub max_future: Duration,
-    /// The store periodic rules are queried over (craft 4's evaluator);
-    /// `None`: periodic rules are loaded and reported, not evaluated.
-    pub metric_store: Option<Arc<dyn MetricStore>>,
-    /// craft 4's limits for one periodic rule's query.
-    pub query_config: EngineConfig,
+    /// The query slot periodic rules are asked through; `None`: periodic
+    /// rules are loaded and reported, not evaluated.
+    pub query: Option<Arc<dyn QueryEngine>>,
+    /// The limits of one periodic rule's query.
+    pub query_limits: RuleQueryLimits,
     /// The interval of a group without `interval:`.
     pub default_group_interval: Duration,
     /// How long one `evaluate` may spend starting periodic groups before
@@ -121,16 +120,16 @@ impl EngineOptions {
             transition_notifiers: Vec::new(),
             resolved_retention: DEFAULT_RESOLVED_RETENTION,
             max_future: DEFAULT_MAX_FUTURE,
-            metric_store: None,
-            query_config: alert_query_config(),
+            query: None,
+            query_limits: RuleQueryLimits::default(),
             default_group_interval: DEFAULT_GROUP_INTERVAL,
             periodic_budget: DEFAULT_PERIODIC_BUDGET,
         }
     }
 
-    /// Evaluates periodic rules over `store`.
-    pub fn with_metric_store(mut self, store: Arc<dyn MetricStore>) -> Self {
-        self.metric_store = Some(store);
+    /// Evaluates periodic rules through `query`.
+    pub fn with_query(mut self, query: Arc<dyn QueryEngine>) -> Self {
+        self.query = Some(query);
         self
     }
 
@@ -330,10 +329,10 @@ impl StreamingAlertEngine {
             rules: rules.iter().map(|_| RuleRuntime::default()).collect(),
             dirty: false,
         };
-        let periodic_evaluator = options.metric_store.clone().map(|metric_store| {
+        let periodic_evaluator = options.query.clone().map(|query| {
             PeriodicEvaluator::new(
-                metric_store,
-                options.query_config.clone(),
+                query,
+                options.query_limits,
                 options.periodic_budget,
                 periodic_groups(&rule_set, &rules, options.default_group_interval),
                 started_at_ms,
@@ -1106,7 +1105,7 @@ fn periodic_groups(
             {
                 periodic.push(PeriodicRule {
                     rule: index,
-                    expr: expr.clone(),
+                    expr: expr.to_string(),
                 });
             }
             index += 1;

@@ -1,6 +1,8 @@
 //! Periodic rules: the expressions a stream cannot answer (`sum by (job)
 //! (rate(x[5m])) > 1`, joins, `absent`), evaluated every group interval
-//! through craft 4's evaluator over the platform's store.
+//! through the query slot (`common::QueryEngine::instant`; craft 4 answers
+//! it, phase0's scan cannot, and the platform refuses that pairing when
+//! there are periodic rules).
 //!
 //! Streaming rules (`engine.rs`) look at one series' own recent samples and
 //! are kept up to date on ingest. A rule that aggregates or joins series
@@ -27,8 +29,8 @@
 //! `evaluate(now)` every second, and that tick also drives the streaming
 //! rules' `for` timers. Queries run *without* the engine's state lock, so
 //! detection on ingest never waits for them; only the tick does. To bound
-//! that wait, each query has craft 4's timeout and sample budget
-//! ([`alert_query_config`]), and once a tick has spent its
+//! that wait, each query has its own timeout and sample budget
+//! ([`RuleQueryLimits`]), and once a tick has spent its
 //! [`EngineOptions::periodic_budget`](crate::EngineOptions) no further group
 //! *starts*: the rest stay due and run at the next tick (oldest first), so
 //! one slow group delays the others by a tick, not by its own length.
@@ -38,11 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Labels, MetricStore, QueryError};
-use craft4_query::api::query::eval_error;
-use craft4_query::eval::{Engine, EngineConfig};
-use craft4_query::lang::Expr;
-use craft4_query::value::Value;
+use common::{InstantQuery, Labels, QueryEngine, QueryError};
 use parking_lot::Mutex;
 
 /// A group without `interval:` is evaluated this often: Prometheus'
@@ -62,13 +60,23 @@ pub const DEFAULT_RULE_QUERY_MAX_SAMPLES: usize = 5_000_000;
 /// notes).
 pub const DEFAULT_PERIODIC_BUDGET: Duration = Duration::from_millis(500);
 
-/// craft 4's engine settings for alert queries: Prometheus' lookback,
-/// [`DEFAULT_RULE_QUERY_TIMEOUT`], [`DEFAULT_RULE_QUERY_MAX_SAMPLES`].
-pub fn alert_query_config() -> EngineConfig {
-    EngineConfig {
-        timeout: DEFAULT_RULE_QUERY_TIMEOUT,
-        max_samples: DEFAULT_RULE_QUERY_MAX_SAMPLES,
-        ..EngineConfig::default()
+/// The limits one rule's query runs under; the query slot applies the
+/// tighter of these and its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleQueryLimits {
+    /// Most samples the query may hold.
+    pub max_samples: usize,
+    /// How long it may run.
+    pub timeout: Duration,
+}
+
+impl Default for RuleQueryLimits {
+    /// [`DEFAULT_RULE_QUERY_MAX_SAMPLES`], [`DEFAULT_RULE_QUERY_TIMEOUT`].
+    fn default() -> Self {
+        RuleQueryLimits {
+            max_samples: DEFAULT_RULE_QUERY_MAX_SAMPLES,
+            timeout: DEFAULT_RULE_QUERY_TIMEOUT,
+        }
     }
 }
 
@@ -150,8 +158,9 @@ pub struct RuleResult {
 pub struct PeriodicRule {
     /// The engine's rule index.
     pub rule: usize,
-    /// The parsed expression.
-    pub expr: Expr,
+    /// The expression, as the query slot is asked it (the parsed rule
+    /// printed canonically).
+    pub expr: String,
 }
 
 /// A group of periodic rules.
@@ -196,18 +205,19 @@ struct Counters {
 
 /// Schedules and runs the periodic groups; see the module notes.
 pub struct PeriodicEvaluator {
-    engine: Engine,
+    query: Arc<dyn QueryEngine>,
+    limits: RuleQueryLimits,
     budget: Duration,
     groups: Mutex<Vec<Scheduled>>,
     counters: Counters,
 }
 
 impl PeriodicEvaluator {
-    /// An evaluator over `store`, every group first due at `start_ms`.
+    /// An evaluator asking `query`, every group first due at `start_ms`.
     /// Groups without periodic rules are left out.
     pub fn new(
-        store: Arc<dyn MetricStore>,
-        config: EngineConfig,
+        query: Arc<dyn QueryEngine>,
+        limits: RuleQueryLimits,
         budget: Duration,
         groups: Vec<PeriodicGroup>,
         start_ms: i64,
@@ -230,7 +240,8 @@ impl PeriodicEvaluator {
             })
             .collect();
         PeriodicEvaluator {
-            engine: Engine::new(store, config),
+            query,
+            limits,
             budget,
             groups: Mutex::new(groups),
             counters: Counters::default(),
@@ -299,7 +310,7 @@ impl PeriodicEvaluator {
         now_ms: i64,
         ran_any: bool,
         started: Instant,
-    ) -> Option<(usize, i64, Vec<(usize, Expr)>)> {
+    ) -> Option<(usize, i64, Vec<(usize, String)>)> {
         let mut groups = self.groups.lock();
         let (index, scheduled) = groups
             .iter_mut()
@@ -333,21 +344,18 @@ impl PeriodicEvaluator {
 
     /// One instant query, as alert instances: `__name__` dropped (as
     /// Prometheus drops it from alerts), a scalar taken as one series
-    /// without labels.
-    fn query(&self, expr: &Expr, at_ms: i64) -> Result<Vec<(Labels, f64)>, QueryError> {
-        let value = self.engine.instant(expr, at_ms).map_err(eval_error)?;
-        let series: Vec<(Labels, f64)> = match value {
-            Value::Vector(samples) => samples
-                .into_iter()
-                .map(|s| (s.key.labels, s.point.v))
-                .collect(),
-            Value::Scalar(point) => vec![(Labels::empty(), point.v)],
-            Value::String { .. } | Value::Matrix(_) => {
-                return Err(QueryError::Execution(
-                    "rule result is not a vector or scalar".into(),
-                ));
-            }
-        };
+    /// without labels (the query slot answers it so).
+    fn query(&self, expr: &str, at_ms: i64) -> Result<Vec<(Labels, f64)>, QueryError> {
+        let samples = self.query.instant(&InstantQuery {
+            expr: expr.to_string(),
+            time_ms: at_ms,
+            max_samples: Some(self.limits.max_samples),
+            timeout: Some(self.limits.timeout),
+        })?;
+        let series: Vec<(Labels, f64)> = samples
+            .into_iter()
+            .map(|sample| (sample.labels, sample.value))
+            .collect();
         // Two alerts with one label set would be one alert flapping between
         // two values; Prometheus refuses the evaluation instead.
         let mut labels: Vec<&Labels> = series.iter().map(|(l, _)| l).collect();
@@ -393,8 +401,10 @@ impl PeriodicEvaluator {
 
 #[cfg(test)]
 mod tests {
+    use common::MetricStore;
     use common::testkit::metric;
-    use craft4_query::lang::parse;
+    use craft4_query::engine::Craft4QueryEngine;
+    use craft4_query::eval::EngineConfig;
 
     use super::*;
 
@@ -421,15 +431,15 @@ mod tests {
                         next_rule += 1;
                         PeriodicRule {
                             rule: next_rule - 1,
-                            expr: parse(text).unwrap(),
+                            expr: text.to_string(),
                         }
                     })
                     .collect(),
             })
             .collect();
         PeriodicEvaluator::new(
-            store,
-            alert_query_config(),
+            Arc::new(Craft4QueryEngine::new(store, EngineConfig::default())),
+            RuleQueryLimits::default(),
             Duration::from_secs(60),
             groups,
             T0,

@@ -66,11 +66,11 @@ pub struct ServiceOptions {
     pub jitter_seed: u64,
     /// Outbox tuning.
     pub outbox: OutboxOptions,
-    /// The store periodic rules are queried over through craft 4; `None`
-    /// leaves them loaded but not evaluated.
-    pub metric_store: Option<Arc<dyn common::MetricStore>>,
-    /// craft 4's limits for one periodic rule's query.
-    pub query_config: craft4_query::eval::EngineConfig,
+    /// The query slot periodic rules are asked through; `None` leaves
+    /// them loaded but not evaluated.
+    pub query: Option<Arc<dyn common::QueryEngine>>,
+    /// The limits of one periodic rule's query.
+    pub query_limits: crate::periodic::RuleQueryLimits,
 }
 
 impl ServiceOptions {
@@ -83,14 +83,14 @@ impl ServiceOptions {
             state_file: None,
             jitter_seed: seed,
             outbox: OutboxOptions::default(),
-            metric_store: None,
-            query_config: crate::periodic::alert_query_config(),
+            query: None,
+            query_limits: crate::periodic::RuleQueryLimits::default(),
         }
     }
 
-    /// Evaluates periodic rules over `store` (the platform's store).
-    pub fn with_metric_store(mut self, store: Arc<dyn common::MetricStore>) -> Self {
-        self.metric_store = Some(store);
+    /// Evaluates periodic rules through `query` (the platform's slot 4).
+    pub fn with_query(mut self, query: Arc<dyn common::QueryEngine>) -> Self {
+        self.query = Some(query);
         self
     }
 
@@ -206,8 +206,8 @@ impl AlertingService {
             .with_transition_notifier(dispatcher.clone())
             .with_transition_notifier(escalator.clone());
         engine_options.state_file = options.state_file.clone();
-        engine_options.metric_store = options.metric_store.clone();
-        engine_options.query_config = options.query_config.clone();
+        engine_options.query = options.query.clone();
+        engine_options.query_limits = options.query_limits;
         let engine = Arc::new(StreamingAlertEngine::new(
             rules,
             Vec::new(),
@@ -376,10 +376,6 @@ impl Drop for AlertingService {
 }
 
 impl AlertEngine for AlertingService {
-    fn handle_http(&self, request: &common::http::Request) -> Option<common::http::Response> {
-        AlertingService::handle_http(self, request)
-    }
-
     fn rules(&self) -> Vec<AlertRule> {
         self.engine.rules()
     }

@@ -9,6 +9,15 @@ mod support;
 
 use std::sync::Arc;
 
+/// The query slot periodic rules ask: craft 4 over `store`.
+fn craft4(store: Arc<dyn MetricStore>) -> Arc<dyn common::QueryEngine> {
+    Arc::new(craft4_query::engine::Craft4QueryEngine::new(
+        store,
+        craft4_query::eval::EngineConfig::default(),
+    ))
+}
+
+
 use common::testkit::metric;
 use common::{ManualClock, MetricStore};
 use craft5_alerting::api::rules_body;
@@ -31,7 +40,7 @@ fn engine(
     let recorder = Recorder::shared();
     let options = EngineOptions::new(clock.clone())
         .with_transition_notifier(recorder.clone())
-        .with_metric_store(store);
+        .with_query(craft4(store));
     let engine = StreamingAlertEngine::new(rules(yaml), Vec::new(), options).expect("engine");
     (engine, clock, recorder)
 }
@@ -54,7 +63,7 @@ fn service(
         "team",
         vec![team.clone() as Arc<dyn craft5_alerting::Integration>],
     );
-    let mut options = craft5_alerting::ServiceOptions::new(clock.clone()).with_metric_store(store);
+    let mut options = craft5_alerting::ServiceOptions::new(clock.clone()).with_query(craft4(store));
     options.jitter_seed = 7;
     if let Some(dir) = state_dir {
         options = options.with_state_file(dir.join("state.json"));
