@@ -202,15 +202,10 @@ impl IngestHandler {
                 headers: Vec::new(),
                 body: Vec::new(),
             },
-            (_, "/write" | "/api/v2/write" | "/api/v1/write") => Response::error(
-                405,
-                format!(
-                    "method {} not allowed on {}; allowed: POST",
-                    request.method(),
-                    request.path()
-                ),
-            )
-            .with_header("Allow", "POST"),
+            (method, path @ ("/write" | "/api/v2/write" | "/api/v1/write")) => {
+                Response::method_not_allowed(method, path, "POST")
+            }
+            (method, "/metrics") => Response::method_not_allowed(method, "/metrics", "GET, POST"),
             _ => self.ingress.routes.handle(&request.to_request()),
         }
     }

@@ -11,7 +11,9 @@ use common::MetricQueue;
 use common::duration::parse_positive_duration;
 use thiserror::Error;
 
-use crate::{FsyncPolicy, Log, LogConfig, LogError, LogQueue, NatsConfig, NatsQueue, NatsQueueError};
+use crate::{
+    FsyncPolicy, Log, LogConfig, LogError, LogQueue, NatsConfig, NatsQueue, NatsQueueError,
+};
 
 /// Why a queue could not be built from the flags.
 #[derive(Debug, Error)]
@@ -82,7 +84,9 @@ impl QueueArgs {
             ..LogConfig::new(&dir)
         };
         let (log, report) = Log::open(config).map_err(failed)?;
-        if report.truncated_bytes > 0 || report.indexes_rebuilt > 0 || !report.corruptions.is_empty()
+        if report.truncated_bytes > 0
+            || report.indexes_rebuilt > 0
+            || !report.corruptions.is_empty()
         {
             common::say!(
                 "[Queue] Recovered {}: cut a torn tail of {} bytes, rebuilt {} indexes, {} damaged records reported",

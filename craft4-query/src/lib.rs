@@ -32,8 +32,8 @@
 //! The story, with measurements once there is something to measure, is
 //! docs chapter 4.
 
-pub mod args;
 pub mod api;
+pub mod args;
 pub mod cache;
 pub mod engine;
 pub mod eval;

@@ -32,7 +32,6 @@ fn craft4(store: Arc<dyn MetricStore>) -> Arc<dyn common::QueryEngine> {
     ))
 }
 
-
 const T0: i64 = 1_700_000_000_000;
 
 fn arg(name: &str, default: usize) -> usize {

@@ -736,7 +736,10 @@ impl RouteSet for AlertingApi {
         self.service.handle_http(request).unwrap_or_else(|| {
             respond(
                 404,
-                error_body("not_found", format!("unknown API endpoint {}", request.path)),
+                error_body(
+                    "not_found",
+                    format!("unknown API endpoint {}", request.path),
+                ),
             )
         })
     }

@@ -69,9 +69,9 @@
 //! (`benches/rules.rs`), delivery under a flaky receiver
 //! (`examples/flaky_delivery.rs`). The story is docs chapter 5.
 
-pub mod args;
 pub mod ack;
 pub mod api;
+pub mod args;
 pub mod console;
 pub mod delivery;
 pub mod engine;
@@ -95,6 +95,7 @@ pub mod store;
 pub mod template;
 pub mod window;
 
+pub use api::AlertingApi;
 pub use console::ConsoleNotifier;
 pub use engine::{
     AlertSnapshot, EngineError, EngineOptions, EngineStats, Outcome, StreamingAlertEngine,
@@ -104,7 +105,6 @@ pub use outbox::{Outbox, OutboxError};
 pub use receivers::{Integration, Notification, NotifiedAlert, ReceiverSet, Status};
 pub use routing::{Dispatcher, RoutingConfig, RoutingConfigError};
 pub use rules::{Rule, RuleFileError, RuleGroup, RuleSet, Scope, file::load_rule_files};
-pub use api::AlertingApi;
 pub use service::{AlertingService, ServiceError, ServiceOptions};
 pub use silence::{Silence, SilenceError, SilenceSpec, Silences};
 pub use state::{AlertState, AlertStatus, Transition};

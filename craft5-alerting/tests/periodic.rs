@@ -17,7 +17,6 @@ fn craft4(store: Arc<dyn MetricStore>) -> Arc<dyn common::QueryEngine> {
     ))
 }
 
-
 use common::testkit::metric;
 use common::{ManualClock, MetricStore};
 use craft5_alerting::api::rules_body;

@@ -82,11 +82,12 @@ fn main() -> anyhow::Result<()> {
     let mut craft5 = None;
     let alerting: Arc<dyn AlertEngine> = match args.alerting {
         Alerting::Phase0 => {
-            if args.alerting_args.alertmanager_config.is_some()
-                || args.alerting_args.alert_state.is_some()
-            {
+            if args.alerting_args.alertmanager_config.is_some() {
+                anyhow::bail!("--alertmanager-config needs --alerting craft5");
+            }
+            if args.alerting_args.alert_state.is_some() {
                 anyhow::bail!(
-                    "--alertmanager-config and --alert-state need --alerting craft5 (phase0 keeps no alert state)"
+                    "--alert-state needs --alerting craft5 (phase0 keeps no alert state)"
                 );
             }
             let rules = match &args.rules {
