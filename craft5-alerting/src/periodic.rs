@@ -255,10 +255,7 @@ impl PeriodicEvaluator {
         let started = Instant::now();
         let mut results = Vec::new();
         let mut ran_any = false;
-        loop {
-            let Some((index, at_ms, rules)) = self.claim(now_ms, ran_any, started) else {
-                break;
-            };
+        while let Some((index, at_ms, rules)) = self.claim(now_ms, ran_any, started) {
             ran_any = true;
             let group_started = Instant::now();
             let mut health = Vec::with_capacity(rules.len());
