@@ -4,14 +4,21 @@
 //! object per request. This crate climbs the staircase to a production
 //! server and teaches it the protocols real agents speak:
 //!
-//! - `staircase/` — `threads.rs` (a thread per connection), `pool.rs` (a
-//!   fixed pool with keep-alive), both serving connections with
-//!   `staircase/connection.rs`;
-//! - `server.rs` — hyper + tokio, the default;
-//! - `handler.rs` — what every one of them does with a request: auth, rate
-//!   limit (`rate_limit.rs`), gzip, the write protocols (`decode/`), the
-//!   server's own metrics (`self_metrics.rs`), then the shared routes;
-//! - `config.rs` — every limit in one place.
+//! # Layout
+//!
+//! - `staircase/` — the blocking steps: `threads.rs` (a thread per
+//!   connection), `pool.rs` (a fixed pool with keep-alive), both serving
+//!   connections with `connection.rs`.
+//! - [`server`] — hyper + tokio, the default.
+//! - [`handler`] — what every step does with a request: auth, rate limit,
+//!   gzip, the write protocols, the server's own `GET /metrics`; every
+//!   other request to the pipeline's router.
+//! - [`decode`] — one file per wire format: JSON, line protocol,
+//!   remote_write, gzip, and the number reader the hand-written ones share.
+//! - [`rate_limit`] — per-client token buckets.
+//! - [`self_metrics`] — the server's own counters in Prometheus' text format.
+//! - [`config`] — every limit in one place; [`args`] — the same as flags,
+//!   and the server each step builds from them.
 //!
 //! The story, with the measured staircase, is `docs/src/ch01-ingestion.md`.
 

@@ -3,6 +3,8 @@
 //! Five components in one process, each the simplest thing that works, each
 //! with its bottleneck left in plain sight for the crafts to remove:
 //!
+//! # Layout
+//!
 //! | slot | file | the deliberate bottleneck |
 //! |---|---|---|
 //! | 1 ingestion | `ingestion/mod.rs`, `ingestion/http1.rs` | one thread, blocking, one request per connection |

@@ -30,16 +30,22 @@ fn allowed(krate: &str) -> Option<&'static [&'static str]> {
         "fixtures" => &["common", "prompb"],
         "loadgen" => &["common", "prompb", "fixtures"],
         "platform" => return None,
-        other => panic!(
-            "workspace crate {other} has no rule in platform/tests/architecture.rs: add one"
-        ),
+        other => {
+            panic!("workspace crate {other} has no rule in platform/tests/architecture.rs: add one")
+        }
     })
 }
 
 fn workspace_dependencies() -> BTreeMap<String, Vec<(String, String)>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(&root)
         .output()
         .expect("cargo metadata runs");
@@ -63,7 +69,11 @@ fn workspace_dependencies() -> BTreeMap<String, Vec<(String, String)>> {
                 .as_array()
                 .expect("dependencies")
                 .iter()
-                .filter(|d| members.iter().any(|m| m == d["name"].as_str().unwrap_or("")))
+                .filter(|d| {
+                    members
+                        .iter()
+                        .any(|m| m == d["name"].as_str().unwrap_or(""))
+                })
                 .map(|d| {
                     let kind = d["kind"].as_str().unwrap_or("normal").to_string();
                     (d["name"].as_str().unwrap_or("").to_string(), kind)
@@ -104,7 +114,13 @@ fn crates_import_only_what_the_architecture_allows() {
 #[test]
 fn slot_traits_carry_no_http() {
     let common = Path::new(env!("CARGO_MANIFEST_DIR")).join("../common/src");
-    for file in ["queue.rs", "storage.rs", "query.rs", "alerting.rs", "notifier.rs"] {
+    for file in [
+        "queue.rs",
+        "storage.rs",
+        "query.rs",
+        "alerting.rs",
+        "notifier.rs",
+    ] {
         let text = std::fs::read_to_string(common.join(file)).expect("read slot file");
         let code: String = text
             .lines()
