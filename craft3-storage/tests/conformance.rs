@@ -3,9 +3,10 @@
 //! out-of-order and duplicate samples, matchers, the series limit, and
 //! concurrent appends and selects. Chapter 3, "The head".
 //!
-//! The suite's `data_survives_reopen` is left out on purpose: the head is
-//! memory only until the WAL lands (issue 5's next increment), so `run_all`
-//! would fail on it. Every other check of the suite runs, one by one.
+//! The suite's `data_survives_reopen` is left out on purpose: `HeadStore`
+//! is the head alone, in memory (the WAL and blocks are `Db`'s, which runs
+//! the whole suite in `tests/db.rs`), so `run_all` would fail on it. Every
+//! other check of the suite runs, one by one.
 
 use std::sync::Arc;
 

@@ -127,6 +127,24 @@ impl Router {
             .collect()
     }
 
+    /// One line per owner naming the paths it answers, for the startup
+    /// log: `craft4: /api/v1/query /api/v1/query_range …`.
+    pub fn summary(&self) -> Vec<String> {
+        self.sets
+            .iter()
+            .enumerate()
+            .map(|(index, set)| {
+                let paths: Vec<&str> = self
+                    .entries
+                    .iter()
+                    .filter(|entry| entry.set == index)
+                    .map(|entry| entry.route.path)
+                    .collect();
+                format!("{}: {}", set.owner(), paths.join(" "))
+            })
+            .collect()
+    }
+
     fn unclaimed(&self, request: &Request) -> Response {
         let path = request.path.as_str();
         let well_known = WELL_KNOWN

@@ -187,6 +187,7 @@ impl Pipeline {
         // Assembled first: a route two slots claim refuses the start
         // before any thread runs.
         let router = Arc::new(Router::new(&components)?);
+        let route_summary = router.summary();
         let draining = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ConsumerStats::default());
         let verbose = options.verbose;
@@ -269,6 +270,9 @@ impl Pipeline {
                 "[Ingestion] Server listening on {local_addr} ({})",
                 components.ingestion.describe()
             );
+            for line in &route_summary {
+                common::say!("[Router] {line}");
+            }
             common::say!("\nEndpoints:");
             common::say!(
                 "  POST /metrics   {{\"name\":\"cpu_usage\",\"value\":85}}  -> 202 {{\"status\":\"accepted\"}}"

@@ -3,7 +3,8 @@
 //! linear interpolation, and Go's `math.Max` / `math.Min`, whose NaN and
 //! infinity rules differ from Rust's `f64::max` / `f64::min`.
 //!
-//! Why bother: the differential check against real Prometheus (issue 6)
+//! Why bother: the differential check against real Prometheus
+//! (`platform/tests/differential.rs`)
 //! compares results within a tolerance, but a naive sum of a million
 //! samples drifts past any sensible tolerance, and `clamp_min(NaN, 0)`
 //! must be NaN (Go) rather than 0 (Rust). No bottleneck here; correctness
