@@ -63,6 +63,16 @@ pub struct LabelMatcher {
     regex: Option<regex::Regex>,
 }
 
+/// Two matchers are equal when name, operator and value are: the compiled
+/// regex is derived from those and has no equality of its own.
+impl PartialEq for LabelMatcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.op == other.op && self.value == other.value
+    }
+}
+
+impl Eq for LabelMatcher {}
+
 impl LabelMatcher {
     /// The label name that stands for the metric name.
     pub const METRIC_NAME: &'static str = "__name__";

@@ -74,9 +74,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use common::Metric;
 use parking_lot::Mutex;
+use promql::{Expr, ValueType};
 
 use crate::eval::{Engine, EvalError};
-use crate::lang::{Expr, ValueType};
 use crate::value::{Point, RangeSeries, SeriesKey, Value};
 
 /// Five minutes: steps whose data ends at least this long before now are
@@ -615,7 +615,7 @@ fn forward_reach(expr: &Expr) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lang::parse;
+    use promql::parse;
 
     fn reach(query: &str) -> Option<i64> {
         forward_reach(&parse(query).expect("parses"))

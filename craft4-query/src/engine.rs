@@ -287,7 +287,7 @@ impl QueryEngine for Craft4QueryEngine {
     /// tighter of the engine's limits and the query's.
     fn instant(&self, query: &InstantQuery) -> Result<Vec<InstantSample>, QueryError> {
         let expr =
-            crate::lang::parse(&query.expr).map_err(|e| QueryError::BadRequest(e.to_string()))?;
+            promql::parse(&query.expr).map_err(|e| QueryError::BadRequest(e.to_string()))?;
         let own = self.engine.config();
         let config = EngineConfig {
             max_samples: query

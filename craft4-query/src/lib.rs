@@ -5,13 +5,10 @@
 //! Prometheus users ask richer questions (`sum by (host) (rate(x[5m]))`),
 //! and a production engine answers them from the store's index, in
 //! parallel, with a cache, through the Prometheus HTTP API. Craft 4 builds
-//! that engine one concept per file, in increments (issue 6):
+//! that engine one concept per file:
 //!
-//! - `lang/` — the language front end: a hand-written lexer (`lexer.rs`),
-//!   the expression tree and its canonical printer (`ast.rs`), a
-//!   precedence-climbing parser that type-checks as it goes (`parser.rs`),
-//!   the function table (`functions.rs`), positioned errors (`error.rs`).
-//!   No parser generator and no parser crate: the parser is the lesson.
+//! - the language front end — lexer, parser, expression tree, function
+//!   table — is its own crate, `promql/`, shared with craft 5's rules.
 //! - `eval/` — the evaluator over `common::MetricStore`: every node
 //!   evaluated once for all steps (`steps.rs`), one store `select` per
 //!   selector with every matcher pushed down (`selector.rs`), functions with
@@ -25,7 +22,7 @@
 //!   invalidation hook; `engine.rs` — `Craft4QueryEngine`, all of it
 //!   behind `common::QueryEngine` (`platform --query craft4`).
 //!
-//! Measured in `examples/query_figures.rs` (the issue's three queries and
+//! Measured in `examples/query_figures.rs` (the chapter's three queries and
 //! the 100 M-sample aggregation) and `benches/query.rs` (single thread vs
 //! rayon, phase0's scan vs craft 3 + craft 4, cache hit vs miss).
 
@@ -37,5 +34,4 @@ pub mod args;
 pub mod cache;
 pub mod engine;
 pub mod eval;
-pub mod lang;
 pub mod value;

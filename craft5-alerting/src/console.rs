@@ -14,7 +14,7 @@ use chrono::{Local, TimeZone};
 use common::{Alert, Notifier, NotifyError};
 
 use crate::notification::{AlertEvent, TransitionNotifier};
-use crate::rules::{SEED_GROUP, format_prometheus_duration};
+use crate::rules::SEED_GROUP;
 use crate::state::Transition;
 
 /// Prints alert blocks and resolution lines to stdout.
@@ -101,7 +101,7 @@ impl<'a> ConsoleAlert<'a> {
             .map(|fired| {
                 format!(
                     ", firing for {}",
-                    format_prometheus_duration(self.at_ms.saturating_sub(fired))
+                    promql::format_duration(self.at_ms.saturating_sub(fired))
                 )
             })
             .unwrap_or_default();

@@ -72,7 +72,6 @@ use crate::notification::{AlertEvent, TransitionNotifier};
 use crate::outbox::{Outbox, OutboxError};
 use crate::receivers::{Notification, NotifiedAlert, ReceiverSet, Status};
 use crate::routing::{Dispatcher, RoutingConfig};
-use crate::rules::parse_prometheus_duration;
 use crate::schedule::Schedules;
 use crate::signal::Signal;
 use crate::state::Transition;
@@ -162,7 +161,7 @@ pub fn check_policies(
                     );
                     None
                 }
-                Some(text) => match parse_prometheus_duration(text) {
+                Some(text) => match promql::parse_duration(text) {
                     Ok(ms) => Some(ms),
                     Err(message) => {
                         problem(&here, format!("after: {message}"));

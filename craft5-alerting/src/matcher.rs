@@ -16,15 +16,9 @@ use common::{LabelMatcher, Labels, MatchOp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One condition on one label of an alert.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Matcher {
     inner: LabelMatcher,
-}
-
-impl PartialEq for Matcher {
-    fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name() && self.op() == other.op() && self.value() == other.value()
-    }
 }
 
 impl Matcher {

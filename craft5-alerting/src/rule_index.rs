@@ -119,7 +119,7 @@ mod tests {
     use crate::rules::expr::RuleExpr;
 
     fn condition(expr: &str) -> StreamingCondition {
-        let parsed = craft4_query::lang::parse(expr).expect("parses");
+        let parsed = promql::parse(expr).expect("parses");
         match RuleExpr::classify(parsed) {
             RuleExpr::Streaming(condition) => condition,
             RuleExpr::Periodic(_) => panic!("{expr} is not streaming"),

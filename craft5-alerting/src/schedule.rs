@@ -50,7 +50,6 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::Deserialize;
 
 use crate::receivers::ReceiverSet;
-use crate::rules::parse_prometheus_duration;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -449,7 +448,7 @@ pub fn check_schedules(
                     );
                     None
                 }
-                Some(text) => match parse_prometheus_duration(text) {
+                Some(text) => match promql::parse_duration(text) {
                     Ok(0) => {
                         problem(&here, "shift: must be greater than zero".into());
                         None

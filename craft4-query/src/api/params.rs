@@ -11,10 +11,10 @@
 use std::fmt::Display;
 
 use common::{LabelMatcher, QueryError};
+use promql::{Expr, parse};
 
 use super::ApiCall;
 use super::timestamp::{parse_duration_ms, parse_time};
-use crate::lang::{Expr, parse};
 
 /// A call's `key=value` pairs (query string, then form body).
 #[derive(Clone, Copy, Debug)]

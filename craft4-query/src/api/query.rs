@@ -12,11 +12,11 @@
 use std::time::Duration;
 
 use common::{Clock, QueryError, StorageError};
+use promql::{Expr, ValueType, parse};
 
 use super::params::{Params, invalid_parameter};
 use crate::cache::ResultCache;
 use crate::eval::{Engine, EngineConfig, EvalError};
-use crate::lang::{Expr, ValueType, parse};
 use crate::value::Value;
 
 /// `GET/POST /api/v1/query?query=…&time=…&timeout=…`: `time` defaults to

@@ -12,8 +12,6 @@
 //! Hand-written rather than a date crate: Go's `time.RFC3339Nano` layout is
 //! one fixed shape, and forty lines say exactly which strings it accepts.
 
-use crate::lang::lexer::{TokenKind, tokenize};
-
 /// Prometheus' earliest time (`v1.MinTime`) in ms: what an absent `start`
 /// means. Not `i64::MIN`, so arithmetic on it (minus a lookback, minus a
 /// range) cannot overflow.
@@ -73,18 +71,9 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
         }
         return Ok(nanoseconds as i64 / 1_000_000);
     }
-    // The query language's lexer reads Prometheus durations (`1h30m`, units
-    // largest first); the one token must be the whole text.
-    if let Ok(tokens) = tokenize(text)
-        && let [first, last] = tokens.as_slice()
-        && let TokenKind::Duration(ms) = first.kind
-        && first.start == 0
-        && first.end == text.len()
-        && last.kind == TokenKind::Eof
-    {
-        return Ok(ms);
-    }
-    Err(format!("cannot parse {text:?} to a valid duration"))
+    // Otherwise the query language's durations (`1h30m`, units largest
+    // first), the whole text.
+    promql::parse_duration(text).map_err(|_| format!("cannot parse {text:?} to a valid duration"))
 }
 
 /// Go's `time.RFC3339Nano` layout, `2006-01-02T15:04:05.999999999Z07:00`:

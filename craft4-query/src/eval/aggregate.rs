@@ -22,12 +22,12 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use common::{LabelMatcher, Labels};
+use promql::{AggregateExpr, AggregateOp, Grouping};
 use rayon::prelude::*;
 
 use super::numeric::{kahan_sum_inc, quantile};
 use super::steps::{Grid, StepCursor, point_count};
 use super::{EvalError, Evaluator};
-use crate::lang::{AggregateExpr, AggregateOp, Grouping};
 use crate::value::{Point, RangeSeries, SeriesKey};
 
 /// The fewest steps per parallel chunk: enough work per task to amortise

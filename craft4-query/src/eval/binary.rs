@@ -21,11 +21,11 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use common::{LabelMatcher, Labels};
+use promql::{BinaryExpr, BinaryOp, GroupModifier, MatchingLabels};
 use rayon::prelude::*;
 
 use super::steps::{Grid, StepCursor, drop_name, merge_same_labelset, same_labelset_error};
 use super::{EvalError, Evaluated, Evaluator};
-use crate::lang::{BinaryExpr, BinaryOp, GroupModifier, MatchingLabels};
 use crate::value::{Point, RangeSeries, SeriesKey};
 
 /// Evaluates `binary` at every step of `grid`.

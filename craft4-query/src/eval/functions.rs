@@ -1,4 +1,4 @@
-//! The functions of the table in `lang/functions.rs`, with Prometheus'
+//! The functions of the table in `promql/src/functions.rs`, with Prometheus'
 //! semantics to the bit where it matters.
 //!
 //! Functions over a range vector (`rate`, `*_over_time`, …) run in
@@ -22,13 +22,13 @@
 
 use std::borrow::Cow;
 
+use promql::{Call, Expr};
 use rayon::prelude::*;
 
 use super::numeric::{go_max, go_min, kahan_sum_inc, quantile};
 use super::selector::{SlidingWindow, is_stale, live_points};
 use super::steps::{Grid, drop_name, empty_key, merge_same_labelset, reject_same_labelset};
 use super::{EvalError, Evaluated, Evaluator};
-use crate::lang::{Call, Expr};
 use crate::value::{Point, RangeSeries};
 
 /// The functions of one range vector.

@@ -1,4 +1,4 @@
-//! The evaluator: an expression tree (`crate::lang`) in, a [`Value`] out,
+//! The evaluator: an expression tree (`promql::Expr`) in, a [`Value`] out,
 //! reading samples through `common::MetricStore`.
 //!
 //! ```text
@@ -32,9 +32,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{MetricStore, StorageError};
+use promql::{Expr, ValueType};
 use thiserror::Error;
 
-use crate::lang::{Expr, ValueType};
 use crate::value::{InstantSample, Point, RangeSeries, Value};
 
 mod aggregate;

@@ -27,12 +27,12 @@
 use std::borrow::Cow;
 
 use common::{MetricStore, Series, TimeRange};
+use promql::{MatrixSelector, VectorSelector};
 use rayon::prelude::*;
 
 use super::limits::QueryLimits;
 use super::steps::{Grid, sort_by_key};
 use super::{EvalError, Evaluator};
-use crate::lang::{MatrixSelector, VectorSelector};
 use crate::value::{Point, RangeSeries, SeriesKey};
 
 /// The bit pattern of Prometheus' staleness marker, a NaN distinct from

@@ -13,10 +13,11 @@
 //! long range multiplies the inner work; the grid is checked against the
 //! sample budget before any of it starts. Docs chapter 4, "Subqueries".
 
+use promql::SubqueryExpr;
+
 use super::selector::RangeInput;
 use super::steps::Grid;
 use super::{EvalError, Evaluator};
-use crate::lang::SubqueryExpr;
 
 /// The inner step of `expr[range:]`: Prometheus' default evaluation
 /// interval.

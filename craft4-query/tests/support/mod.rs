@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::{Metric, MetricStore};
 use craft4_query::eval::{Engine, EngineConfig, EvalError};
-use craft4_query::lang::parse;
 use craft4_query::value::{SeriesKey, Value};
+use promql::parse;
 
 /// One series: name, labels, `(seconds, value)` samples.
 pub type SeriesSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], Vec<(i64, f64)>);

@@ -58,7 +58,6 @@ use crate::escalation::{EscalationPolicy, RawPolicy, check_policies};
 use crate::matcher::Matcher;
 use crate::receivers::console::ConsoleConfig;
 use crate::receivers::{Globals, ReceiverConfig, ReceiverSet};
-use crate::rules::parse_prometheus_duration;
 use crate::schedule::{RawSchedule, RawUser, Schedules, check_schedules};
 
 /// Alertmanager's defaults for a route that leaves them out.
@@ -597,7 +596,7 @@ fn duration_field(
     problem: &mut dyn FnMut(&str, String),
 ) -> Option<i64> {
     let text = text?;
-    match parse_prometheus_duration(text) {
+    match promql::parse_duration(text) {
         Ok(0) if !allow_zero => {
             problem(place, format!("{field}: must be greater than zero"));
             None

@@ -7,14 +7,14 @@
 //! phase0's "up to 10 s late, one full scan per rule per check". A rule
 //! like `sum by (job) (rate(x[5m])) / on(job) y > 0.1` joins series and
 //! needs the query engine (craft 4); it is evaluated periodically instead.
-//! The parse itself is craft 4's (`craft4_query::lang::parse`, the same
-//! language `/api/v1/query` speaks); this file only recognises shapes in
+//! The parse itself is the `promql` crate's (`promql::parse`, the language
+//! craft 4's `/api/v1/query` speaks); this file only recognises shapes in
 //! the tree. Docs chapter 5, "Streaming or periodic".
 
 use std::fmt;
 
 use common::{LabelMatcher, Labels, matches_all};
-use craft4_query::lang::{BinaryOp, Expr, VectorSelector};
+use promql::{BinaryOp, Expr, VectorSelector};
 
 /// How long a plain selector (`cpu_usage > 80`) looks back for the latest
 /// sample: Prometheus' default lookback delta. A series silent for longer
@@ -143,21 +143,16 @@ impl StreamingCondition {
     }
 }
 
-/// `LabelMatcher` carries a compiled regex and has no `PartialEq`: equal
-/// means the same name, operator and text.
+/// Equal means the same condition; the threshold compares by bits, so a
+/// `NaN` threshold equals itself.
 impl PartialEq for StreamingCondition {
     fn eq(&self, other: &Self) -> bool {
         self.metric == other.metric
+            && self.matchers == other.matchers
             && self.function == other.function
             && self.range_ms == other.range_ms
             && self.comparison == other.comparison
             && self.threshold.to_bits() == other.threshold.to_bits()
-            && self.matchers.len() == other.matchers.len()
-            && self
-                .matchers
-                .iter()
-                .zip(&other.matchers)
-                .all(|(a, b)| a.name == b.name && a.op == b.op && a.value == b.value)
     }
 }
 
@@ -255,7 +250,7 @@ fn plain_selector_name(selector: &VectorSelector) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use craft4_query::lang::parse;
+    use promql::parse;
 
     use super::*;
 

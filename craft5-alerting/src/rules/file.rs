@@ -31,11 +31,11 @@ use std::fmt;
 use std::path::Path;
 
 use common::metric::{is_valid_label_name, is_valid_metric_name};
-use craft4_query::lang::{ValueType, parse};
+use promql::{ValueType, parse, parse_duration};
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::{Rule, RuleExpr, RuleGroup, RuleSet, Scope, parse_prometheus_duration};
+use super::{Rule, RuleExpr, RuleGroup, RuleSet, Scope};
 use crate::template::Template;
 
 /// One thing wrong with one rule (or group).
@@ -238,7 +238,7 @@ pub fn parse_rule_file(text: &str, path: &str) -> Result<RuleSet, RuleFileError>
         }
         let interval_ms = match raw_group.interval.as_deref() {
             None => None,
-            Some(text) => match parse_prometheus_duration(text) {
+            Some(text) => match parse_duration(text) {
                 Ok(0) => {
                     problems.push(group_problem("interval: must be greater than zero".into()));
                     None
@@ -353,7 +353,7 @@ fn check_rule(
     };
     let mut duration = |field: &str, text: Option<String>| match text {
         None => 0,
-        Some(text) => parse_prometheus_duration(&text).unwrap_or_else(|message| {
+        Some(text) => parse_duration(&text).unwrap_or_else(|message| {
             report(format!("{field}: {message}"));
             0
         }),

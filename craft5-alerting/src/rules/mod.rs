@@ -11,21 +11,22 @@
 //!
 //! - `file.rs`: the YAML shape, and every check with an error naming the
 //!   file, the group, the rule, the line when known, and the problem;
-//! - `expr.rs`: which expressions stream and which need the query engine;
-//! - `duration.rs`: Prometheus durations (`1h30m`).
+//! - `expr.rs`: which expressions stream and which need the query engine.
+//!
+//! Durations (`for: 1h30m`) are read by `promql::parse_duration`, the same
+//! code that reads them inside queries.
 //!
 //! Docs chapter 5, "The rule file".
 
-pub mod duration;
 pub mod expr;
 pub mod file;
 
 use std::time::Duration;
 
 use common::{AlertRule, Condition};
+use promql::format_duration;
 
 use crate::template::Template;
-pub use duration::{format_prometheus_duration, parse_prometheus_duration};
 pub use expr::{Comparison, INSTANT_LOOKBACK_MS, RuleExpr, StreamingCondition, WindowFunction};
 pub use file::{RuleFileError, RuleProblem};
 
@@ -127,7 +128,7 @@ impl Rule {
             expr_text: format!(
                 "avg_over_time({}[{}]) {} {}",
                 seed.metric,
-                format_prometheus_duration(range_ms),
+                format_duration(range_ms),
                 comparison.symbol(),
                 seed.threshold
             ),
@@ -252,7 +253,7 @@ mod tests {
         assert_eq!(first.scope, Scope::AllSeries);
         assert_eq!(first.describe_condition(), "avg(60s) > 80");
         // The text is valid craft 4 language and means the same.
-        let parsed = craft4_query::lang::parse(&first.expr_text).unwrap();
+        let parsed = promql::parse(&first.expr_text).unwrap();
         assert_eq!(RuleExpr::classify(parsed), first.expr);
     }
 

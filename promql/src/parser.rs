@@ -23,18 +23,19 @@
 //! What it guards against: arbitrary input never panics, and nesting is
 //! capped at [`MAX_DEPTH`] so neither this recursive parser nor the
 //! recursive printer and evaluator can overflow the stack on a hostile
-//! query like ten thousand `(`. Docs chapter 4, "Precedence climbing".
+//! query like ten thousand `(`. Docs: `docs/src/ch04-query.md`,
+//! "Precedence climbing".
 
 use common::{LabelMatcher, MatchOp, StorageError};
 
-use super::ast::{
+use crate::ast::{
     AggregateExpr, AggregateOp, BinaryExpr, BinaryOp, Call, Expr, GroupModifier, Grouping,
     MatchingLabels, MatrixSelector, SubqueryExpr, UNARY_OPERAND_PRECEDENCE, ValueType,
     VectorMatching, VectorSelector, binary_result_type,
 };
-use super::error::ParseError;
-use super::functions::lookup_function;
-use super::lexer::{Keyword, Token, TokenKind, tokenize};
+use crate::error::ParseError;
+use crate::functions::lookup_function;
+use crate::lexer::{Keyword, Token, TokenKind, tokenize};
 
 /// The deepest a query may nest. It bounds both the parser's recursion
 /// (each parenthesis, argument list and right operand is a level) and the

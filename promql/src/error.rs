@@ -7,7 +7,7 @@
 //! here names the expectation (`1:14: expected "]" after the range
 //! duration, found ","`). The lexer, the parser and the type checker all
 //! speak this one type, so the HTTP layer has one thing to turn into a 400.
-//! Docs chapter 4, "Errors that teach".
+//! Docs: `docs/src/ch04-query.md`, "Errors that teach".
 
 use thiserror::Error;
 

@@ -3,8 +3,9 @@
 //!
 //! It follows Prometheus' lexer (`promql/parser/lex.go`) in what it
 //! accepts: metric names with `:`, three string quotes with Go's escapes,
-//! hex and float numbers, `Inf` and `NaN`, durations such as `1h30m`, and
-//! `#` comments. Two choices differ and are deliberate:
+//! hex and float numbers, `Inf` and `NaN`, durations such as `1h30m` (read
+//! by `duration.rs`), and `#` comments. Two choices differ and are
+//! deliberate:
 //!
 //! - Words are not split into "keyword" and "label name" by context here.
 //!   `by`, `offset`, `and`, … come out as [`TokenKind::Keyword`], and the
@@ -19,10 +20,11 @@
 //! starting a metric name (`x[5m:1m]` against `:job:rate5m`).
 //!
 //! Cost: one pass over the bytes, one allocation per token list; the
-//! parser, not the lexer, is where a query's time goes. Docs chapter 4,
-//! "Reading a query".
+//! parser, not the lexer, is where a query's time goes. Docs:
+//! `docs/src/ch04-query.md`, "The lexer".
 
-use super::error::ParseError;
+use crate::duration;
+use crate::error::ParseError;
 
 /// The words the grammar reserves outside label positions. Matched without
 /// regard to case, as Prometheus does (`SUM BY (job)` is valid).
@@ -226,18 +228,6 @@ pub fn tokenize(input: &str) -> Result<Vec<Token>, ParseError> {
     .run()
 }
 
-/// Milliseconds per duration unit, largest first; the rank (index) is how
-/// `1h30m` is checked to go from larger to smaller units.
-const DURATION_UNITS: [(&str, i64); 7] = [
-    ("y", 365 * 24 * 3_600_000),
-    ("w", 7 * 24 * 3_600_000),
-    ("d", 24 * 3_600_000),
-    ("h", 3_600_000),
-    ("m", 60_000),
-    ("s", 1_000),
-    ("ms", 1),
-];
-
 struct Lexer<'a> {
     input: &'a str,
     bytes: &'a [u8],
@@ -401,53 +391,23 @@ impl Lexer<'_> {
                 .count()
     }
 
-    /// `(digits unit)+` with units from largest to smallest, each at most
-    /// once, as Prometheus' `model.ParseDuration` requires.
+    /// A duration at `start`, read by `duration.rs`; `None` when there is
+    /// none or it runs straight into more letters or digits (`5m30`).
     fn scan_duration(&self, start: usize) -> Result<Option<(usize, i64)>, ParseError> {
-        let mut index = start;
-        let mut total: Option<i64> = Some(0);
-        let mut previous_rank: Option<usize> = None;
-        let mut in_order = true;
-        loop {
-            let digits_end = self.digits_end(index);
-            if digits_end == index {
-                break;
-            }
-            let rest = &self.bytes[digits_end..];
-            // `ms` before `m`: the longer unit wins.
-            let unit = if rest.starts_with(b"ms") {
-                Some(6)
-            } else {
-                DURATION_UNITS
-                    .iter()
-                    .position(|(name, _)| name.len() == 1 && rest.starts_with(name.as_bytes()))
-            };
-            let Some(rank) = unit else { break };
-            let (name, unit_ms) = DURATION_UNITS[rank];
-            let count: Option<i64> = self.input[index..digits_end].parse().ok();
-            total = total
-                .zip(count)
-                .and_then(|(sum, count)| sum.checked_add(count.checked_mul(unit_ms)?));
-            if previous_rank.is_some_and(|previous| previous >= rank) {
-                in_order = false;
-            }
-            previous_rank = Some(rank);
-            index = digits_end + name.len();
-        }
-        if previous_rank.is_none() || self.bytes.get(index).is_some_and(|&b| continues_literal(b)) {
+        let Some((length, value)) = duration::scan_duration(&self.input[start..]) else {
+            return Ok(None);
+        };
+        let end = start + length;
+        if self.bytes.get(end).is_some_and(|&b| continues_literal(b)) {
             return Ok(None);
         }
-        let text = format!("{:?}", &self.input[start..index]);
-        if !in_order {
-            return Err(self.error(
+        match value {
+            Ok(milliseconds) => Ok(Some((end, milliseconds))),
+            Err(problem) => Err(self.error(
                 start,
-                "duration units from largest to smallest, each at most once (like 1h30m)",
-                text,
-            ));
-        }
-        match total {
-            Some(milliseconds) => Ok(Some((index, milliseconds))),
-            None => Err(self.error(start, "a duration of at most 292 million years", text)),
+                problem.expected(),
+                format!("{:?}", &self.input[start..end]),
+            )),
         }
     }
 

@@ -6,23 +6,22 @@
 //! only steer parsing, so once the tree has its shape they are gone, and
 //! the printer puts back exactly the parentheses the shape needs. That
 //! makes the printed form *canonical*: `((a + b)) * c`, `(a+b)*c` and
-//! `( a + b ) * c` all print `(a + b) * c`, so later increments can use it
-//! as a cache key, and `parse(print(e)) == e` holds for every tree the
+//! `( a + b ) * c` all print `(a + b) * c`, so craft 4's result cache can
+//! use it as a key, and `parse(print(e)) == e` holds for every tree the
 //! parser can produce (a property test checks it on random trees).
 //!
 //! Durations are kept as signed milliseconds (`offset -5m` is valid), the
-//! unit the store's `TimeRange` speaks. Label matchers are
-//! `common::LabelMatcher`, regexes already compiled, so the evaluator can
-//! hand a selector straight to `MetricStore::select`.
-//!
-//! The bottleneck: none yet — this is the shape the evaluator (next
-//! increment) walks. Docs chapter 4, "From text to tree".
+//! unit the store's `TimeRange` speaks, and printed by `duration.rs`.
+//! Label matchers are `common::LabelMatcher`, regexes already compiled, so
+//! an evaluator can hand a selector straight to `MetricStore::select`.
+//! Docs: `docs/src/ch04-query.md`, "From text to tree, and back".
 
 use std::fmt::{self, Display, Formatter, Write as _};
 
 use common::{LabelMatcher, MatchOp};
 
-use super::functions::Function;
+use crate::duration::format_duration;
+use crate::functions::Function;
 
 /// What an expression evaluates to; the parser checks operands and
 /// arguments against these.
@@ -110,7 +109,7 @@ impl Expr {
 }
 
 /// `name{matchers} offset …`: the series to read at each step.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VectorSelector {
     /// The metric name written before the braces, if any.
     pub name: Option<String>,
@@ -129,21 +128,6 @@ impl VectorSelector {
             .map(|name| LabelMatcher::metric_name(name))
             .chain(self.matchers.iter().cloned())
             .collect()
-    }
-}
-
-/// `LabelMatcher` holds a compiled regex and has no `PartialEq`; two
-/// matchers are the same when name, operator and text are.
-impl PartialEq for VectorSelector {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.offset_ms == other.offset_ms
-            && self.matchers.len() == other.matchers.len()
-            && self
-                .matchers
-                .iter()
-                .zip(&other.matchers)
-                .all(|(a, b)| a.name == b.name && a.op == b.op && a.value == b.value)
     }
 }
 
@@ -684,36 +668,6 @@ pub fn format_number(value: f64) -> String {
     }
 }
 
-/// A duration in milliseconds as PromQL, largest units first, as
-/// Prometheus' `model.Duration` prints: `1h30m`, `1d`, `100ms`, `-5m`, `0s`.
-pub fn format_duration(milliseconds: i64) -> String {
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    if milliseconds == 0 {
-        return "0s".to_string();
-    }
-    let mut text = String::new();
-    if milliseconds < 0 {
-        text.push('-');
-    }
-    let mut rest = milliseconds.unsigned_abs();
-    for (name, unit) in UNITS {
-        let count = rest / unit;
-        if count > 0 {
-            let _ = write!(text, "{count}{name}");
-            rest %= unit;
-        }
-    }
-    text
-}
-
 /// A string as a double-quoted PromQL literal: `"` and `\` escaped, control
 /// characters as Go escapes, everything else as itself.
 pub fn quote_string(text: &str) -> String {
@@ -765,24 +719,6 @@ mod tests {
         ] {
             assert_eq!(format_number(value), text);
         }
-    }
-
-    #[test]
-    fn durations_print_largest_units_first() {
-        for (milliseconds, text) in [
-            (0, "0s"),
-            (100, "100ms"),
-            (300_000, "5m"),
-            (5_400_000, "1h30m"),
-            (86_400_000, "1d"),
-            (604_800_000, "1w"),
-            (31_536_000_000, "1y"),
-            (61_001, "1m1s1ms"),
-            (-300_000, "-5m"),
-        ] {
-            assert_eq!(format_duration(milliseconds), text);
-        }
-        assert!(format_duration(i64::MIN).starts_with('-'));
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! Prometheus keeps the same table (`promql/parser/functions.go`) and the
 //! same rule: a call whose arguments have the wrong types is a *parse*
 //! error, found in microseconds, not an evaluation error found after
-//! reading a million samples. The list is issue 6's; the evaluator (next
-//! increment) implements exactly these. Docs chapter 4, "Types".
+//! reading a million samples. Craft 4's evaluator implements exactly
+//! these. Docs: `docs/src/ch04-query.md`, "Types".
 
-use super::ast::ValueType;
+use crate::ast::ValueType;
 
 /// One function's signature.
 #[derive(Debug, PartialEq, Eq)]
@@ -133,7 +133,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_issue_list_is_all_there_once() {
+    fn every_function_is_listed_once() {
         let names: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
         assert_eq!(names.len(), 21);
         for name in &names {
