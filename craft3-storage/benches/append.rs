@@ -27,11 +27,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use common::{Labels, Metric, MetricStore};
-use craft3_storage::dataset::{Dataset, DatasetSpec};
 use craft3_storage::db::{Db, DbConfig};
 use craft3_storage::wal::{WalConfig, WalFsync};
 use craft3_storage::{HeadConfig, HeadStore, Sample};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use fixtures::dataset::{Dataset, DatasetSpec};
 
 /// Samples per series in the measured window.
 const STEPS: usize = 200;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use craft3_storage::chunk::{
     Chunk, DecimalChunk, EncodingPolicy, SAMPLES_PER_CHUNK, Sample, XorChunk,
 };
-use craft3_storage::dataset::{Dataset, DatasetSpec, METRICS};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fixtures::dataset::{Dataset, DatasetSpec, METRICS};
 
 /// The first host's series, cut into head-sized chunks.
 fn chunks_of_one_host() -> Vec<Vec<Sample>> {
@@ -25,7 +25,7 @@ fn chunks_of_one_host() -> Vec<Vec<Sample>> {
         .flat_map(|samples| {
             samples
                 .chunks(SAMPLES_PER_CHUNK)
-                .map(<[Sample]>::to_vec)
+                .map(|chunk| chunk.iter().copied().map(Sample::from).collect())
                 .collect::<Vec<_>>()
         })
         .collect()

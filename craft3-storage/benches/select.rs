@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use common::{LabelMatcher, Labels, MatchOp, Metric, MetricStore, TimeRange};
 use craft3_storage::HeadStore;
-use craft3_storage::dataset::{Dataset, DatasetSpec};
 use craft3_storage::db::{Db, DbConfig};
 use craft3_storage::wal::{WalConfig, WalFsync};
 use criterion::{Criterion, criterion_group, criterion_main};
+use fixtures::dataset::{Dataset, DatasetSpec};
 
 struct Stores {
     _dirs: Vec<tempfile::TempDir>,

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use craft3_storage::chunk::{Chunk, Encoding, EncodingPolicy, Sample};
-use craft3_storage::dataset::{DEFAULT_SEED, Dataset, DatasetSpec};
+use fixtures::dataset::{DEFAULT_SEED, Dataset, DatasetSpec};
 
 /// Assumed bytes a block spends per chunk outside it (CRC32 + index entry).
 const FRAMING_PER_CHUNK: usize = 8;
@@ -102,6 +102,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let series: Vec<Vec<Sample>> = (0..dataset.series().len())
         .filter_map(|index| dataset.series_samples(index))
+        .map(|samples| samples.into_iter().map(Sample::from).collect())
         .collect();
     let spec = dataset.spec();
     println!(

@@ -24,9 +24,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use common::{LabelMatcher, Labels, MatchOp, Metric, MetricStore, TimeRange};
-use craft3_storage::dataset::{Dataset, DatasetSpec};
 use craft3_storage::db::{Db, DbConfig};
 use craft3_storage::wal::{WalConfig, WalFsync};
+use fixtures::dataset::{Dataset, DatasetSpec};
 
 struct Options {
     spec: DatasetSpec,

@@ -8,8 +8,6 @@
 //! - `chunk/` — compressed runs of one series' samples: `bits.rs` (the bit
 //!   stream), `xor.rs` (Gorilla), `integers.rs` + `decimal.rs` (decimal
 //!   mantissas, bit-packed), `mod.rs` (the per-chunk choice);
-//! - `dataset.rs` — the reference dataset every figure is measured on
-//!   (`loadgen gen` writes it out);
 //! - `index/` — the inverted index: `postings.rs` (sorted series-id lists,
 //!   intersect/union/difference), `mod.rs` (label pair → postings, the
 //!   matchers `=`, `!=`, `=~`, `!~`);
@@ -25,7 +23,6 @@
 pub mod args;
 pub mod block;
 pub mod chunk;
-pub mod dataset;
 pub mod db;
 pub mod head;
 pub mod index;
@@ -34,6 +31,5 @@ pub mod wal;
 
 pub use block::{Block, BlockError, BlockMeta, compact, write_block};
 pub use chunk::{Chunk, ChunkError, Encoding, EncodingPolicy, Sample};
-pub use dataset::{Dataset, DatasetError, DatasetSize, DatasetSpec};
 pub use head::{Head, HeadConfig, HeadError};
 pub use store::HeadStore;

@@ -27,12 +27,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Labels, Metric, MetricStore, QueryEngine, TimeRange};
-use craft3_storage::dataset::{Dataset, DatasetSpec};
 use craft4_query::api::{ApiCall, ApiEndpoint};
 use craft4_query::cache::CacheConfig;
 use craft4_query::engine::Craft4QueryEngine;
 use craft4_query::eval::EngineConfig;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use fixtures::dataset::{Dataset, DatasetSpec};
 
 /// The queries over `spec`'s dataset: label, API call.
 fn questions(spec: &DatasetSpec) -> Vec<(&'static str, ApiCall)> {

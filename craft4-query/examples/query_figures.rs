@@ -44,11 +44,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{MetricStore, SystemClock};
-use craft3_storage::dataset::{DatasetSpec, METRICS};
 use craft4_query::api::{ApiCall, ApiEndpoint};
 use craft4_query::cache::CacheConfig;
 use craft4_query::engine::Craft4QueryEngine;
 use craft4_query::eval::EngineConfig;
+use fixtures::dataset::{DatasetSpec, METRICS};
 use pipeline::{Pipeline, PipelineOptions};
 
 struct Options {

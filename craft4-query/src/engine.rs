@@ -286,8 +286,7 @@ impl QueryEngine for Craft4QueryEngine {
     /// The expression parsed and evaluated at `query.time_ms`, under the
     /// tighter of the engine's limits and the query's.
     fn instant(&self, query: &InstantQuery) -> Result<Vec<InstantSample>, QueryError> {
-        let expr =
-            promql::parse(&query.expr).map_err(|e| QueryError::BadRequest(e.to_string()))?;
+        let expr = promql::parse(&query.expr).map_err(|e| QueryError::BadRequest(e.to_string()))?;
         let own = self.engine.config();
         let config = EngineConfig {
             max_samples: query

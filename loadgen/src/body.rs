@@ -141,47 +141,10 @@ impl BodySpec {
     }
 }
 
-/// Prometheus remote_write messages (prometheus/prompb, the parts loadgen
-/// sends).
-pub mod proto {
-    /// The whole request. The hot path writes its bytes directly around
-    /// pre-encoded labels (see the module docs); tests decode bodies with it.
-    #[cfg_attr(not(test), allow(dead_code))]
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct WriteRequest {
-        #[prost(message, repeated, tag = "1")]
-        pub timeseries: Vec<TimeSeries>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TimeSeries {
-        #[prost(message, repeated, tag = "1")]
-        pub labels: Vec<Label>,
-        #[prost(message, repeated, tag = "2")]
-        pub samples: Vec<Sample>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
-        #[prost(double, tag = "1")]
-        pub value: f64,
-        #[prost(int64, tag = "2")]
-        pub timestamp: i64,
-    }
-}
-
-/// Protobuf field keys, `(field number << 3) | wire type 2 (length-delimited)`:
-/// `WriteRequest.timeseries` and `TimeSeries.samples`.
-const KEY_TIMESERIES: u8 = (1 << 3) | 2;
-const KEY_SAMPLES: u8 = (2 << 3) | 2;
+/// The remote_write messages, declared once for craft 1's decoder and this
+/// encoder.
+use prompb as proto;
+use prompb::{KEY_SAMPLES, KEY_TIMESERIES};
 
 /// gzip member header (RFC 1952): magic, deflate, no flags, no mtime, no
 /// extra flags, OS unknown.

@@ -5,7 +5,7 @@
 //! Why it exists: the storage and query chapters measure bytes per sample
 //! and query latency, and those figures mean something only on data of a
 //! known shape, the same for every reader and every run. The data itself is
-//! `craft3_storage::dataset` (one generator, used by the benches too); this
+//! `fixtures::dataset` (one generator, used by the benches too); this
 //! file is the command line and the three wire forms:
 //!
 //! ```text
@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, ValueEnum};
 use common::duration::{parse_duration, parse_positive_duration};
-use craft3_storage::dataset::{
+use fixtures::dataset::{
     DEFAULT_SEED, DEFAULT_START_MS, Dataset, DatasetError, DatasetSize, DatasetSpec, MAX_HOSTS,
     MAX_HOURS, METRICS,
 };

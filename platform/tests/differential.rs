@@ -2,7 +2,7 @@
 //! answer the same queries over the same samples, and the answers must
 //! agree.
 //!
-//! How: the reference dataset (`craft3_storage::dataset`, 25 hosts × 6 h by
+//! How: the reference dataset (`fixtures::dataset`, 25 hosts × 6 h by
 //! default: 125 series × 2,160 samples) plus five edge series written here
 //! — a counter with resets, a gauge of ±0.5 steps around zero with a gap
 //! that stops an hour early, three series always equal to each other — is
@@ -63,7 +63,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use craft3_storage::dataset::{Dataset, DatasetSize, DatasetSpec};
+use fixtures::dataset::{Dataset, DatasetSize, DatasetSpec};
 use serde_json::Value as Json;
 use support::{Killed, start_platform};
 

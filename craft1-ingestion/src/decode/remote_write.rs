@@ -4,8 +4,8 @@
 //! The body is a protobuf `WriteRequest` compressed with snappy's *block*
 //! format (not the framed/stream format). Binary and compressed, it is the
 //! cheapest format to decode per sample: no text to scan, no number to parse
-//! from decimal. The messages are declared here by hand with prost's derive
-//! (no build script, no `protoc`), keeping only the fields we read; prost
+//! from decimal. The messages are declared once, in the `prompb` crate
+//! (by hand with prost's derive, keeping only the fields we read); prost
 //! skips the rest (exemplars, native histograms, metadata), so a newer
 //! sender's extra fields are ignored rather than refused.
 //!
@@ -30,62 +30,14 @@
 //! the allocator, not the wire format, sets the pace. Story: docs chapter 1.
 
 use common::{Labels, Metric};
+use prompb::{NAME_LABEL, WriteRequest};
 use prost::Message;
 
 use super::{DecodeError, DecodeLimits, Position, accept};
 
-/// The label that carries the metric name in Prometheus' data model.
-const NAME_LABEL: &str = "__name__";
-
-/// The bit pattern Prometheus writes as a sample's value to mark a series
-/// stale (`value.StaleNaN`). Kept to document what the NaN skip is for.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
 /// Most metrics reserved up front; beyond this the vector grows as needed.
 /// Prometheus sends at most 2,000 samples per request by default.
 const MAX_RESERVED_METRICS: usize = 16_384;
-
-/// `prometheus.WriteRequest`: the whole request.
-#[derive(Clone, PartialEq, Message)]
-pub struct WriteRequest {
-    /// The series, each with its samples.
-    #[prost(message, repeated, tag = "1")]
-    pub timeseries: Vec<TimeSeries>,
-}
-
-/// `prometheus.TimeSeries`: one series' labels and samples.
-#[derive(Clone, PartialEq, Message)]
-pub struct TimeSeries {
-    /// All labels, `__name__` included; sorted by name when Prometheus sends
-    /// them, which we do not rely on.
-    #[prost(message, repeated, tag = "1")]
-    pub labels: Vec<Label>,
-    /// Samples in time order.
-    #[prost(message, repeated, tag = "2")]
-    pub samples: Vec<Sample>,
-}
-
-/// `prometheus.Label`.
-#[derive(Clone, PartialEq, Message)]
-pub struct Label {
-    /// Label name.
-    #[prost(string, tag = "1")]
-    pub name: String,
-    /// Label value.
-    #[prost(string, tag = "2")]
-    pub value: String,
-}
-
-/// `prometheus.Sample`.
-#[derive(Clone, PartialEq, Message)]
-pub struct Sample {
-    /// The value.
-    #[prost(double, tag = "1")]
-    pub value: f64,
-    /// Milliseconds since the Unix epoch.
-    #[prost(int64, tag = "2")]
-    pub timestamp: i64,
-}
 
 /// Decodes a remote_write 1.0 body. Samples carry their own timestamps, so
 /// there is no `now_ms`.
@@ -173,77 +125,19 @@ pub fn decode_remote_write(body: &[u8], limits: &DecodeLimits) -> Result<Vec<Met
     Ok(metrics)
 }
 
-/// Encodes metrics as a remote_write 1.0 body (snappy block-compressed
-/// `WriteRequest`), for tests, benches and the load generator.
-///
-/// Consecutive metrics of the same series share one `TimeSeries`, as
-/// Prometheus batches them; labels are sent sorted by name with `__name__`
-/// in its sorted place, as the protocol asks.
-///
-/// # Panics
-/// Only if the encoded request exceeds snappy's 4 GiB block limit — far
-/// beyond any batch a sender would build in memory.
-pub fn encode_remote_write(metrics: &[Metric]) -> Vec<u8> {
-    let mut request = WriteRequest::default();
-    let mut previous: Option<&Metric> = None;
-    for metric in metrics {
-        let sample = Sample {
-            value: metric.value,
-            timestamp: metric.timestamp_ms,
-        };
-        let same_series =
-            previous.is_some_and(|p| p.name == metric.name && p.labels == metric.labels);
-        match request.timeseries.last_mut() {
-            Some(series) if same_series => series.samples.push(sample),
-            _ => request.timeseries.push(TimeSeries {
-                labels: wire_labels(metric),
-                samples: vec![sample],
-            }),
-        }
-        previous = Some(metric);
-    }
-    snap::raw::Encoder::new()
-        .compress_vec(&request.encode_to_vec())
-        .expect("a remote_write request below snappy's 4 GiB block limit")
-}
-
-/// A metric's name and labels as one sorted list of wire labels.
-fn wire_labels(metric: &Metric) -> Vec<Label> {
-    let mut labels: Vec<Label> = metric
-        .labels
-        .iter()
-        .map(|(name, value)| Label {
-            name: name.to_string(),
-            value: value.to_string(),
-        })
-        .collect();
-    // `Labels` is sorted and cannot hold `__name__` (reserved), so one
-    // binary search finds its place.
-    let at = labels.partition_point(|l| l.name.as_str() < NAME_LABEL);
-    labels.insert(
-        at,
-        Label {
-            name: NAME_LABEL.to_string(),
-            value: metric.name.clone(),
-        },
-    );
-    labels
-}
+/// Encodes metrics as a remote_write 1.0 body, for tests and benches: the
+/// shared encoder of the `prompb` crate, re-exported where the decoder is.
+pub use prompb::encode_metrics as encode_remote_write;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use common::metric::MAX_TIMESTAMP_MS;
+    use prompb::{Label, STALE_NAN_BITS, Sample, TimeSeries, compress};
     use proptest::prelude::*;
 
     fn limits() -> DecodeLimits {
         DecodeLimits::default()
-    }
-
-    fn compress(request: &WriteRequest) -> Vec<u8> {
-        snap::raw::Encoder::new()
-            .compress_vec(&request.encode_to_vec())
-            .unwrap()
     }
 
     fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {

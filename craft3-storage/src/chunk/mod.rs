@@ -78,6 +78,14 @@ impl Sample {
     }
 }
 
+/// The contract's sample is the same pair; fixtures and the store's callers
+/// hand those over.
+impl From<common::Sample> for Sample {
+    fn from(sample: common::Sample) -> Self {
+        Sample::new(sample.timestamp_ms, sample.value)
+    }
+}
+
 /// Why chunk bytes could not be read or a chunk not be built.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ChunkError {

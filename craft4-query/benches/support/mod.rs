@@ -1,4 +1,4 @@
-//! The reference dataset (`craft3_storage::dataset`) loaded into craft 3's
+//! The reference dataset (`fixtures::dataset`) loaded into craft 3's
 //! `Db` and persisted into compacted blocks, shared by the query benches
 //! (`benches/query.rs`) and the figures example
 //! (`examples/query_figures.rs`), so both measure the same store.
@@ -15,9 +15,9 @@
 use std::path::Path;
 
 use common::Labels;
-use craft3_storage::dataset::{Dataset, DatasetSpec};
 use craft3_storage::db::{Db, DbConfig};
 use craft3_storage::wal::{WalConfig, WalFsync};
+use fixtures::dataset::{Dataset, DatasetSpec};
 use rayon::prelude::*;
 
 /// The engine's configuration for measurements: no fsync, no background
@@ -51,7 +51,8 @@ pub fn load_db(dir: &Path, spec: DatasetSpec) -> Result<Db, String> {
                 .series(info.metric, &labels)
                 .map_err(|e| e.to_string())?;
             for sample in dataset.walker(index).into_iter().flatten() {
-                head.append_to(&entry, sample).map_err(|e| e.to_string())?;
+                head.append_to(&entry, sample.into())
+                    .map_err(|e| e.to_string())?;
             }
             Ok(())
         })?;
