@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use common::{AlertEngine, Clock, Labels, Metric, SystemClock};
 use craft5_alerting::delivery::Jitter;
-use craft5_alerting::history::{DeliveryOutcome, HistoryQuery};
+use craft5_alerting::delivery::history::{DeliveryOutcome, HistoryQuery};
 use craft5_alerting::rules::file::parse_rule_file;
 use craft5_alerting::{AlertingService, RoutingConfig, ServiceOptions};
 use parking_lot::Mutex;

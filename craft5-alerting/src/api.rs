@@ -29,21 +29,21 @@ use common::http::{Request, Response, Route, RouteSet};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::ack::{AckError, Acknowledgement, Acknowledgements, alert_id};
-use crate::engine::{PERIODIC_NOT_EVALUATED, StreamingAlertEngine};
-use crate::escalation::{Escalator, Incident};
-use crate::history::{DeliveryOutcome, HistoryEntry, HistoryQuery};
+use crate::delivery::history::{DeliveryOutcome, HistoryEntry, HistoryQuery};
+use crate::delivery::outbox::Outbox;
+use crate::delivery::receivers::NotifiedAlert;
+use crate::delivery::receivers::webhook::rfc3339;
+use crate::evaluation::engine::{PERIODIC_NOT_EVALUATED, StreamingAlertEngine};
+use crate::evaluation::state::Transition;
 use crate::matcher::Matcher;
 use crate::notification::AlertEvent;
-use crate::outbox::Outbox;
-use crate::receivers::NotifiedAlert;
-use crate::receivers::webhook::rfc3339;
+use crate::oncall::ack::{AckError, Acknowledgement, Acknowledgements, alert_id};
+use crate::oncall::escalation::{Escalator, Incident};
+use crate::oncall::schedule::{OnCallSource, Schedules};
 use crate::routing::Dispatcher;
 use crate::rules::RuleExpr;
-use crate::schedule::{OnCallSource, Schedules};
 use crate::service::AlertingService;
 use crate::silence::{Silence, SilenceError, SilenceSpec, SilenceState, Silences};
-use crate::state::Transition;
 
 /// A float as Prometheus' API writes it: Go's `%e` with the shortest
 /// mantissa (`9.25e+01`), `NaN`, `+Inf`, `-Inf`.

@@ -119,7 +119,7 @@ impl AlertingArgs {
         if periodic > 0 {
             common::say!(
                 "[Alerting] {periodic} periodic rules evaluated through the query slot ({query_name}) at their group interval (default {}s); /api/v1/rules shows their health",
-                crate::periodic::DEFAULT_GROUP_INTERVAL.as_secs()
+                crate::evaluation::periodic::DEFAULT_GROUP_INTERVAL.as_secs()
             );
         }
         let report = service.outbox_report();

@@ -13,9 +13,9 @@ use std::io::Write;
 use chrono::{Local, TimeZone};
 use common::{Alert, Notifier, NotifyError};
 
+use crate::evaluation::state::Transition;
 use crate::notification::{AlertEvent, TransitionNotifier};
 use crate::rules::SEED_GROUP;
-use crate::state::Transition;
 
 /// Prints alert blocks and resolution lines to stdout.
 #[derive(Debug, Default, Clone, Copy)]

@@ -13,8 +13,8 @@
 
 use common::{Alert, AlertRule, Condition, Labels, NotifyError};
 
+use crate::evaluation::state::Transition;
 use crate::rules::{Comparison, StreamingCondition};
-use crate::state::Transition;
 
 /// One transition of one alert, with everything a receiver shows.
 #[derive(Debug, Clone, PartialEq)]

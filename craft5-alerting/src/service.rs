@@ -34,12 +34,15 @@ use common::{AlertEngine, AlertError, AlertRule, Clock, Evaluation, Metric, Quer
 use parking_lot::Mutex;
 use thiserror::Error;
 
-use crate::ack::{AckError, Acknowledgements};
-use crate::delivery::{DeliveryWorker, Jitter};
-use crate::engine::{EngineError, EngineOptions, PERIODIC_NOT_EVALUATED, StreamingAlertEngine};
-use crate::escalation::{EscalationError, Escalator};
-use crate::outbox::{OpenReport, Outbox, OutboxError, OutboxOptions};
-use crate::routing::{Dispatcher, RoutingConfig};
+use crate::config::RoutingConfig;
+use crate::delivery::outbox::{OpenReport, Outbox, OutboxError, OutboxOptions};
+use crate::delivery::worker::{DeliveryWorker, Jitter};
+use crate::evaluation::engine::{
+    EngineError, EngineOptions, PERIODIC_NOT_EVALUATED, StreamingAlertEngine,
+};
+use crate::oncall::ack::{AckError, Acknowledgements};
+use crate::oncall::escalation::{EscalationError, Escalator};
+use crate::routing::Dispatcher;
 use crate::rules::RuleSet;
 use crate::silence::{SilenceError, Silences};
 
@@ -70,7 +73,7 @@ pub struct ServiceOptions {
     /// them loaded but not evaluated.
     pub query: Option<Arc<dyn common::QueryEngine>>,
     /// The limits of one periodic rule's query.
-    pub query_limits: crate::periodic::RuleQueryLimits,
+    pub query_limits: crate::evaluation::periodic::RuleQueryLimits,
 }
 
 impl ServiceOptions {
@@ -79,12 +82,12 @@ impl ServiceOptions {
         let seed = u64::try_from(clock.now_ms()).unwrap_or(0) ^ u64::from(std::process::id());
         ServiceOptions {
             clock,
-            interval: crate::engine::DEFAULT_INTERVAL,
+            interval: crate::evaluation::engine::DEFAULT_INTERVAL,
             state_file: None,
             jitter_seed: seed,
             outbox: OutboxOptions::default(),
             query: None,
-            query_limits: crate::periodic::RuleQueryLimits::default(),
+            query_limits: crate::evaluation::periodic::RuleQueryLimits::default(),
         }
     }
 
@@ -309,7 +312,7 @@ impl AlertingService {
     ///
     /// # Errors
     /// The dispatcher's or the escalator's [`OutboxError`].
-    pub fn tick(&self, now_ms: i64) -> Result<crate::delivery::PassReport, OutboxError> {
+    pub fn tick(&self, now_ms: i64) -> Result<crate::delivery::worker::PassReport, OutboxError> {
         self.dispatcher.tick(now_ms)?;
         self.escalator.tick(now_ms)?;
         Ok(self.delivery.run_due(now_ms))
@@ -400,8 +403,8 @@ impl AlertEngine for AlertingService {
         self.engine.notify_failures()
             + self
                 .outbox
-                .history(&crate::history::HistoryQuery {
-                    outcome: Some(crate::history::DeliveryOutcome::DeadLetter),
+                .history(&crate::delivery::history::HistoryQuery {
+                    outcome: Some(crate::delivery::history::DeliveryOutcome::DeadLetter),
                     limit: usize::MAX,
                     ..Default::default()
                 })

@@ -32,9 +32,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::atomic_file::write_atomically;
 use crate::fingerprint::key_fingerprint;
 use crate::matcher::Matcher;
-use crate::store::write_atomically;
 
 /// How long an expired silence is kept: Alertmanager's 5 days.
 pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(5 * 24 * 3600);

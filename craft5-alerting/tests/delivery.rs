@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Clock, ManualClock};
-use craft5_alerting::delivery::{DeliveryWorker, Jitter, backoff_ms};
-use craft5_alerting::history::{DeliveryOutcome, HistoryQuery};
-use craft5_alerting::outbox::{Outbox, OutboxOptions};
-use craft5_alerting::receivers::webhook::WebhookConfig;
-use craft5_alerting::receivers::{Globals, ReceiverSet};
-use craft5_alerting::routing::DeliverySettings;
+use craft5_alerting::delivery::DeliverySettings;
+use craft5_alerting::delivery::history::{DeliveryOutcome, HistoryQuery};
+use craft5_alerting::delivery::outbox::{Outbox, OutboxOptions};
+use craft5_alerting::delivery::receivers::webhook::WebhookConfig;
+use craft5_alerting::delivery::receivers::{Globals, ReceiverSet};
+use craft5_alerting::delivery::worker::backoff_ms;
+use craft5_alerting::delivery::{DeliveryWorker, Jitter};
 use craft5_alerting::{Integration, Notification};
 use support::servers::HttpRecorder;
 use support::{RecordingIntegration, T0, notification};
@@ -404,12 +405,12 @@ fn compaction_keeps_what_is_still_needed() {
         history_limit: 5,
     };
     let clock = Arc::new(ManualClock::new(T0));
-    let key = craft5_alerting::routing::group::NotifyKey {
+    let key = craft5_alerting::delivery::notify_log::NotifyKey {
         group_key: "{}:{}".into(),
         receiver: "team".into(),
         integration: 0,
     };
-    let log = craft5_alerting::routing::group::NotifyLog {
+    let log = craft5_alerting::delivery::notify_log::NotifyLog {
         last_at_ms: Some(T0),
         ..Default::default()
     };
@@ -464,7 +465,7 @@ impl Integration for Rendezvous {
     fn send(
         &self,
         notification: &Notification,
-    ) -> Result<(), craft5_alerting::receivers::DeliveryError> {
+    ) -> Result<(), craft5_alerting::delivery::receivers::DeliveryError> {
         let (count, wake) = &*self.arrived;
         let mut arrived = count.lock().unwrap();
         *arrived += 1;
@@ -474,9 +475,11 @@ impl Integration for Rendezvous {
             .unwrap();
         drop(arrived);
         if timeout.timed_out() {
-            return Err(craft5_alerting::receivers::DeliveryError::Retryable(
-                "the other receiver was never called while this one waited".into(),
-            ));
+            return Err(
+                craft5_alerting::delivery::receivers::DeliveryError::Retryable(
+                    "the other receiver was never called while this one waited".into(),
+                ),
+            );
         }
         self.sent.lock().unwrap().push(notification.id.clone());
         Ok(())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::testkit::{CollectingNotifier, metric};
 use common::{AlertEngine, Clock, ManualClock, Notifier, NotifyError};
-use craft5_alerting::engine::PERIODIC_NOT_EVALUATED;
+use craft5_alerting::evaluation::engine::PERIODIC_NOT_EVALUATED;
 use craft5_alerting::{AlertState, EngineOptions, StreamingAlertEngine, Transition};
 use support::{T0, engine, rules, sample};
 

@@ -457,6 +457,6 @@ fn without_a_store_periodic_rules_keep_the_not_evaluated_report() {
     assert_eq!(rule["health"], "unknown");
     assert_eq!(
         rule["lastError"],
-        craft5_alerting::engine::PERIODIC_NOT_EVALUATED
+        craft5_alerting::evaluation::engine::PERIODIC_NOT_EVALUATED
     );
 }

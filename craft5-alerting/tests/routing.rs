@@ -602,7 +602,7 @@ fn the_api_answers_in_prometheus_shapes() {
             "state": "firing",
             "activeAt": "2023-11-14T22:13:20.000Z",
             "value": "9.5e+01",
-            "id": craft5_alerting::ack::alert_id("node/HighCpu", &Labels::from_pairs([("host", "a")])),
+            "id": craft5_alerting::oncall::ack::alert_id("node/HighCpu", &Labels::from_pairs([("host", "a")])),
             "acknowledged": null,
             "escalations": [],
         })

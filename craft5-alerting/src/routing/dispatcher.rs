@@ -26,17 +26,18 @@ use std::time::Duration;
 use common::{Clock, Labels, NotifyError};
 use parking_lot::Mutex;
 
-use super::config::RoutingConfig;
-use super::group::{AcknowledgedAlerts, AlertGroup, NotifyKey, decide};
+use super::group::{AcknowledgedAlerts, AlertGroup, decide};
 use super::inhibit::{InhibitSnapshot, Inhibition, Source};
-use crate::ack::{Acknowledgements, alert_id};
+use crate::config::RoutingConfig;
+use crate::delivery::notify_log::NotifyKey;
+use crate::delivery::outbox::{Outbox, OutboxError};
+use crate::delivery::receivers::{Notification, NotifiedAlert, Status};
+use crate::evaluation::state::Transition;
 use crate::fingerprint::key_fingerprint;
 use crate::notification::{AlertEvent, TransitionNotifier};
-use crate::outbox::{Outbox, OutboxError};
-use crate::receivers::{Notification, NotifiedAlert, Status};
+use crate::oncall::ack::{Acknowledgements, alert_id};
 use crate::signal::Signal;
 use crate::silence::Silences;
-use crate::state::Transition;
 
 /// The longest the dispatcher sleeps without looking at the clock again.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_secs(1);

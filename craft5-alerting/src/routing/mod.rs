@@ -7,10 +7,12 @@
 //! transition; here alerts are *grouped* (one message per group, not per
 //! alert), *timed* (`group_wait` to gather a burst, `group_interval`
 //! between updates, `repeat_interval` for reminders), *routed* (a tree of
-//! label matchers picks the receiver) and *silenced* (`silence.rs`).
-//! Layout:
+//! label matchers picks the receiver) and *silenced* (`silence.rs`). The
+//! file that configures it all is `config.rs`, beside this folder.
 //!
-//! - `config.rs`: the `alertmanager.yml`-shaped file, with located errors;
+//! # Layout
+//!
+//!
 //! - `route.rs`: the route tree and how an alert walks it (`continue`);
 //! - `group.rs`: alert groups, and the decision at each flush;
 //! - `inhibit.rs`: `inhibit_rules`, firing alerts muting their symptoms;
@@ -20,12 +22,10 @@
 //!
 //! Docs chapter 5, "Routing" and "Grouping".
 
-pub mod config;
 pub mod dispatcher;
 pub mod group;
 pub mod inhibit;
 pub mod route;
 
-pub use config::{ConfigProblem, DeliverySettings, RoutingConfig, RoutingConfigError};
 pub use dispatcher::{Dispatcher, GroupSnapshot, TickReport};
 pub use route::{GroupBy, RouteNode, RouteTree};

@@ -128,12 +128,14 @@ impl craft5_alerting::Integration for RecordingIntegration {
     fn send(
         &self,
         notification: &craft5_alerting::Notification,
-    ) -> Result<(), craft5_alerting::receivers::DeliveryError> {
+    ) -> Result<(), craft5_alerting::delivery::receivers::DeliveryError> {
         let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if (self.fail_when)(call) {
-            return Err(craft5_alerting::receivers::DeliveryError::Retryable(
-                format!("scripted failure of call {call}"),
-            ));
+            return Err(
+                craft5_alerting::delivery::receivers::DeliveryError::Retryable(format!(
+                    "scripted failure of call {call}"
+                )),
+            );
         }
         self.sent.lock().push(notification.clone());
         Ok(())

@@ -38,11 +38,11 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::history::{DeliveryOutcome, History, HistoryEntry, HistoryQuery};
-use crate::receivers::Notification;
-use crate::routing::group::{NotifyKey, NotifyLog};
+use crate::atomic_file::write_atomically;
+use crate::delivery::history::{DeliveryOutcome, History, HistoryEntry, HistoryQuery};
+use crate::delivery::notify_log::{NotifyKey, NotifyLog};
+use crate::delivery::receivers::Notification;
 use crate::signal::Signal;
-use crate::store::write_atomically;
 
 /// Tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl Default for OutboxOptions {
     fn default() -> Self {
         OutboxOptions {
             compact_after_records: 10_000,
-            history_limit: crate::history::DEFAULT_HISTORY_LIMIT,
+            history_limit: crate::delivery::history::DEFAULT_HISTORY_LIMIT,
         }
     }
 }

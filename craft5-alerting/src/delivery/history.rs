@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::receivers::{Notification, Status};
+use crate::delivery::receivers::{Notification, Status};
 
 /// Finished entries kept by default.
 pub const DEFAULT_HISTORY_LIMIT: usize = 1_000;
@@ -246,7 +246,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receivers::testing::{alert, notification};
+    use crate::delivery::receivers::testing::{alert, notification};
 
     fn entry(id: &str, receiver: &str, created: i64) -> HistoryEntry {
         let mut n = notification(vec![alert("a", Status::Firing)]);

@@ -37,8 +37,8 @@ use common::Labels;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::evaluation::state::Transition;
 use crate::notification::AlertEvent;
-use crate::state::Transition;
 
 /// Firing or resolved, of one alert or of a whole notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -41,13 +41,37 @@ use std::time::Duration;
 use common::Clock;
 use parking_lot::Mutex;
 
+use crate::delivery::outbox::{AttemptOutcome, Outbox, PendingDelivery};
+use crate::delivery::receivers::{Notification, ReceiverSet};
 use crate::fingerprint::key_fingerprint;
-use crate::outbox::{AttemptOutcome, Outbox, PendingDelivery};
-use crate::receivers::{Notification, ReceiverSet};
-use crate::routing::DeliverySettings;
 
 /// The longest the worker sleeps without looking at the clock again.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// How the delivery worker retries (the file's `delivery:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// Sends tried per notification before it is dead-lettered.
+    pub max_attempts: u32,
+    /// The wait before the second attempt; doubled each time after.
+    pub initial_backoff_ms: i64,
+    /// The longest wait between attempts.
+    pub max_backoff_ms: i64,
+    /// After this many consecutive failures of an integration, its
+    /// notifications also go to the route's fallback receiver.
+    pub fallback_after: u32,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            max_attempts: 10,
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 5 * 60_000,
+            fallback_after: 3,
+        }
+    }
+}
 
 /// A seeded SplitMix64: small, fast, and the same sequence for the same
 /// seed (tests pin it).
@@ -232,10 +256,12 @@ impl DeliveryWorker {
             .integration(&notification.receiver, notification.integration)
         {
             Some(named) => named.integration.send(notification),
-            None => Err(crate::receivers::DeliveryError::Permanent(format!(
-                "receiver {:?} has no integration {} ({}) in the current config",
-                notification.receiver, notification.integration, notification.integration_name
-            ))),
+            None => Err(crate::delivery::receivers::DeliveryError::Permanent(
+                format!(
+                    "receiver {:?} has no integration {} ({}) in the current config",
+                    notification.receiver, notification.integration, notification.integration_name
+                ),
+            )),
         };
         let (outcome, dead, failures) = match result {
             Ok(()) => {

@@ -52,13 +52,14 @@ use common::metric::is_valid_label_name;
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::inhibit::InhibitRule;
-use super::route::{GroupBy, RouteNode, RouteTree, child_key};
-use crate::escalation::{EscalationPolicy, RawPolicy, check_policies};
+use crate::delivery::receivers::console::ConsoleConfig;
+use crate::delivery::receivers::{Globals, ReceiverConfig, ReceiverSet};
+use crate::delivery::worker::DeliverySettings;
 use crate::matcher::Matcher;
-use crate::receivers::console::ConsoleConfig;
-use crate::receivers::{Globals, ReceiverConfig, ReceiverSet};
-use crate::schedule::{RawSchedule, RawUser, Schedules, check_schedules};
+use crate::oncall::policy::{EscalationPolicy, RawPolicy, check_policies};
+use crate::oncall::schedule::{RawSchedule, RawUser, Schedules, check_schedules};
+use crate::routing::inhibit::InhibitRule;
+use crate::routing::route::{GroupBy, RouteNode, RouteTree, child_key};
 
 /// Alertmanager's defaults for a route that leaves them out.
 pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
@@ -66,31 +67,6 @@ pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
 pub const DEFAULT_GROUP_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// See [`DEFAULT_GROUP_WAIT`].
 pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
-
-/// How the delivery worker retries (the file's `delivery:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeliverySettings {
-    /// Sends tried per notification before it is dead-lettered.
-    pub max_attempts: u32,
-    /// The wait before the second attempt; doubled each time after.
-    pub initial_backoff_ms: i64,
-    /// The longest wait between attempts.
-    pub max_backoff_ms: i64,
-    /// After this many consecutive failures of an integration, its
-    /// notifications also go to the route's fallback receiver.
-    pub fallback_after: u32,
-}
-
-impl Default for DeliverySettings {
-    fn default() -> Self {
-        DeliverySettings {
-            max_attempts: 10,
-            initial_backoff_ms: 1_000,
-            max_backoff_ms: 5 * 60_000,
-            fallback_after: 3,
-        }
-    }
-}
 
 /// A checked routing config: the route tree, the receivers, the globals
 /// and the delivery settings.
@@ -613,9 +589,10 @@ fn check_globals(raw: RawGlobal, problem: &mut dyn FnMut(&str, String)) -> Globa
     let mut globals = Globals::default();
     if let Some(url) = raw.external_url {
         let mut found = Vec::new();
-        globals.external_url = crate::receivers::check_url("external_url", Some(&url), &mut found)
-            .trim_end_matches('/')
-            .to_string();
+        globals.external_url =
+            crate::delivery::receivers::check_url("external_url", Some(&url), &mut found)
+                .trim_end_matches('/')
+                .to_string();
         for message in found {
             problem("global", message);
         }

@@ -49,7 +49,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::Deserialize;
 
-use crate::receivers::ReceiverSet;
+use crate::delivery::receivers::ReceiverSet;
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -51,18 +51,18 @@ use common::{
 use parking_lot::Mutex;
 use thiserror::Error;
 
-use crate::notification::{AlertEvent, TransitionNotifier, approximate_seed_rule};
-use crate::periodic::{
+use crate::evaluation::periodic::{
     DEFAULT_GROUP_INTERVAL, DEFAULT_PERIODIC_BUDGET, GroupStatus, PeriodicEvaluator, PeriodicGroup,
     PeriodicRule, PeriodicStats, RuleHealth, RuleQueryLimits, RuleResult,
 };
-use crate::rule_index::RuleIndex;
+use crate::evaluation::rule_index::RuleIndex;
+use crate::evaluation::state::{AlertState, AlertStatus, Observation, Timing, Transition};
+use crate::evaluation::store::{PersistedAlert, StateStore, StoreError};
+use crate::evaluation::window::{Inserted, SlidingWindow};
+use crate::notification::{AlertEvent, TransitionNotifier, approximate_seed_rule};
 use crate::rules::{
     Rule, RuleExpr, RuleFileError, RuleSet, Scope, StreamingCondition, WindowFunction,
 };
-use crate::state::{AlertState, AlertStatus, Observation, Timing, Transition};
-use crate::store::{PersistedAlert, StateStore, StoreError};
-use crate::window::{Inserted, SlidingWindow};
 
 /// How often the pipeline calls `evaluate` by default: the granularity of
 /// `for`, `keep_firing_for` and "the window emptied" (sample-driven

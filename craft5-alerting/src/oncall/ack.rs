@@ -31,8 +31,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::atomic_file::write_atomically;
 use crate::fingerprint::key_fingerprint;
-use crate::store::write_atomically;
 
 /// The format version this code writes and reads.
 pub const ACK_FILE_VERSION: u32 = 1;

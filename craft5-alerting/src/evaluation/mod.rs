@@ -1,0 +1,35 @@
+//! Evaluation: from "a sample was stored" to "this alert changed state".
+//!
+//! Streaming rules are answered from windows the samples update on ingest;
+//! periodic rules ask the query slot at their group's interval; both step
+//! the same state machines, whose state survives a restart.
+//!
+//! # Layout
+//!
+//! - `engine.rs` — [`StreamingAlertEngine`], the `common::AlertEngine` that
+//!   ties the rest together: observe, evaluate, restore, snapshot;
+//! - `window.rs` — sliding-window count/sum/avg/min/max in amortised O(1)
+//!   per sample, late samples included;
+//! - `rule_index.rs` — which streaming rules a sample can feed, by metric
+//!   and equality matcher, so 10,000 rules cost a sample only the few that
+//!   watch its series;
+//! - `periodic.rs` — rules a stream cannot answer, as instant queries to
+//!   the query slot (`common::QueryEngine::instant`);
+//! - `state.rs` — the alert state machine (inactive → pending → firing →
+//!   resolved, `for`, `keep_firing_for`), one event per transition;
+//! - `store.rs` — the alert states on disk, so a restart neither pages
+//!   again nor forgets a `for` timer.
+//!
+//! Docs: chapter 5, "Polling vs streaming", "The state machine" and
+//! "Periodic rules and inhibition".
+
+pub mod engine;
+pub mod periodic;
+pub mod rule_index;
+pub mod state;
+pub mod store;
+pub mod window;
+
+pub use engine::{
+    AlertSnapshot, EngineError, EngineOptions, EngineStats, Outcome, StreamingAlertEngine,
+};
