@@ -166,7 +166,7 @@ pub fn format_duration(milliseconds: i64) -> String {
     for (rank, (name, unit_ms)) in UNITS.into_iter().enumerate() {
         let unit_ms = unit_ms.unsigned_abs();
         let exact_only = rank < 2;
-        if exact_only && rest % unit_ms != 0 {
+        if exact_only && !rest.is_multiple_of(unit_ms) {
             continue;
         }
         let count = rest / unit_ms;
