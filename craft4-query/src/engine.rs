@@ -330,18 +330,3 @@ impl QueryEngine for Craft4QueryEngine {
 /// A counter family for `GET /metrics`: name, help, and `(labels, value)`
 /// samples (labels as written between the braces, empty for none).
 type Family<'a> = (&'a str, &'a str, &'a [(&'a str, u64)]);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conformance() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn MetricStore> =
-            Arc::new(phase0::storage::JsonlFileStore::open(dir.path()).unwrap());
-        common::testkit::query::run_all(store, &|store| {
-            Arc::new(Craft4QueryEngine::new(store, EngineConfig::default()))
-        });
-    }
-}

@@ -74,6 +74,10 @@ pub struct ServiceOptions {
     pub query: Option<Arc<dyn common::QueryEngine>>,
     /// The limits of one periodic rule's query.
     pub query_limits: crate::evaluation::periodic::RuleQueryLimits,
+    /// Channels told of every alert as it starts firing, beside the routed
+    /// receivers: the seed's `common::Notifier`s (the conformance suite's
+    /// collector, a console for a demo).
+    pub notifiers: Vec<Arc<dyn common::Notifier>>,
 }
 
 impl ServiceOptions {
@@ -88,7 +92,14 @@ impl ServiceOptions {
             outbox: OutboxOptions::default(),
             query: None,
             query_limits: crate::evaluation::periodic::RuleQueryLimits::default(),
+            notifiers: Vec::new(),
         }
+    }
+
+    /// Also tells `notifiers` of every alert that starts firing.
+    pub fn with_notifiers(mut self, notifiers: Vec<Arc<dyn common::Notifier>>) -> Self {
+        self.notifiers = notifiers;
+        self
     }
 
     /// Evaluates periodic rules through `query` (the platform's slot 4).
@@ -213,7 +224,7 @@ impl AlertingService {
         engine_options.query_limits = options.query_limits;
         let engine = Arc::new(StreamingAlertEngine::new(
             rules,
-            Vec::new(),
+            options.notifiers.clone(),
             engine_options,
         )?);
         let restored: Vec<_> = engine
