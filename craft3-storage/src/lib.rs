@@ -3,7 +3,10 @@
 //! phase0 appends one JSON line per sample (60–110 bytes) and reopens the
 //! file for each. Production time-series databases — Gorilla, Prometheus,
 //! VictoriaMetrics — store a sample in one or two bytes and find a series
-//! without scanning. This crate is built the same way, one concept per file:
+//! without scanning. This crate is built the same way, one concept per file.
+//!
+//! # Layout
+//!
 //!
 //! - `chunk/` — compressed runs of one series' samples: `bits.rs` (the bit
 //!   stream), `xor.rs` (Gorilla), `integers.rs` + `decimal.rs` (decimal
@@ -14,10 +17,22 @@
 //! - `head/` — the in-memory head: `series.rs` (the sharded series
 //!   registry), `memseries.rs` (a series' chunks and out-of-order buffer),
 //!   `mod.rs` (the `Head`);
-//! - `store.rs` — `HeadStore`, the head behind `common::MetricStore`.
+//! - `wal.rs` — the write-ahead log: segments of checksummed records,
+//!   replayed on open, so an acknowledged sample survives a crash;
+//! - `block/` — immutable on-disk blocks of two hours and more, written
+//!   once: `chunks_file.rs` (sealed chunks with CRCs), `index_file.rs` (the
+//!   block's inverted index), `meta.rs`, `writer.rs`, `reader.rs`, and
+//!   `compact.rs` (small blocks merged into larger ones);
+//! - `db.rs` — [`Db`]: WAL, head and blocks together, the head cut into
+//!   blocks as it ages, blocks compacted and dropped past retention;
+//! - `store.rs` — [`HeadStore`] (the head alone) and [`Db`] behind
+//!   `common::MetricStore`;
+//! - `args.rs` — the slot's command-line flags and `open()`
+//!   (`platform --storage craft3`).
 //!
-//! Still to come (issue 5): the WAL (until then `HeadStore` is memory
-//! only), blocks, compaction, retention.
+//! - `bin/craft3-tsdb.rs` — look inside a data directory (blocks, WAL,
+//!   series), or write into one, from the command line.
+//!
 //! The story, with measurements, is `docs/src/ch03-storage.md`.
 
 pub mod args;

@@ -4,11 +4,13 @@
 //! range — and answers it by scanning the whole file on every request.
 //! Prometheus users ask richer questions (`sum by (host) (rate(x[5m]))`),
 //! and a production engine answers them from the store's index, in
-//! parallel, with a cache, through the Prometheus HTTP API. Craft 4 builds
-//! that engine one concept per file:
+//! parallel, with a cache, through the Prometheus HTTP API. Craft 4 is
+//! that engine; the language it evaluates (lexer, parser, expression tree,
+//! function table, durations) is the `promql` crate, which craft 5 reads
+//! rules with.
 //!
-//! - the language front end — lexer, parser, expression tree, function
-//!   table — is its own crate, `promql/`, shared with craft 5's rules.
+//! # Layout
+//!
 //! - `eval/` — the evaluator over `common::MetricStore`: every node
 //!   evaluated once for all steps (`steps.rs`), one store `select` per
 //!   selector with every matcher pushed down (`selector.rs`), functions with
@@ -16,18 +18,23 @@
 //!   streaming aggregation (`aggregate.rs`), vector matching (`binary.rs`),
 //!   subqueries (`subquery.rs`), the sample budget and timeout
 //!   (`limits.rs`); rayon across series and step chunks.
-//! - `value.rs` — results; `api/` — the Prometheus HTTP API (parameters,
-//!   time parsing, JSON shapes); `cache.rs` — the LRU result cache for
-//!   range queries over time that can no longer change, and its
-//!   invalidation hook; `engine.rs` — `Craft4QueryEngine`, all of it
-//!   behind `common::QueryEngine` (`platform --query craft4`).
+//! - `value.rs` — results: scalars, instant vectors, range vectors.
+//! - `api/` — the Prometheus HTTP API: parameters, time parsing, JSON
+//!   shapes (`mod.rs`, `params.rs`, `timestamp.rs`, `query.rs`,
+//!   `metadata.rs`, `format.rs`), and `routes.rs`, the `RouteSet` craft 4 contributes
+//!   to the platform's router.
+//! - `cache.rs` — the LRU result cache for range queries over time that
+//!   can no longer change, and its invalidation hook.
+//! - `engine.rs` — `Craft4QueryEngine`, all of it behind
+//!   `common::QueryEngine`, and `slot()`: the engine, its routes and its
+//!   append observer, as the platform wires them.
+//! - `args.rs` — the slot's command-line flags and `build()`
+//!   (`platform --query craft4`).
 //!
 //! Measured in `examples/query_figures.rs` (the chapter's three queries and
 //! the 100 M-sample aggregation) and `benches/query.rs` (single thread vs
-//! rayon, phase0's scan vs craft 3 + craft 4, cache hit vs miss).
-
-//! The story, with measurements once there is something to measure, is
-//! docs chapter 4.
+//! rayon, phase0's scan vs craft 3 + craft 4, cache hit vs miss). The
+//! story, with the measurements, is docs chapter 4.
 
 pub mod api;
 pub mod args;

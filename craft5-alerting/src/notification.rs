@@ -8,8 +8,8 @@
 //! that understand that implement [`TransitionNotifier`]; the seed's
 //! notifiers still plug in and receive firing transitions as the `Alert`
 //! they know, so phase0's console notifier works unchanged. Routing,
-//! grouping and the receivers (webhook, Slack, PagerDuty, email) of later
-//! increments consume this same event. Docs chapter 5, "Notifications".
+//! grouping, escalation and the receivers consume this same event. Docs
+//! chapter 5, "The state machine".
 
 use common::{Alert, AlertRule, Condition, Labels, NotifyError};
 
@@ -97,8 +97,7 @@ pub fn approximate_seed_rule(condition: &StreamingCondition) -> AlertRule {
 ///
 /// # Contract
 /// As `common::Notifier`: may block on I/O, must not panic, returns a
-/// failure rather than swallowing it so the engine can count it (and, in
-/// a later increment, retry it from the outbox).
+/// failure rather than swallowing it so the engine can count it.
 pub trait TransitionNotifier: Send + Sync {
     /// Delivers one transition ([`Transition::Firing`] or
     /// [`Transition::Resolved`]).

@@ -3,7 +3,7 @@
 //! outbox on restart.
 //!
 //! Alertmanager cannot answer "did the on-call get paged for this last
-//! night?" (one of the long-standing requests issue 7 lists): its
+//! night?" (a long-standing request of its users): its
 //! notification log holds hashes for de-duplication, not a history. Here every notification the outbox takes
 //! gets an entry that follows it — pending, each attempt, delivered or
 //! dead-lettered, and whether a fallback receiver was brought in. The

@@ -15,7 +15,7 @@
 //!   as `dead_letter` with its last error, and stays in the history.
 //! - **Fallback.** An integration that has failed `fallback_after` times in
 //!   a row is "failing": its notifications also go, once each, to the
-//!   route's fallback receiver (one of the Alertmanager gaps issue 7 lists);
+//!   route's fallback receiver (something Alertmanager lacks);
 //!   the original keeps retrying.
 //!   A notification dead-lettered without a fallback copy gets one too.
 //! - **Idempotency.** Every attempt of one notification carries the same
