@@ -3,22 +3,21 @@
 //! (`benches/query.rs`) and the figures example
 //! (`examples/query_figures.rs`), so both measure the same store.
 //!
-//! Loading goes straight into the head, series by series on every core,
-//! skipping the WAL: these programs measure queries, and the blocks they
-//! query are the same whichever way the samples arrived (chunks are cut by
-//! count and at block boundaries, not by arrival order). The head is then
-//! cut into 2 h blocks and compacted, and the engine reopened cold, as
+//! Loading goes through the storage contract (`MetricStore::append`, one
+//! series per call on every core, the WAL unsynced): these programs
+//! measure queries, and the blocks they query are the same whichever way
+//! the samples arrived (chunks are cut by count and at block boundaries,
+//! not by arrival order). The head is then cut into 2 h blocks and
+//! compacted, and the engine reopened cold, as
 //! `craft3-storage/examples/tsdb_figures.rs` does.
 
 #![allow(dead_code)]
 
 use std::path::Path;
 
-use common::Labels;
 use craft3_storage::db::{Db, DbConfig};
 use craft3_storage::wal::{WalConfig, WalFsync};
 use fixtures::dataset::{Dataset, DatasetSpec};
-use rayon::prelude::*;
 
 /// The engine's configuration for measurements: no fsync, no background
 /// thread (the program decides when to persist and compact).
@@ -41,21 +40,9 @@ pub fn db_config() -> DbConfig {
 pub fn load_db(dir: &Path, spec: DatasetSpec) -> Result<Db, String> {
     let dataset = Dataset::new(spec).map_err(|e| e.to_string())?;
     let db = Db::open(dir, db_config()).map_err(|e| e.to_string())?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    dataset.append_to(&db, threads).map_err(|e| e.to_string())?;
     let head = db.head();
-    (0..dataset.series().len())
-        .into_par_iter()
-        .try_for_each(|index| -> Result<(), String> {
-            let info = &dataset.series()[index];
-            let labels = Labels::from_pairs(info.labels());
-            let entry = head
-                .series(info.metric, &labels)
-                .map_err(|e| e.to_string())?;
-            for sample in dataset.walker(index).into_iter().flatten() {
-                head.append_to(&entry, sample.into())
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(())
-        })?;
     let (_, max) = head.time_bounds().ok_or("the dataset is empty")?;
     db.persist_before(max + 1).map_err(|e| e.to_string())?;
     db.maintain().map_err(|e| e.to_string())?;
