@@ -6,8 +6,9 @@
 //!
 //! # Layout
 //!
-//! - `engine.rs` — [`StreamingAlertEngine`], the `common::AlertEngine` that
-//!   ties the rest together: observe, evaluate, restore, snapshot;
+//! - `engine/` — [`StreamingAlertEngine`], the `common::AlertEngine` that
+//!   ties the rest together: the streaming path, periodic answers, the
+//!   restore, snapshots, one file each;
 //! - `window.rs` — sliding-window count/sum/avg/min/max in amortised O(1)
 //!   per sample, late samples included;
 //! - `rule_index.rs` — which streaming rules a sample can feed, by metric

@@ -6,10 +6,10 @@
 //! sample (`window.rs`) the moment a batch is stored: that is what removes
 //! phase0's "up to 10 s late, one full scan per rule per check". A rule
 //! like `sum by (job) (rate(x[5m])) / on(job) y > 0.1` joins series and
-//! needs the query engine (craft 4); it is evaluated periodically instead.
-//! The parse itself is the `promql` crate's (`promql::parse`, the language
-//! craft 4's `/api/v1/query` speaks); this file only recognises shapes in
-//! the tree. Docs chapter 5, "Streaming or periodic".
+//! needs a query engine; it is evaluated periodically instead, as an
+//! instant query to the query slot. The parse itself is the `promql`
+//! crate's (`promql::parse`, the language craft 4's `/api/v1/query`
+//! speaks); this file only recognises shapes in the tree. Docs chapter 5, "Streaming or periodic".
 
 use std::fmt;
 
@@ -161,8 +161,8 @@ impl PartialEq for StreamingCondition {
 pub enum RuleExpr {
     /// On ingest, from per-series sliding windows.
     Streaming(StreamingCondition),
-    /// Every group interval, through craft 4's evaluator
-    /// (`periodic.rs`); without a store, loaded and reported as not
+    /// Every group interval, as an instant query to the query slot
+    /// (`evaluation/periodic.rs`); without one, loaded and reported as not
     /// evaluated.
     Periodic(Expr),
 }

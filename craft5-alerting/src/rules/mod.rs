@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(first.expr_text, "avg_over_time(cpu_usage[1m]) > 80");
         assert_eq!(first.scope, Scope::AllSeries);
         assert_eq!(first.describe_condition(), "avg(60s) > 80");
-        // The text is valid craft 4 language and means the same.
+        // The text is valid PromQL and means the same.
         let parsed = promql::parse(&first.expr_text).unwrap();
         assert_eq!(RuleExpr::classify(parsed), first.expr);
     }

@@ -26,9 +26,9 @@
 //!   clear one, or every restart would resolve and re-page everything.
 //!
 //! - **periodic rules** — expressions a stream cannot answer — are run
-//!   by `evaluate(now)` when their group is due, through craft 4's
-//!   evaluator over the store given in [`EngineOptions::metric_store`]
-//!   (`periodic.rs`: schedule, queries, health); each result series is an
+//!   by `evaluate(now)` when their group is due, as instant queries to
+//!   the query slot given in [`EngineOptions::query`] (`periodic.rs`:
+//!   schedule, queries, health); each result series is an
 //!   alert with the same state machine, templates, state file and
 //!   notifications. The queries run without the state lock, so ingest
 //!   never waits for them. Without a store they are loaded and reported
@@ -37,6 +37,15 @@
 //! Simplifications: notifiers are called on the thread that observed or
 //! evaluated (the service's dispatcher only queues there; the outbox
 //! delivers on its own thread). Docs chapter 5.
+//!
+//! # Layout
+//!
+//! - `mod.rs` — options, errors, the engine's state, `new`, the tick
+//!   (`advance`), notification, and `common::AlertEngine`;
+//! - `streaming.rs` — `ingest`: samples into windows, alerts stepped;
+//! - `periodic.rs` — periodic groups, and query answers applied to alerts;
+//! - `restore.rs` — the state file written and read back, with the hold;
+//! - `snapshot.rs` — the alerts read out for the API and the dispatcher.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -64,6 +73,17 @@ use crate::rules::{
     Rule, RuleExpr, RuleFileError, RuleSet, Scope, StreamingCondition, WindowFunction,
 };
 
+mod periodic;
+mod restore;
+mod snapshot;
+mod streaming;
+
+pub use snapshot::AlertSnapshot;
+
+use periodic::{periodic_groups, periodic_tracked};
+use restore::restore_alerts;
+use streaming::{forget_if_resolved_long_ago, observe, step};
+
 /// How often the pipeline calls `evaluate` by default: the granularity of
 /// `for`, `keep_firing_for` and "the window emptied" (sample-driven
 /// transitions do not wait for it).
@@ -79,9 +99,9 @@ pub const DEFAULT_RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(10 * 60);
 
 /// The message periodic rules are reported with when the engine has no
-/// store to query ([`EngineOptions::metric_store`] is `None`).
+/// query slot to ask ([`EngineOptions::query`] is `None`).
 pub const PERIODIC_NOT_EVALUATED: &str =
-    "periodic rules need the query engine (craft 4) and a store, not evaluated";
+    "periodic rules need a query slot that answers instant queries, not evaluated";
 
 /// How the engine runs.
 #[derive(Clone)]
@@ -183,17 +203,6 @@ pub struct EngineStats {
     /// Periodic rules: queries run, failed, group slots missed, ticks
     /// that left a due group for the next one.
     pub periodic: PeriodicStats,
-}
-
-/// One alert as the API (and tests) see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertSnapshot {
-    /// The rule's key.
-    pub rule: String,
-    /// The series (empty for a rule over all series).
-    pub series: Labels,
-    /// Its state machine.
-    pub status: AlertStatus,
 }
 
 /// What one `ingest` or `advance` produced.
@@ -340,7 +349,7 @@ impl StreamingAlertEngine {
         });
         if let Some(store) = &store {
             let restored = store.load()?;
-            restore(
+            restore_alerts(
                 &rules,
                 &mut runtime,
                 restored,
@@ -444,108 +453,6 @@ impl StreamingAlertEngine {
     pub fn last_advance_ms(&self) -> Option<i64> {
         let ms = self.last_advance_ms.load(Ordering::Relaxed);
         (ms != i64::MIN).then_some(ms)
-    }
-
-    /// Every alert that is not inactive, in rule order then series order.
-    pub fn alerts(&self) -> Vec<AlertSnapshot> {
-        let runtime = self.runtime.lock();
-        let mut snapshots = Vec::new();
-        for (compiled, rule_runtime) in self.rules.iter().zip(&runtime.rules) {
-            let mut alerts: Vec<_> = rule_runtime
-                .alerts
-                .iter()
-                .filter(|(_, tracked)| tracked.status.state != AlertState::Inactive)
-                .map(|(series, tracked)| AlertSnapshot {
-                    rule: compiled.rule.key(),
-                    series: series.clone(),
-                    status: tracked.status.clone(),
-                })
-                .collect();
-            alerts.sort_by(|a, b| a.series.cmp(&b.series));
-            snapshots.extend(alerts);
-        }
-        snapshots
-    }
-
-    /// Every alert that is not inactive as an event whose transition names
-    /// its state (Pending, Firing or Resolved), with its labels and
-    /// annotations rendered and `at_ms` the time it entered that state:
-    /// what the API lists, and what the router is given after a restart
-    /// ([`crate::routing::Dispatcher::reconcile`]).
-    pub fn current_events(&self) -> Vec<AlertEvent> {
-        let runtime = self.runtime.lock();
-        let mut events = Vec::new();
-        for (compiled, rule_runtime) in self.rules.iter().zip(&runtime.rules) {
-            let mut alerts: Vec<_> = rule_runtime.alerts.iter().collect();
-            alerts.sort_by(|a, b| a.0.cmp(b.0));
-            for (series, tracked) in alerts {
-                let status = &tracked.status;
-                let (transition, at) = match status.state {
-                    AlertState::Inactive => continue,
-                    AlertState::Pending => (Transition::Pending, status.active_at_ms),
-                    AlertState::Firing => (Transition::Firing, status.fired_at_ms),
-                    AlertState::Resolved => (Transition::Resolved, status.resolved_at_ms),
-                };
-                let mut event = self.event(compiled, series, tracked, transition);
-                if let Some(at) = at {
-                    event.at_ms = at;
-                }
-                events.push(event);
-            }
-        }
-        events
-    }
-
-    /// Feeds stored samples through the streaming rules; notifies and
-    /// returns the transitions they caused.
-    pub fn ingest(&self, metrics: &[Metric]) -> Outcome {
-        let clock_now = self.options.clock.now_ms();
-        let latest_allowed = clock_now.saturating_add(duration_ms(self.options.max_future));
-        let mut batch = BatchTally::default();
-        {
-            let mut runtime = self.runtime.lock();
-            let mut candidates = Vec::new();
-            for metric in metrics {
-                if !self.rule_index.knows(metric.name.as_str()) {
-                    continue;
-                }
-                if metric.timestamp_ms > latest_allowed {
-                    batch.from_the_future += 1;
-                    continue;
-                }
-                candidates.clear();
-                self.rule_index
-                    .candidates(&metric.name, &metric.labels, &mut candidates);
-                for &index in &candidates {
-                    self.ingest_one(&mut runtime, index, metric, &mut batch);
-                }
-            }
-            if batch.changed {
-                runtime.dirty = true;
-            }
-            self.persist(&mut runtime, clock_now);
-        }
-        // Counted once per batch, not per sample: these atomics would
-        // otherwise be the hottest shared writes in the engine.
-        let counters = &self.counters;
-        counters
-            .samples
-            .fetch_add(metrics.len() as u64, Ordering::Relaxed);
-        counters
-            .rule_checks
-            .fetch_add(batch.rule_checks, Ordering::Relaxed);
-        counters.too_old.fetch_add(batch.too_old, Ordering::Relaxed);
-        counters
-            .not_finite
-            .fetch_add(batch.not_finite, Ordering::Relaxed);
-        counters
-            .from_the_future
-            .fetch_add(batch.from_the_future, Ordering::Relaxed);
-        self.deliver(&batch.events);
-        Outcome {
-            events: batch.events,
-            ..Outcome::default()
-        }
     }
 
     /// Advances every window to `now_ms`, steps every alert, runs the
@@ -656,149 +563,6 @@ impl StreamingAlertEngine {
         outcome
     }
 
-    /// Steps periodic rule `result.rule`'s alerts with one query answer:
-    /// each result series holds (a new series is a new alert), each alert
-    /// missing from the result does not. A failed query changes nothing —
-    /// as in Prometheus, an error is not evidence that the condition
-    /// stopped — and is reported in `outcome.errors`.
-    fn apply_periodic(
-        &self,
-        runtime: &mut Runtime,
-        result: RuleResult,
-        outcome: &mut Outcome,
-        changed: &mut bool,
-    ) {
-        let Some(compiled) = self.rules.get(result.rule) else {
-            return;
-        };
-        let series = match result.result {
-            Ok(series) => series,
-            Err(source) => {
-                outcome.errors.push(AlertError::Query {
-                    rule: format!("{} ({})", compiled.rule.key(), compiled.rule.expr_text),
-                    source,
-                });
-                return;
-            }
-        };
-        let Some(rule_runtime) = runtime.rules.get_mut(result.rule) else {
-            return;
-        };
-        let at = result.at_ms;
-        for (labels, value) in &series {
-            let tracked = rule_runtime
-                .alerts
-                .entry(labels.clone())
-                .or_insert_with(periodic_tracked);
-            let observation = Observation::Holds {
-                value: *value,
-                samples: 1,
-            };
-            if let Some(transition) = step(tracked, at, observation, compiled.timing, changed) {
-                outcome
-                    .events
-                    .push(self.event(compiled, labels, tracked, transition));
-            }
-        }
-        let present: std::collections::HashSet<&Labels> = series.iter().map(|(l, _)| l).collect();
-        for (labels, tracked) in rule_runtime.alerts.iter_mut() {
-            if present.contains(labels) {
-                continue;
-            }
-            // Gone from the result: the condition no longer holds. The last
-            // value is kept (as Prometheus keeps an alert's value) so the
-            // resolved notification still says what it was.
-            let observation = match tracked.status.last_value {
-                Some(value) => Observation::Clear { value, samples: 0 },
-                None => Observation::NoData,
-            };
-            if let Some(transition) = step(tracked, at, observation, compiled.timing, changed) {
-                outcome
-                    .events
-                    .push(self.event(compiled, labels, tracked, transition));
-            }
-        }
-    }
-
-    fn ingest_one(
-        &self,
-        runtime: &mut Runtime,
-        index: usize,
-        metric: &Metric,
-        batch: &mut BatchTally,
-    ) {
-        let Some(compiled) = self.rules.get(index) else {
-            return;
-        };
-        let Some(condition) = &compiled.condition else {
-            return;
-        };
-        if !condition.selects(&metric.labels) {
-            return;
-        }
-        let Some(rule_runtime) = runtime.rules.get_mut(index) else {
-            return;
-        };
-        batch.rule_checks += 1;
-        // Every series of an all-series rule shares one alert, keyed by no
-        // labels (`Labels::empty()` does not allocate).
-        let pooled_key = Labels::empty();
-        let (key, source) = match compiled.rule.scope {
-            Scope::PerSeries => (&metric.labels, 0),
-            Scope::AllSeries => {
-                let next = u32::try_from(rule_runtime.sources.len()).unwrap_or(u32::MAX);
-                let source = match rule_runtime.sources.get(&metric.labels) {
-                    Some(source) => *source,
-                    None => {
-                        rule_runtime.sources.insert(metric.labels.clone(), next);
-                        next
-                    }
-                };
-                (&pooled_key, source)
-            }
-        };
-        if !rule_runtime.alerts.contains_key(key) {
-            rule_runtime.alerts.insert(
-                key.clone(),
-                Tracked {
-                    window: SlidingWindow::new(condition.range_ms),
-                    status: AlertStatus::inactive(),
-                    hold_until_ms: None,
-                },
-            );
-        }
-        let Some(tracked) = rule_runtime.alerts.get_mut(key) else {
-            return;
-        };
-        match tracked
-            .window
-            .insert(metric.timestamp_ms, source, metric.value)
-        {
-            Inserted::TooOld => {
-                batch.too_old += 1;
-                return;
-            }
-            Inserted::NotFinite => {
-                batch.not_finite += 1;
-                return;
-            }
-            Inserted::Appended | Inserted::Late | Inserted::Replaced => {}
-        }
-        let at = tracked.window.now_ms();
-        let observation = observe(condition, &tracked.window);
-        if let Some(transition) = step(
-            tracked,
-            at,
-            observation,
-            compiled.timing,
-            &mut batch.changed,
-        ) {
-            batch
-                .events
-                .push(self.event(compiled, key, tracked, transition));
-        }
-    }
-
     fn event(
         &self,
         compiled: &CompiledRule,
@@ -859,44 +623,6 @@ impl StreamingAlertEngine {
             value: tracked.status.last_value.unwrap_or(f64::NAN),
             sample_count: tracked.status.last_sample_count,
             at_ms: now_ms,
-        }
-    }
-
-    /// Writes the state file when something changed. A failure is loud and
-    /// counted but does not stop alerting: paging matters more than the
-    /// file, and the next batch tries again.
-    fn persist(&self, runtime: &mut Runtime, now_ms: i64) {
-        if !runtime.dirty {
-            return;
-        }
-        let Some(store) = &self.store else {
-            runtime.dirty = false;
-            return;
-        };
-        let mut alerts = Vec::new();
-        for (compiled, rule_runtime) in self.rules.iter().zip(&runtime.rules) {
-            for (series, tracked) in &rule_runtime.alerts {
-                if tracked.status.state != AlertState::Inactive {
-                    alerts.push(PersistedAlert {
-                        rule: compiled.rule.key(),
-                        series: series.clone(),
-                        status: tracked.status.clone(),
-                    });
-                }
-            }
-        }
-        // A stable order keeps the file diffable between saves.
-        alerts.sort_by(|a, b| (&a.rule, &a.series).cmp(&(&b.rule, &b.series)));
-        match store.save(&alerts, now_ms) {
-            Ok(()) => runtime.dirty = false,
-            Err(e) => {
-                self.counters
-                    .persist_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                common::say_err!(
-                    "[Alerting] {e}; alert state not saved, retrying with the next batch"
-                );
-            }
         }
     }
 
@@ -967,160 +693,6 @@ impl AlertEngine for StreamingAlertEngine {
     }
 }
 
-/// The condition's verdict on a window.
-fn observe(condition: &StreamingCondition, window: &SlidingWindow) -> Observation {
-    let Some(aggregates) = window.aggregates() else {
-        return Observation::NoData;
-    };
-    let value = match condition.function {
-        WindowFunction::Last => aggregates.last,
-        WindowFunction::Avg => aggregates.avg(),
-        WindowFunction::Min => aggregates.min,
-        WindowFunction::Max => aggregates.max,
-        WindowFunction::Sum => aggregates.sum,
-        WindowFunction::Count => aggregates.count as f64,
-    };
-    let samples = aggregates.count;
-    if condition.comparison.holds(value, condition.threshold) {
-        Observation::Holds { value, samples }
-    } else {
-        Observation::Clear { value, samples }
-    }
-}
-
-/// Steps a tracked alert, honouring the restart hold: until the hold ends,
-/// only an observation that *holds* is taken (evidence is evidence); one
-/// that does not is the cold window's ignorance and is skipped.
-///
-/// Sets `changed` when something worth persisting changed: a transition,
-/// or the `keep_firing_for` clock starting or stopping (without it, a
-/// restart during `keep_firing_for` would restart that clock).
-fn step(
-    tracked: &mut Tracked,
-    at: i64,
-    observation: Observation,
-    timing: Timing,
-    changed: &mut bool,
-) -> Option<Transition> {
-    if let Some(until) = tracked.hold_until_ms {
-        if at < until && !observation.holds() {
-            return None;
-        }
-        if at >= until {
-            tracked.hold_until_ms = None;
-        }
-    }
-    let keep_firing_since = tracked.status.keep_firing_since_ms;
-    let transition = tracked.status.step(at, observation, timing);
-    if transition.is_some() || tracked.status.keep_firing_since_ms != keep_firing_since {
-        *changed = true;
-    }
-    transition
-}
-
-fn restore(
-    rules: &[CompiledRule],
-    runtime: &mut Runtime,
-    restored: Vec<PersistedAlert>,
-    started_at_ms: i64,
-    periodic_evaluated: bool,
-) {
-    let by_key: HashMap<String, usize> = rules
-        .iter()
-        .enumerate()
-        .map(|(index, compiled)| (compiled.rule.key(), index))
-        .collect();
-    for alert in restored {
-        if alert.status.state == AlertState::Inactive {
-            continue;
-        }
-        let Some(&index) = by_key.get(&alert.rule) else {
-            common::say_err!(
-                "[Alerting] saved state of {} {} dropped: no such rule is loaded",
-                alert.rule,
-                alert.series
-            );
-            runtime.dirty = true;
-            continue;
-        };
-        let compiled = &rules[index];
-        let Some(condition) = &compiled.condition else {
-            if !periodic_evaluated {
-                common::say_err!(
-                    "[Alerting] saved state of {} dropped: the rule is periodic and there is no store to evaluate it",
-                    alert.rule
-                );
-                runtime.dirty = true;
-                continue;
-            }
-            // No hold: the first evaluation queries the store, whose
-            // history survived the restart, so its answer is not cold.
-            if let Some(rule_runtime) = runtime.rules.get_mut(index) {
-                let mut tracked = periodic_tracked();
-                tracked.status = alert.status;
-                rule_runtime.alerts.insert(alert.series, tracked);
-            }
-            continue;
-        };
-        if compiled.rule.scope == Scope::AllSeries && !alert.series.is_empty() {
-            runtime.dirty = true;
-            continue;
-        }
-        if let Some(rule_runtime) = runtime.rules.get_mut(index) {
-            rule_runtime.alerts.insert(
-                alert.series,
-                Tracked {
-                    window: SlidingWindow::new(condition.range_ms),
-                    status: alert.status,
-                    hold_until_ms: Some(started_at_ms.saturating_add(condition.range_ms)),
-                },
-            );
-        }
-    }
-}
-
-/// A periodic rule's alert: its evidence is the query's answer, not
-/// samples, so its window stays empty (and allocates nothing).
-fn periodic_tracked() -> Tracked {
-    Tracked {
-        window: SlidingWindow::new(1),
-        status: AlertStatus::inactive(),
-        hold_until_ms: None,
-    }
-}
-
-/// The periodic rules of each group, with the group's interval.
-fn periodic_groups(
-    rule_set: &RuleSet,
-    rules: &[CompiledRule],
-    default_interval: Duration,
-) -> Vec<PeriodicGroup> {
-    let mut index = 0;
-    let mut groups = Vec::new();
-    for group in &rule_set.groups {
-        let mut periodic = Vec::new();
-        for _ in &group.rules {
-            if let Some(compiled) = rules.get(index)
-                && let RuleExpr::Periodic(expr) = &compiled.rule.expr
-            {
-                periodic.push(PeriodicRule {
-                    rule: index,
-                    expr: expr.to_string(),
-                });
-            }
-            index += 1;
-        }
-        groups.push(PeriodicGroup {
-            name: group.name.clone(),
-            interval_ms: group
-                .interval_ms
-                .unwrap_or_else(|| duration_ms(default_interval)),
-            rules: periodic,
-        });
-    }
-    groups
-}
-
 /// For a rule the seed's type cannot describe at all (periodic rules): its
 /// name, nothing else.
 fn seed_placeholder(rule: &Rule) -> AlertRule {
@@ -1134,18 +706,4 @@ fn seed_placeholder(rule: &Rule) -> AlertRule {
 
 fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A resolved alert is kept (listed, its state saved) for `retention_ms`,
-/// then forgotten: back to inactive. True when it was forgotten now.
-fn forget_if_resolved_long_ago(tracked: &mut Tracked, now_ms: i64, retention_ms: i64) -> bool {
-    let long_ago = tracked.status.state == AlertState::Resolved
-        && tracked
-            .status
-            .resolved_at_ms
-            .is_some_and(|resolved| now_ms.saturating_sub(resolved) >= retention_ms);
-    if long_ago {
-        tracked.status = AlertStatus::inactive();
-    }
-    long_ago
 }
