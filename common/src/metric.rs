@@ -17,6 +17,11 @@ pub const MIN_TIMESTAMP_MS: i64 = 0;
 /// Latest accepted timestamp: 9999-12-31T23:59:59.999Z. Anything later is
 /// almost always a unit mistake (nanoseconds sent as milliseconds).
 pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+/// The bit pattern Prometheus writes as a sample's value to mark a series
+/// stale (`value.StaleNaN`): a NaN distinct from the one arithmetic
+/// produces, so "this series ended" survives the wire and the store.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 /// Longest accepted metric or label name, in bytes.
 pub const MAX_NAME_LEN: usize = 256;
 /// Longest accepted label value, in bytes.

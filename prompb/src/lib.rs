@@ -26,9 +26,9 @@ use prost::Message;
 /// The label that carries the metric name in Prometheus' data model.
 pub const NAME_LABEL: &str = "__name__";
 
-/// The bit pattern Prometheus writes as a sample's value to mark a series
-/// stale (`value.StaleNaN`): a NaN that is not the usual one.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+/// Prometheus' stale marker, the NaN a sender writes when a series ends;
+/// defined with the data model in `common`.
+pub use common::metric::STALE_NAN_BITS;
 
 /// `prometheus.WriteRequest`: the whole request.
 #[derive(Clone, PartialEq, Message)]

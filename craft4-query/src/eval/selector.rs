@@ -26,6 +26,7 @@
 
 use std::borrow::Cow;
 
+use common::metric::STALE_NAN_BITS;
 use common::{MetricStore, Series, TimeRange};
 use promql::{MatrixSelector, VectorSelector};
 use rayon::prelude::*;
@@ -34,10 +35,6 @@ use super::limits::QueryLimits;
 use super::steps::{Grid, sort_by_key};
 use super::{EvalError, Evaluator};
 use crate::value::{Point, RangeSeries, SeriesKey};
-
-/// The bit pattern of Prometheus' staleness marker, a NaN distinct from
-/// the NaN arithmetic produces.
-const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
 pub(crate) fn is_stale(value: f64) -> bool {
     value.to_bits() == STALE_NAN_BITS
