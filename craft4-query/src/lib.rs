@@ -14,7 +14,7 @@
 //! - `eval/` — the evaluator over `common::MetricStore`: every node
 //!   evaluated once for all steps (`steps.rs`), one store `select` per
 //!   selector with every matcher pushed down (`selector.rs`), functions with
-//!   Prometheus' extrapolation and counter resets (`functions.rs`),
+//!   Prometheus' extrapolation and counter resets (`functions/`),
 //!   streaming aggregation (`aggregate.rs`), vector matching (`binary.rs`),
 //!   subqueries (`subquery.rs`), the sample budget and timeout
 //!   (`limits.rs`); rayon across series and step chunks.

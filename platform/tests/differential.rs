@@ -3,9 +3,10 @@
 //! agree.
 //!
 //! How: the reference dataset (`fixtures::dataset`, 25 hosts × 6 h by
-//! default: 125 series × 2,160 samples) plus five edge series written here
-//! — a counter with resets, a gauge of ±0.5 steps around zero with a gap
-//! that stops an hour early, three series always equal to each other — is
+//! default: 125 series × 2,160 samples) plus edge series written here — a
+//! counter with resets, a gauge of ±0.5 steps around zero with a gap that
+//! stops an hour early, three series always equal to each other, a classic
+//! histogram's buckets and a histogram missing its `+Inf` bucket — is
 //! written as OpenMetrics, turned into Prometheus blocks by `promtool tsdb
 //! create-blocks-from openmetrics`, and served by Debian's `prometheus`
 //! with no scrape jobs. The same samples go into `platform --query craft4
@@ -113,7 +114,21 @@ struct SeriesData {
 }
 
 /// Series the test adds to the dataset's.
-const EXTRA_SERIES: usize = 5;
+const EXTRA_SERIES: usize = 5 + HISTOGRAM_BOUNDS.len() + NO_INF_BOUNDS.len();
+
+/// The `le` bounds of the edge histogram, and the share of observations
+/// at or below each (cumulative, as classic histograms count).
+const HISTOGRAM_BOUNDS: [(&str, f64); 6] = [
+    ("0.05", 0.2),
+    ("0.1", 0.45),
+    ("0.25", 0.7),
+    ("0.5", 0.9),
+    ("1", 0.97),
+    ("+Inf", 1.0),
+];
+
+/// A histogram without its `+Inf` bucket: `histogram_quantile` is NaN.
+const NO_INF_BOUNDS: [(&str, f64); 2] = [("0.1", 0.5), ("1", 1.0)];
 
 /// The dataset's series, then the edge series.
 fn build_series(spec: DatasetSpec) -> Vec<SeriesData> {
@@ -193,6 +208,41 @@ fn build_series(spec: DatasetSpec) -> Vec<SeriesData> {
                 .map(|(step, t)| (t, (step % 4) as f64))
                 .collect(),
         });
+    }
+    // A classic histogram, `edge_latency_bucket{le=…}`, observed every
+    // 10 s (1 to 10 observations a scrape) and restarted every 2 h: what
+    // every latency panel's `histogram_quantile` reads. Its twin without
+    // `+Inf` must answer NaN on both sides.
+    let observed: Vec<(i64, f64)> = {
+        let mut total = 0.0;
+        (start..end)
+            .step_by(10_000)
+            .enumerate()
+            .map(|(step, t)| {
+                if step > 0 && step % 720 == 0 {
+                    total = 0.0;
+                }
+                total += (step % 10 + 1) as f64;
+                (t, total)
+            })
+            .collect()
+    };
+    for (kind, bounds) in [
+        ("histogram", &HISTOGRAM_BOUNDS[..]),
+        ("no-inf", &NO_INF_BOUNDS[..]),
+    ] {
+        for &(le, share) in bounds {
+            let mut labels = edge_labels(kind);
+            labels.push(("le".to_string(), le.to_string()));
+            all.push(SeriesData {
+                name: "edge_latency_bucket".into(),
+                labels,
+                samples: observed
+                    .iter()
+                    .map(|&(t, total)| (t, (total * share).floor()))
+                    .collect(),
+            });
+        }
     }
     assert_eq!(all.len(), spec.series_count() + EXTRA_SERIES);
     all

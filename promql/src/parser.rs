@@ -587,6 +587,8 @@ impl Parser<'_> {
         if !(function.min_args()..=function.max_args()).contains(&args.len()) {
             let wanted = if function.min_args() == function.max_args() {
                 plural(function.max_args(), "argument")
+            } else if function.variadic {
+                format!("at least {}", plural(function.min_args(), "argument"))
             } else {
                 format!(
                     "{} to {} arguments",
@@ -600,7 +602,10 @@ impl Parser<'_> {
                 plural(args.len(), "argument"),
             ));
         }
-        for (arg, &wanted) in args.iter().zip(function.arg_types) {
+        for (index, arg) in args.iter().enumerate() {
+            let Some(wanted) = function.arg_type(index) else {
+                break;
+            };
             if arg.value_type != wanted {
                 return Err(self.error_at(
                     arg.start,

@@ -8,7 +8,7 @@
 //!   Evaluator::eval(node, grid) ── recursive, each node once for all steps
 //!        ├── selector.rs   one store select per selector, windows in memory
 //!        ├── subquery.rs   the inner expression on its own aligned grid
-//!        ├── functions.rs  rate, *_over_time, …: rayon across series
+//!        ├── functions/    rate, *_over_time, histograms, labels: rayon across series
 //!        ├── aggregate.rs  sum by (…), topk, …: streaming per step chunk
 //!        └── binary.rs     arithmetic, comparisons, and/or/unless, matching
 //!   steps.rs  the grid, per-step cursors, merging of equal label sets
@@ -173,15 +173,17 @@ impl Engine {
                 t: time_ms,
                 v: text,
             },
-            Evaluated::Vector(series) => Value::Vector(
-                series
+            Evaluated::Vector(series) => {
+                let mut samples: Vec<InstantSample> = series
                     .into_iter()
                     .filter_map(|s| {
                         let point = *s.points.first()?;
                         Some(InstantSample { key: s.key, point })
                     })
-                    .collect(),
-            ),
+                    .collect();
+                functions::sort_order(expr, &mut samples);
+                Value::Vector(samples)
+            }
         })
     }
 

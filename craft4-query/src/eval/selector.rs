@@ -159,6 +159,26 @@ pub(crate) fn instant_selector(
     selector: &VectorSelector,
     grid: Grid,
 ) -> Result<Vec<RangeSeries>, EvalError> {
+    select_latest(evaluator, selector, grid, Reading::Value)
+}
+
+/// What a step takes from the latest sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// Its value: what a selector means.
+    Value,
+    /// Its own timestamp in seconds: `timestamp(x)`, which Prometheus
+    /// answers from the sample, not from the evaluation time.
+    SampleTime,
+}
+
+/// [`instant_selector`], each step reading `reading` off the sample.
+pub(crate) fn select_latest(
+    evaluator: &Evaluator<'_>,
+    selector: &VectorSelector,
+    grid: Grid,
+    reading: Reading,
+) -> Result<Vec<RangeSeries>, EvalError> {
     let Some(last) = grid.last() else {
         return Ok(Vec::new());
     };
@@ -200,7 +220,11 @@ pub(crate) fn instant_selector(
                     && latest.timestamp_ms > end.saturating_sub(lookback)
                     && !is_stale(latest.value)
                 {
-                    points.push(Point { t, v: latest.value });
+                    let v = match reading {
+                        Reading::Value => latest.value,
+                        Reading::SampleTime => latest.timestamp_ms as f64 / 1000.0,
+                    };
+                    points.push(Point { t, v });
                 }
             }
             limits.charge(points.len())?;

@@ -1,43 +1,42 @@
-//! The functions of the table in `promql/src/functions.rs`, with Prometheus'
-//! semantics to the bit where it matters.
+//! Functions of a range vector: each series' window at each step reduced
+//! to one value — the counter functions (`rate`, `increase`, `irate`,
+//! `resets`), the gauge ones (`delta`, `idelta`, `deriv`,
+//! `predict_linear`, `holt_winters`, `changes`) and the `*_over_time`
+//! aggregations.
 //!
-//! Functions over a range vector (`rate`, `*_over_time`, …) run in
-//! parallel across series with rayon: each series is independent, and
-//! each worker slides one window forward over that series' samples for
-//! all steps, so a window is never re-searched from scratch. That is the
-//! heavy part of most dashboards (`rate` over every series), and it is
-//! what scales with cores. Per-sample functions (`abs`, `round`, …)
-//! rewrite values in place.
-//!
-//! Counters: `rate`, `increase` and `irate` treat a drop as a reset (the
-//! counter restarted from zero, so the value before the drop is added
-//! back); `rate`, `increase` and `delta` extrapolate to the window's edges
-//! as Prometheus' `extrapolatedRate` does — all the way when the first or
-//! last sample is within 1.1 average intervals of the edge, otherwise by
-//! half an interval, and never below zero for a counter.
-//!
-//! Names: every function drops the metric name except `last_over_time`,
-//! which, like an offset, returns a sample of the series unchanged (so
-//! Prometheus keeps the name). Docs chapter 4, "Functions".
+//! They run in parallel across series with rayon: each series is
+//! independent, and each worker slides one window forward over that
+//! series' samples for all steps, so a window is never re-searched from
+//! scratch. That is the heavy part of most dashboards (`rate` over every
+//! series), and it is what scales with cores. Docs chapter 4, "Functions".
 
 use std::borrow::Cow;
 
-use promql::{Call, Expr};
+use promql::Expr;
 use rayon::prelude::*;
 
-use super::numeric::{go_max, go_min, kahan_sum_inc, quantile};
-use super::selector::{SlidingWindow, is_stale, live_points};
-use super::steps::{Grid, drop_name, empty_key, merge_same_labelset, reject_same_labelset};
-use super::{EvalError, Evaluated, Evaluator};
+use super::super::numeric::{kahan_sum_inc, quantile};
+use super::super::selector::{SlidingWindow, is_stale, live_points};
+use super::super::steps::{Grid, drop_name, reject_same_labelset};
+use super::super::{EvalError, Evaluator};
 use crate::value::{Point, RangeSeries};
 
 /// The functions of one range vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OverRange {
+pub(super) enum OverRange {
     Rate,
     Irate,
     Increase,
     Delta,
+    Idelta,
+    Resets,
+    Changes,
+    Deriv,
+    /// `predict_linear(v, t)`: scalar 0 is `t`, in seconds.
+    PredictLinear,
+    /// `holt_winters(v, sf, tf)`: scalars 0 and 1 are the factors.
+    HoltWinters,
+    Present,
     Avg,
     Min,
     Max,
@@ -52,165 +51,41 @@ impl OverRange {
     /// Kinds that read only the values in a window: they skip staleness
     /// markers themselves while they aggregate.
     fn skips_markers_itself(self) -> bool {
-        !matches!(
+        matches!(
             self,
-            OverRange::Rate | OverRange::Irate | OverRange::Increase | OverRange::Delta
+            OverRange::Avg
+                | OverRange::Min
+                | OverRange::Max
+                | OverRange::Sum
+                | OverRange::Count
+                | OverRange::Stddev
+                | OverRange::Quantile
+                | OverRange::Last
         )
     }
 }
 
-/// Evaluates `call` at every step of `grid`.
-pub(crate) fn call(
-    evaluator: &Evaluator<'_>,
-    call: &Call,
-    grid: Grid,
-) -> Result<Evaluated, EvalError> {
-    let args = &call.args;
-    let over = |kind| over_range(evaluator, kind, argument(call, 0)?, None, grid);
-    let series = match call.function.name {
-        "rate" => over(OverRange::Rate)?,
-        "irate" => over(OverRange::Irate)?,
-        "increase" => over(OverRange::Increase)?,
-        "delta" => over(OverRange::Delta)?,
-        "avg_over_time" => over(OverRange::Avg)?,
-        "min_over_time" => over(OverRange::Min)?,
-        "max_over_time" => over(OverRange::Max)?,
-        "sum_over_time" => over(OverRange::Sum)?,
-        "count_over_time" => over(OverRange::Count)?,
-        "stddev_over_time" => over(OverRange::Stddev)?,
-        "last_over_time" => over(OverRange::Last)?,
-        "quantile_over_time" => over_range(
-            evaluator,
-            OverRange::Quantile,
-            argument(call, 1)?,
-            Some(argument(call, 0)?),
-            grid,
-        )?,
-        "abs" => per_sample(evaluator, argument(call, 0)?, grid, |v, _| v.abs())?,
-        "ceil" => per_sample(evaluator, argument(call, 0)?, grid, |v, _| v.ceil())?,
-        "floor" => per_sample(evaluator, argument(call, 0)?, grid, |v, _| v.floor())?,
-        "round" => {
-            let to_nearest = match args.get(1) {
-                Some(expr) => evaluator.eval_scalar(expr, grid)?,
-                None => vec![1.0; grid.count],
-            };
-            per_sample(evaluator, argument(call, 0)?, grid, |v, step| {
-                // Prometheus rounds half up, via the inverse ("fewer
-                // floating point accuracy issues"); `f64::round` would
-                // round half away from zero.
-                let inverse = 1.0 / to_nearest.get(step).copied().unwrap_or(f64::NAN);
-                (v * inverse + 0.5).floor() / inverse
-            })?
-        }
-        "clamp_min" => {
-            let bound = evaluator.eval_scalar(argument(call, 1)?, grid)?;
-            per_sample(evaluator, argument(call, 0)?, grid, |v, step| {
-                go_max(bound.get(step).copied().unwrap_or(f64::NAN), v)
-            })?
-        }
-        "clamp_max" => {
-            let bound = evaluator.eval_scalar(argument(call, 1)?, grid)?;
-            per_sample(evaluator, argument(call, 0)?, grid, |v, step| {
-                go_min(bound.get(step).copied().unwrap_or(f64::NAN), v)
-            })?
-        }
-        "time" => {
-            evaluator.limits.charge(grid.count)?;
-            return Ok(Evaluated::Scalar(
-                grid.times().map(|t| t as f64 / 1000.0).collect(),
-            ));
-        }
-        "vector" => {
-            let values = evaluator.eval_scalar(argument(call, 0)?, grid)?;
-            evaluator.limits.charge(values.len())?;
-            let points: Vec<Point> = grid
-                .times()
-                .zip(values)
-                .map(|(t, v)| Point { t, v })
-                .collect();
-            let mut series = Vec::new();
-            if !points.is_empty() {
-                series.push(RangeSeries {
-                    key: empty_key(),
-                    points,
-                });
-            }
-            series
-        }
-        "scalar" => {
-            let input = evaluator.eval_vector(argument(call, 0)?, grid)?;
-            return Ok(Evaluated::Scalar(to_scalar(&input, grid)));
-        }
-        other => {
-            return Err(EvalError::Unsupported(format!(
-                "the function {other}() has no evaluator"
-            )));
-        }
-    };
-    Ok(Evaluated::Vector(series))
-}
-
-/// The `index`-th argument; the parser checked the count, a hand-built
-/// tree may not have.
-fn argument(call: &Call, index: usize) -> Result<&Expr, EvalError> {
-    call.args.get(index).ok_or_else(|| {
-        EvalError::BadQuery(format!(
-            "{}() is missing argument {}",
-            call.function.name,
-            index + 1
-        ))
-    })
-}
-
-/// `scalar(v)`: at each step, the value of the only element, or NaN when
-/// there is none or more than one.
-fn to_scalar(input: &[RangeSeries], grid: Grid) -> Vec<f64> {
-    let mut counts = vec![0u32; grid.count];
-    let mut values = vec![f64::NAN; grid.count];
-    for point in input.iter().flat_map(|s| &s.points) {
-        let step = grid.index_of(point.t);
-        if let (Some(count), Some(value)) = (counts.get_mut(step), values.get_mut(step)) {
-            *count = count.saturating_add(1);
-            *value = point.v;
-        }
-    }
-    counts
-        .into_iter()
-        .zip(values)
-        .map(|(count, value)| if count == 1 { value } else { f64::NAN })
-        .collect()
-}
-
-/// Rewrites each value of the instant vector `arg` with `map(value, step
-/// index)`, dropping the metric name.
-fn per_sample(
-    evaluator: &Evaluator<'_>,
-    arg: &Expr,
-    grid: Grid,
-    map: impl Fn(f64, usize) -> f64 + Sync,
-) -> Result<Vec<RangeSeries>, EvalError> {
-    let mut series = evaluator.eval_vector(arg, grid)?;
-    series.par_iter_mut().for_each(|s| {
-        drop_name(&mut s.key);
-        for point in &mut s.points {
-            point.v = map(point.v, grid.index_of(point.t));
-        }
-    });
-    merge_same_labelset(series)
-}
-
-/// A function of one range vector (and, for `quantile_over_time`, a
-/// scalar φ per step), in parallel across series.
-fn over_range(
+/// A function of one range vector and of `scalar_args` (one value per
+/// step each: φ, `predict_linear`'s horizon, `holt_winters`' factors), in
+/// parallel across series.
+pub(super) fn over_range(
     evaluator: &Evaluator<'_>,
     kind: OverRange,
     range_arg: &Expr,
-    phi_arg: Option<&Expr>,
+    scalar_args: &[&Expr],
     grid: Grid,
 ) -> Result<Vec<RangeSeries>, EvalError> {
-    let phi = phi_arg
+    let scalars: Vec<Vec<f64>> = scalar_args
+        .iter()
         .map(|expr| evaluator.eval_scalar(expr, grid))
-        .transpose()?;
+        .collect::<Result<_, _>>()?;
+    let scalar = |index: usize, step: usize| {
+        scalars
+            .get(index)
+            .and_then(|values| values.get(step))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     let input = evaluator.eval_range(range_arg, grid)?;
     let limits = &evaluator.limits;
     let results: Vec<RangeSeries> = input
@@ -244,6 +119,36 @@ fn over_range(
                     OverRange::Increase => extrapolated_rate(samples, start, end, true, false),
                     OverRange::Delta => extrapolated_rate(samples, start, end, false, false),
                     OverRange::Irate => instant_rate(samples),
+                    OverRange::Idelta => match samples {
+                        [.., previous, last] => Some(last.v - previous.v),
+                        _ => None,
+                    },
+                    OverRange::Resets => Some(
+                        samples
+                            .windows(2)
+                            .filter(|pair| pair[1].v < pair[0].v)
+                            .count() as f64,
+                    ),
+                    OverRange::Changes => Some(
+                        samples
+                            .windows(2)
+                            .filter(|pair| {
+                                let (a, b) = (pair[0].v, pair[1].v);
+                                a != b && !(a.is_nan() && b.is_nan())
+                            })
+                            .count() as f64,
+                    ),
+                    OverRange::Deriv => {
+                        (samples.len() >= 2).then(|| linear_regression(samples, samples[0].t).0)
+                    }
+                    OverRange::PredictLinear => (samples.len() >= 2).then(|| {
+                        let (slope, intercept) = linear_regression(samples, t);
+                        slope * scalar(0, step) + intercept
+                    }),
+                    OverRange::HoltWinters => {
+                        holt_winters(samples, scalar(0, step), scalar(1, step))?
+                    }
+                    OverRange::Present => Some(1.0),
                     OverRange::Avg => average(samples),
                     OverRange::Min => extreme(samples, |current, best| current < best),
                     OverRange::Max => extreme(samples, |current, best| current > best),
@@ -257,9 +162,7 @@ fn over_range(
                     OverRange::Quantile => {
                         scratch.clear();
                         scratch.extend(live_values(samples));
-                        let phi = phi.as_ref().and_then(|phi| phi.get(step)).copied();
-                        (!scratch.is_empty())
-                            .then(|| quantile(phi.unwrap_or(f64::NAN), &mut scratch))
+                        (!scratch.is_empty()).then(|| quantile(scalar(0, step), &mut scratch))
                     }
                 };
                 if let Some(v) = value {
@@ -328,6 +231,66 @@ fn extrapolated_rate(
         factor /= seconds_between(start, end);
     }
     Some(result * factor)
+}
+
+/// The least-squares line through `samples` (at least two), with time in
+/// seconds from `intercept_ms`: `(slope per second, value at
+/// intercept_ms)`. Sums are Kahan-compensated; a constant series has slope
+/// 0 exactly (an infinite one, NaN), as in Prometheus.
+fn linear_regression(samples: &[Point], intercept_ms: i64) -> (f64, f64) {
+    let first = samples[0].v;
+    if samples.iter().all(|p| p.v == first) {
+        return if first.is_infinite() {
+            (f64::NAN, f64::NAN)
+        } else {
+            (0.0, first)
+        };
+    }
+    let (mut x, mut y, mut xy, mut x2) = ((0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0));
+    for point in samples {
+        let seconds = seconds_between(intercept_ms, point.t);
+        x = kahan_sum_inc(seconds, x.0, x.1);
+        y = kahan_sum_inc(point.v, y.0, y.1);
+        xy = kahan_sum_inc(seconds * point.v, xy.0, xy.1);
+        x2 = kahan_sum_inc(seconds * seconds, x2.0, x2.1);
+    }
+    let n = samples.len() as f64;
+    let (sum_x, sum_y, sum_xy, sum_x2) = (x.0 + x.1, y.0 + y.1, xy.0 + xy.1, x2.0 + x2.1);
+    let covariance = sum_xy - sum_x * sum_y / n;
+    let variance = sum_x2 - sum_x * sum_x / n;
+    let slope = covariance / variance;
+    (slope, sum_y / n - slope * sum_x / n)
+}
+
+/// `holt_winters(v, sf, tf)`: double exponential smoothing of the window,
+/// the smoothed value at its last sample. `Ok(None)` for fewer than two
+/// samples.
+///
+/// # Errors
+/// A factor outside (0, 1), with Prometheus' message.
+fn holt_winters(samples: &[Point], smoothing: f64, trend: f64) -> Result<Option<f64>, EvalError> {
+    for (what, factor) in [("smoothing", smoothing), ("trend", trend)] {
+        // As Prometheus: a NaN factor is not refused (and smooths to NaN).
+        if factor <= 0.0 || factor >= 1.0 {
+            return Err(EvalError::Execution(format!(
+                "invalid {what} factor. Expected: 0 < {} < 1, got: {factor:.6}",
+                if what == "smoothing" { "sf" } else { "tf" }
+            )));
+        }
+    }
+    let [first, second, ..] = samples else {
+        return Ok(None);
+    };
+    let (mut previous, mut level) = (0.0, first.v);
+    let mut slope = second.v - first.v;
+    for (index, point) in samples.iter().enumerate().skip(1) {
+        if index > 1 {
+            slope = trend * (level - previous) + (1.0 - trend) * slope;
+        }
+        let next = smoothing * point.v + (1.0 - smoothing) * (level + slope);
+        (previous, level) = (level, next);
+    }
+    Ok(Some(level))
 }
 
 /// `irate`: the per-second rate between the last two samples, a drop
