@@ -23,6 +23,8 @@
 //!   shapes (`mod.rs`, `params.rs`, `timestamp.rs`, `query.rs`,
 //!   `metadata.rs`, `format.rs`), and `routes.rs`, the `RouteSet` craft 4 contributes
 //!   to the platform's router.
+//! - `civil.rs` — the calendar in integer arithmetic, for RFC 3339 times
+//!   and the calendar functions.
 //! - `cache.rs` — the LRU result cache for range queries over time that
 //!   can no longer change, and its invalidation hook.
 //! - `engine.rs` — `Craft4QueryEngine`, all of it behind
@@ -39,6 +41,7 @@
 pub mod api;
 pub mod args;
 pub mod cache;
+mod civil;
 pub mod engine;
 pub mod eval;
 pub mod value;

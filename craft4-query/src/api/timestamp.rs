@@ -12,6 +12,8 @@
 //! Hand-written rather than a date crate: Go's `time.RFC3339Nano` layout is
 //! one fixed shape, and forty lines say exactly which strings it accepts.
 
+use crate::civil::{days_from_civil, days_in_month};
+
 /// Prometheus' earliest time (`v1.MinTime`) in ms: what an absent `start`
 /// means. Not `i64::MIN`, so arithmetic on it (minus a lookback, minus a
 /// range) cannot overflow.
@@ -142,32 +144,6 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
     Some(seconds * 1000 + fraction_ms)
-}
-
-fn is_leap_year(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap_year(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`): shift the year to start in March so the leap day is
-/// last, then count whole 400-year eras.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]

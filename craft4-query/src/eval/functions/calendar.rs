@@ -5,9 +5,11 @@
 //! zero).
 //!
 //! Hand-written rather than a date crate: the civil calendar from a day
-//! count is a few lines of integer arithmetic (days since 0000-03-01 in
-//! 400-year eras, so leap days fall at the end of each year), and a query
-//! over 10,000 series calls it once per point. Docs chapter 4, "Functions".
+//! count is a few lines of integer arithmetic (`crate::civil`), and a
+//! query over 10,000 series calls it once per point. Docs chapter 4,
+//! "Functions".
+
+use crate::civil::{civil_from_days, day_of_year, days_in_month};
 
 /// What to read off a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,59 +67,6 @@ impl Part {
     }
 }
 
-/// A date of the proleptic Gregorian calendar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Date {
-    year: i64,
-    /// 1 to 12.
-    month: i64,
-    /// 1 to 31.
-    day: i64,
-}
-
-/// The date `days` after 1970-01-01.
-fn civil_from_days(days: i64) -> Date {
-    // Shift the epoch to 0000-03-01 so February, with its leap day, ends
-    // each computed year; an era is 400 years = 146,097 days.
-    let shifted = days.saturating_add(719_468);
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    // Months from March: 0 = March … 11 = February.
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    Date { year, month, day }
-}
-
-fn is_leap(year: i64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// 1 for January 1st.
-fn day_of_year(date: Date) -> i64 {
-    (1..date.month)
-        .map(|month| days_in_month(date.year, month))
-        .sum::<i64>()
-        + date.day
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,42 +108,5 @@ mod tests {
         assert_eq!(Part::Year.of_seconds(-0.5), 1970.0);
         assert!(Part::Year.of_seconds(f64::NAN).is_nan());
         assert!(Part::Month.of_seconds(f64::INFINITY).is_nan());
-    }
-
-    #[test]
-    fn every_day_of_four_centuries_follows_the_previous() {
-        let mut previous = civil_from_days(-146_097 * 2);
-        for days in (-146_097 * 2 + 1)..(146_097 * 2) {
-            let date = civil_from_days(days);
-            let next_day = previous.day < days_in_month(previous.year, previous.month);
-            let expected = if next_day {
-                Date {
-                    day: previous.day + 1,
-                    ..previous
-                }
-            } else if previous.month < 12 {
-                Date {
-                    month: previous.month + 1,
-                    day: 1,
-                    ..previous
-                }
-            } else {
-                Date {
-                    year: previous.year + 1,
-                    month: 1,
-                    day: 1,
-                }
-            };
-            assert_eq!(date, expected, "day {days}");
-            previous = date;
-        }
-        assert_eq!(
-            civil_from_days(0),
-            Date {
-                year: 1970,
-                month: 1,
-                day: 1
-            }
-        );
     }
 }
