@@ -34,7 +34,11 @@ pub const MAX_LABELS: usize = 64;
 pub struct Metric {
     /// Metric name, Prometheus rules: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
     pub name: String,
-    /// The sample's value; always finite once validated.
+    /// The sample's value: any `f64`. NaN (a summary with no
+    /// observations), ±Inf and Prometheus' stale marker
+    /// ([`STALE_NAN_BITS`]) are data too; in JSON they travel as the
+    /// strings `"NaN"`, `"+Inf"`, `"-Inf"` and `"StaleNaN"`.
+    #[serde(with = "value_json")]
     pub value: f64,
     /// Milliseconds since the Unix epoch.
     #[serde(rename = "timestamp")]
@@ -81,9 +85,6 @@ pub enum MetricError {
     /// More labels than [`MAX_LABELS`].
     #[error("{0} labels, the limit is {MAX_LABELS}")]
     TooManyLabels(usize),
-    /// NaN or infinity.
-    #[error("value {0} is not a finite number")]
-    NonFiniteValue(f64),
     /// Before the epoch or after year 9999.
     #[error(
         "timestamp {0} is out of range: expected milliseconds since the Unix epoch between 0 and 253402300799999"
@@ -130,8 +131,8 @@ impl Metric {
         self
     }
 
-    /// Checks the naming rules, the label limits, that the value is finite
-    /// and that the timestamp is in range.
+    /// Checks the naming rules, the label limits and that the timestamp is
+    /// in range. Every value is valid, NaN and ±Inf included.
     ///
     /// # Errors
     /// The first rule broken, naming the offending value.
@@ -155,9 +156,6 @@ impl Metric {
                     value.len(),
                 ));
             }
-        }
-        if !self.value.is_finite() {
-            return Err(MetricError::NonFiniteValue(self.value));
         }
         if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&self.timestamp_ms) {
             return Err(MetricError::TimestampOutOfRange(self.timestamp_ms));
@@ -194,6 +192,60 @@ pub fn decode_metric_json(body: &[u8], now_ms: i64) -> Result<Metric, MetricErro
     let input: MetricInput =
         serde_json::from_slice(body).map_err(|e| MetricError::Json(e.to_string()))?;
     input.into_metric(now_ms)
+}
+
+/// `Metric::value` in JSON: a number when finite; otherwise one of the
+/// strings Prometheus' own API writes (`"NaN"`, `"+Inf"`, `"-Inf"`), plus
+/// `"StaleNaN"` so the stale marker keeps its meaning through a queue or a
+/// file. JSON has no NaN, and `serde_json` would write `null` and lose it.
+mod value_json {
+    use serde::Serializer;
+    use serde::de::{self, Deserializer, Visitor};
+
+    use super::STALE_NAN_BITS;
+
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.is_finite() {
+            serializer.serialize_f64(*value)
+        } else if value.to_bits() == STALE_NAN_BITS {
+            serializer.serialize_str("StaleNaN")
+        } else if value.is_nan() {
+            serializer.serialize_str("NaN")
+        } else if *value > 0.0 {
+            serializer.serialize_str("+Inf")
+        } else {
+            serializer.serialize_str("-Inf")
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        struct Value;
+        impl Visitor<'_> for Value {
+            type Value = f64;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number, or \"NaN\", \"+Inf\", \"-Inf\", \"StaleNaN\"")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+                Ok(v)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+                Ok(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+                Ok(v as f64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+                match v {
+                    "NaN" => Ok(f64::NAN),
+                    "+Inf" | "Inf" => Ok(f64::INFINITY),
+                    "-Inf" => Ok(f64::NEG_INFINITY),
+                    "StaleNaN" => Ok(f64::from_bits(STALE_NAN_BITS)),
+                    other => Err(E::invalid_value(de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Value)
+    }
 }
 
 #[cfg(test)]
@@ -258,9 +310,29 @@ mod tests {
     }
 
     #[test]
-    fn non_finite_values_are_refused() {
-        let err = Metric::new("x", f64::NAN, 0).validate().unwrap_err();
-        assert!(matches!(err, MetricError::NonFiniteValue(_)));
+    fn non_finite_values_are_data_and_survive_json() {
+        for value in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::from_bits(STALE_NAN_BITS),
+            -0.0,
+            1.5,
+        ] {
+            let metric = Metric::new("x", value, 0);
+            assert_eq!(metric.validate(), Ok(()));
+            let json = serde_json::to_string(&metric).expect("serializes");
+            let back: Metric = serde_json::from_str(&json).expect("parses");
+            assert_eq!(back.value.to_bits(), value.to_bits(), "{json}");
+        }
+        let stale = Metric::new("x", f64::from_bits(STALE_NAN_BITS), 0);
+        assert_eq!(
+            serde_json::to_string(&stale).unwrap(),
+            r#"{"name":"x","value":"StaleNaN","timestamp":0}"#
+        );
+        assert!(
+            serde_json::from_str::<Metric>(r#"{"name":"x","value":"many","timestamp":0}"#).is_err()
+        );
     }
 
     proptest! {

@@ -713,12 +713,6 @@ impl MetricQueue for NatsQueue {
         // whole batch with nothing reserved or sent.
         let mut messages = Vec::with_capacity(metrics.len());
         for metric in &metrics {
-            if !metric.value.is_finite() {
-                return Err(self.backend(format!(
-                    "cannot send {}{}: value {} is not finite",
-                    metric.name, metric.labels, metric.value
-                )));
-            }
             let payload = serde_json::to_vec(metric)
                 .map_err(|e| self.backend(format!("cannot encode {}: {e}", metric.name)))?;
             let partition = partition_of(metric, self.config.partitions) as usize;

@@ -26,6 +26,7 @@ fn conformance_without_persistence() {
     storage::labels_separate_series_and_matchers_filter(store());
     storage::last_write_wins_for_duplicate_timestamp(store());
     storage::concurrent_appends_and_selects(store());
+    storage::non_finite_values_keep_their_bits(store());
 }
 
 fn values(store: &dyn MetricStore, name: &str, range: TimeRange) -> Vec<(i64, f64)> {

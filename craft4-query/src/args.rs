@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::cache::CacheConfig;
 use crate::engine::{Craft4QueryEngine, QuerySlot};
-use crate::eval::EngineConfig;
+use crate::eval::{EngineConfig, Windows};
 
 /// A flag value the engine cannot run with.
 #[derive(Debug, Error)]
@@ -36,6 +36,11 @@ pub struct QueryArgs {
     /// Late samples reported by the storage consumer invalidate it.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub query_cache: String,
+    /// Craft 4 query: whether a sample exactly on a window's left edge
+    /// counts — `left-open` as Prometheus 3 (`x[5m]` is `(t-5m, t]`), or
+    /// `closed` as Prometheus 2.x (`[t-5m, t]`), to agree with either.
+    #[arg(long, default_value = "left-open", value_parser = ["left-open", "closed"])]
+    pub query_windows: String,
 }
 
 impl QueryArgs {
@@ -50,6 +55,11 @@ impl QueryArgs {
         let config = EngineConfig {
             max_samples: self.query_max_samples,
             timeout: self.query_timeout,
+            windows: if self.query_windows == "closed" {
+                Windows::Closed
+            } else {
+                Windows::LeftOpen
+            },
             ..EngineConfig::default()
         };
         let mut engine = Craft4QueryEngine::new(store, config);

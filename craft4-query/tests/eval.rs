@@ -168,6 +168,37 @@ fn range_selector_returns_raw_samples_of_a_left_open_window() {
     assert_matrix(&shifted, &[(r#"x{job="a"}"#, &[(120.0, 3.0)])]);
 }
 
+#[test]
+fn closed_windows_take_the_left_edge_as_prometheus_2_does() {
+    let config = EngineConfig {
+        windows: craft4_query::eval::Windows::Closed,
+        ..EngineConfig::default()
+    };
+    let fixture = load_with(
+        &[("x", &[("job", "a")], every(0, 60, &[1.0, 2.0, 3.0]))],
+        config,
+    );
+    // [0, 120]: the sample at 0 is on the closed edge, so it is in.
+    let matrix = fixture.matrix(fixture.instant("x[2m]", 120));
+    assert_matrix(
+        &matrix,
+        &[(r#"x{job="a"}"#, &[(0.0, 1.0), (60.0, 2.0), (120.0, 3.0)])],
+    );
+    assert_vector(
+        &fixture.vector("count_over_time(x[2m])", 120),
+        &[(r#"{job="a"}"#, 3.0)],
+    );
+    // The lookback too: a sample exactly five minutes old still counts.
+    assert_vector(&fixture.vector("x", 420), &[(r#"x{job="a"}"#, 3.0)]);
+    assert_vector(&fixture.vector_ms("x", 420_001), &[]);
+    // A subquery's inner steps start on the edge as well: [0, 120] at
+    // 60 s steps is three inner points.
+    assert_vector(
+        &fixture.vector("count_over_time(x[2m:1m])", 120),
+        &[(r#"{job="a"}"#, 3.0)],
+    );
+}
+
 // --- functions over range vectors ---------------------------------------
 
 #[test]

@@ -270,6 +270,32 @@ fn late_future_repeated_and_non_finite_samples() {
 }
 
 #[test]
+fn a_stale_marker_ends_the_series_of_a_plain_selector_rule() {
+    let stale = f64::from_bits(common::metric::STALE_NAN_BITS);
+    let (engine, _clock, recorder) = engine(
+        "groups:\n- name: g\n  rules:\n  - alert: Up\n    expr: x > 80\n  - alert: Avg\n    expr: avg_over_time(x[1m]) > 80\n",
+    );
+    engine.ingest(&[sample("x", "a", 90.0, T0), sample("x", "b", 95.0, T0)]);
+    assert_eq!(recorder.take().len(), 4, "both rules fire for both series");
+    // Prometheus writes the marker when series a disappears: `x > 80` has
+    // no value for it any more and resolves at once; the window keeps the
+    // samples before the marker, as a range selector does.
+    engine.ingest(&[sample("x", "a", stale, T0 + 10_000)]);
+    assert_eq!(
+        recorder.take_summary(),
+        vec![(Transition::Resolved, "Up".into(), "{host=\"a\"}".into())]
+    );
+    assert_eq!(engine.stats().stale_markers, 1);
+    assert_eq!(engine.stats().not_finite, 0, "a marker is not a bad value");
+    // A sample after the marker brings the series back.
+    engine.ingest(&[sample("x", "a", 91.0, T0 + 20_000)]);
+    assert_eq!(
+        recorder.take_summary(),
+        vec![(Transition::Firing, "Up".into(), "{host=\"a\"}".into())]
+    );
+}
+
+#[test]
 fn periodic_rules_are_listed_and_reported_every_evaluation() {
     let yaml = r#"
 groups:

@@ -3,7 +3,8 @@
 # Prometheus (Debian's 2.42, blocks built by `promtool tsdb
 # create-blocks-from openmetrics`) and `platform --query craft4 --storage
 # craft3` hold the same samples — 200 hosts × 24 h = 1,000 series × 8,640
-# samples, plus the test's five edge series — and answer every line of
+# samples, plus the test's edge series (a counter with resets, a gappy
+# gauge, ties, a classic histogram) — and answer every line of
 # craft4-query/tests/corpus/differential.txt as instant and range queries.
 # Prints the match rate, the mismatches by class, category and corpus line,
 # and the first unexplained ones with both answers. It is
@@ -28,8 +29,9 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 echo "prometheus: $(promtool --version 2>&1 | head -1)"
 echo "dataset: $HOSTS hosts x $HOURS h (the test's temporary directory holds the OpenMetrics file, the blocks and the platform's data)"
 # CI=1: a missing prometheus fails instead of skipping. The run fails as the
-# test does: on an unexplained mismatch, a stale listing, or a match rate
-# below the floor. Measured on 2 cores: about 3 min of test (promtool's
+# test does: on an unexplained or left-edge mismatch (the platform runs
+# with --query-windows closed, as 2.42 counts), a stale listing, or a match
+# rate below the floor. Measured on 2 cores: about 3 min of test (promtool's
 # blocks 1.5 min, loading the platform 47 s, the queries 40 s) after the
 # release build.
 CI=1 DIFFERENTIAL_HOSTS="$HOSTS" DIFFERENTIAL_HOURS="$HOURS" DIFFERENTIAL_SHOW="$SHOW" \

@@ -24,24 +24,28 @@
 //! label sets, the same timestamps, and values equal within a relative 1e-9
 //! (absolute 1e-12 near zero), NaN equal to NaN.
 //!
+//! Windows: Debian's Prometheus is 2.42, whose windows are closed on the
+//! left (`[t - range, t]`, lookback `[t - 5m, t]`), while craft 4 follows
+//! Prometheus 3.0's left-open windows (`(t - range, t]`) by default; the
+//! platform runs here with `--query-windows closed`, 2.x's convention, so
+//! the two must agree on left edges too.
+//!
 //! A mismatch is then explained, or not:
 //!
-//! - *left edge*: Debian's Prometheus is 2.42, whose windows are closed
-//!   (`[t - range, t]`, lookback `[t - 5m, t]`), while craft 4 follows
-//!   Prometheus 3.0's left-open windows (`(t - range, t]`). Every mismatch
-//!   is re-run with all its times 1 ms later, where no sample sits on a
-//!   left edge; one that agrees there is this divergence.
+//! - *left edge*: it agrees once every time of the case moves 1 ms later,
+//!   where no sample sits on a left edge. With closed windows on both
+//!   sides there must be none: the test fails on any.
 //! - *tie-break*: `topk`/`bottomk` keeping other series among equal values
 //!   (the same values at every timestamp).
 //! - *listed*: the corpus line carries a prefix naming a known difference
-//!   (`left-edge:` for subqueries, whose inner steps sit on the data's grid
-//!   whatever the outer time; `error-type:` for a refusal with another
-//!   status), and the mismatch is of that kind.
+//!   (`error-type:` for a refusal with another status), and the mismatch
+//!   is of that kind.
 //!
 //! The test prints the match rate, the mismatches by class, category and
 //! corpus line, and the first unexplained ones with both answers. It fails
-//! on any unexplained mismatch, on a listed line that no longer differs (so
-//! the listings stay true), and below [`MIN_MATCH_RATE`]. Docs chapter 4,
+//! on any unexplained or left-edge mismatch, on a listed line that no
+//! longer differs (so the listings stay true), and below
+//! [`MIN_MATCH_RATE`]. Docs chapter 4,
 //! "The oracle".
 //!
 //! Environment: `DIFFERENTIAL_HOSTS` and `DIFFERENTIAL_HOURS` resize the
@@ -71,14 +75,11 @@ use support::{Killed, start_platform};
 /// The corpus, one expression a line.
 const CORPUS: &str = include_str!("../../craft4-query/tests/corpus/differential.txt");
 
-/// The share of cases that must agree outright. Measured: 79.5% (925 of
-/// 1,164 cases at 25 hosts × 6 h; 80.4% at 200 × 24 h). The rest are known
-/// differences (see [`Class`]), and the test fails on any other mismatch
-/// anyway; this floor keeps the left-edge explanation honest: a bug that
-/// moved *every* on-grid answer (a right edge that dropped the sample at
-/// `t`, say) would also agree 1 ms later, and would show here as the rate
-/// falling far below it.
-const MIN_MATCH_RATE: f64 = 0.75;
+/// The share of cases that must agree outright. Measured: 100% (2,204 of
+/// 2,204 cases at 25 hosts × 6 h, with closed windows). The only mismatch
+/// the test lets pass are tie-breaks and listed error types; this floor
+/// says how many of those are too many.
+const MIN_MATCH_RATE: f64 = 0.98;
 
 /// Relative and absolute tolerance of a value comparison.
 const RELATIVE_TOLERANCE: f64 = 1e-9;
@@ -481,6 +482,9 @@ fn start_craft4(series: &[SeriesData], dir: &Path) -> (Killed, SocketAddr) {
             "craft4",
             "--storage",
             "craft3",
+            // Debian's Prometheus is 2.42: windows closed on the left.
+            "--query-windows",
+            "closed",
             "--alert-interval",
             "1h",
         ],
@@ -801,11 +805,6 @@ struct Line {
 /// A known difference a corpus line is listed with (its prefix).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Listed {
-    /// `left-edge:` the window semantics where the 1 ms shift cannot show
-    /// it (a subquery's inner steps sit on multiples of its step, so on the
-    /// data's grid, whatever the outer time): values, timestamps or series
-    /// may differ.
-    LeftEdge,
     /// `error-type:` both refuse, with another HTTP status or errorType.
     ErrorType,
 }
@@ -814,7 +813,6 @@ impl Listed {
     /// Whether a mismatch of this category is the listed difference.
     fn covers(self, category: &str) -> bool {
         match self {
-            Listed::LeftEdge => matches!(category, "values" | "timestamps" | "series set"),
             Listed::ErrorType => category == "error status/type",
         }
     }
@@ -837,9 +835,6 @@ fn read_corpus() -> Vec<Line> {
                     text = rest.trim_start();
                 } else if let Some(rest) = text.strip_prefix("range:") {
                     line.modes = Modes::RangeOnly;
-                    text = rest.trim_start();
-                } else if let Some(rest) = text.strip_prefix("left-edge:") {
-                    line.listed = Some(Listed::LeftEdge);
                     text = rest.trim_start();
                 } else if let Some(rest) = text.strip_prefix("error-type:") {
                     line.listed = Some(Listed::ErrorType);
@@ -1178,8 +1173,7 @@ impl<'a> Report<'a> {
         let matched = self.count(Class::Agree);
         println!(
             "differential: {matched}/{total} cases agree ({:.1}%); of the rest: {} left edge \
-             (Prometheus 2.42's windows are closed, craft 4's left-open as Prometheus 3's: \
-             they agree 1 ms later), {} tie-break (topk/bottomk keep other series among equal \
+             (they agree 1 ms later: with closed windows on both sides, a bug), {} tie-break (topk/bottomk keep other series among equal \
              values), {} listed in the corpus, {} unexplained",
             percent(matched),
             self.count(Class::LeftEdge),
@@ -1263,14 +1257,12 @@ impl<'a> Report<'a> {
     }
 }
 
-/// The known divergence: Debian's Prometheus is 2.42, whose range
-/// selectors take `[t - range, t]` and whose lookback takes `[t - 5m, t]`;
-/// Prometheus 3.0 made both left-open (`(t - range, t]`), and craft 4
-/// follows 3.0. The two differ only when a sample sits exactly on a
+/// The window conventions differ only when a sample sits exactly on a
 /// window's left edge, and every sample of the data sits on a whole second,
 /// so a mismatch that disappears when every time of the case moves by
 /// 1 ms (the same shift on both sides, which moves no right edge past a
-/// sample) is that divergence and nothing else.
+/// sample) is a left-edge difference: with `--query-windows closed` on
+/// both sides, a bug.
 const WINDOW_EDGE_SHIFT_MS: i64 = 1;
 
 #[test]
@@ -1339,6 +1331,13 @@ fn craft4_answers_the_corpus_as_prometheus_does() {
     assert!(
         unexplained == 0,
         "{unexplained} mismatches are unexplained (see the report above)"
+    );
+    // Run with `--query-windows closed`, craft 4 takes a window's left edge
+    // as 2.42 does: a mismatch that the 1 ms shift explains is a bug now.
+    let left_edge = report.count(Class::LeftEdge);
+    assert!(
+        left_edge == 0,
+        "{left_edge} mismatches sit on a window's left edge, which closed windows must agree on"
     );
     let stale = report.stale_listings();
     assert!(

@@ -18,6 +18,36 @@ pub fn run_all(make: &dyn Fn(usize) -> Arc<dyn MetricQueue>) {
     full_queue_refuses_whole_batch(make(10));
     close_refuses_pushes_but_drains(make(100));
     acks_are_checked(make(100));
+    non_finite_values_travel_bit_for_bit(make(100));
+}
+
+/// NaN, ±Inf and Prometheus' stale marker are data: they come out of the
+/// queue with the bits they went in with.
+pub fn non_finite_values_travel_bit_for_bit(queue: Arc<dyn MetricQueue>) {
+    let values = [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::from_bits(crate::metric::STALE_NAN_BITS),
+        -0.0,
+    ];
+    let batch: Vec<Metric> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| metric("odd_values", &[("host", "a")], v, i as i64 + 1))
+        .collect();
+    queue.push(batch).expect("push non-finite values");
+    let mut got: Vec<(i64, u64)> = drain(queue.as_ref(), values.len())
+        .iter()
+        .map(|m| (m.timestamp_ms, m.value.to_bits()))
+        .collect();
+    got.sort_unstable();
+    let expected: Vec<(i64, u64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as i64 + 1, v.to_bits()))
+        .collect();
+    assert_eq!(got, expected, "every value arrives with its bits");
 }
 
 fn drain(queue: &dyn MetricQueue, expected: usize) -> Vec<Metric> {

@@ -6,12 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::testkit::metric;
-use crate::{LabelMatcher, MatchOp, MetricStore, Sample, TimeRange};
+use crate::{LabelMatcher, MatchOp, Metric, MetricStore, Sample, TimeRange};
 
 /// Runs every storage check. `open(dir)` opens (or reopens) a store keeping
 /// its files under `dir`.
 pub fn run_all(open: &dyn Fn(&Path) -> Arc<dyn MetricStore>) {
-    let dirs: Vec<tempfile::TempDir> = (0..6)
+    let dirs: Vec<tempfile::TempDir> = (0..8)
         .map(|_| tempfile::tempdir().expect("temp dir"))
         .collect();
     select_by_name_and_inclusive_range(open(dirs[0].path()));
@@ -20,6 +20,61 @@ pub fn run_all(open: &dyn Fn(&Path) -> Arc<dyn MetricStore>) {
     last_write_wins_for_duplicate_timestamp(open(dirs[3].path()));
     data_survives_reopen(dirs[4].path(), open);
     concurrent_appends_and_selects(open(dirs[5].path()));
+    non_finite_values_keep_their_bits(open(dirs[6].path()));
+    non_finite_values_survive_reopen(dirs[7].path(), open);
+}
+
+/// The values a Prometheus sender writes that are not numbers to JSON:
+/// NaN, ±Inf, and the stale marker, whose exact bits say "this series
+/// ended here".
+fn non_finite() -> Vec<Metric> {
+    [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::from_bits(crate::metric::STALE_NAN_BITS),
+        -0.0,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, v)| metric("odd_values", &[("host", "a")], v, 1_000 * (i as i64 + 1)))
+    .collect()
+}
+
+fn assert_same_bits(store: &dyn MetricStore, when: &str) {
+    let got = store
+        .select(&name("odd_values"), TimeRange::ALL)
+        .expect("select");
+    assert_eq!(got.len(), 1, "{when}: one series");
+    let bits: Vec<(i64, u64)> = got[0]
+        .samples
+        .iter()
+        .map(|s| (s.timestamp_ms, s.value.to_bits()))
+        .collect();
+    let expected: Vec<(i64, u64)> = non_finite()
+        .iter()
+        .map(|m| (m.timestamp_ms, m.value.to_bits()))
+        .collect();
+    assert_eq!(
+        bits, expected,
+        "{when}: NaN, ±Inf, the stale marker and -0 come back bit for bit"
+    );
+}
+
+/// NaN, ±Inf and the stale marker are stored and come back bit for bit.
+pub fn non_finite_values_keep_their_bits(store: Arc<dyn MetricStore>) {
+    store.append(&non_finite()).expect("append");
+    assert_same_bits(store.as_ref(), "in memory");
+}
+
+/// ... and so they do after the store is reopened.
+pub fn non_finite_values_survive_reopen(dir: &Path, open: &dyn Fn(&Path) -> Arc<dyn MetricStore>) {
+    {
+        let store = open(dir);
+        store.append(&non_finite()).expect("append");
+        store.flush().expect("flush");
+    }
+    assert_same_bits(open(dir).as_ref(), "after reopen");
 }
 
 fn name(n: &str) -> Vec<LabelMatcher> {

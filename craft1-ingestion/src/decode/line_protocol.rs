@@ -872,6 +872,14 @@ impl<'a> Decoder<'a, '_> {
             } else {
                 labels.clone()
             };
+            // InfluxDB's parser refuses a float it cannot hold (`1e999`):
+            // the protocol has no NaN or infinity, so one is a typo.
+            if !value.is_finite() {
+                return Err(DecodeError::Malformed {
+                    at,
+                    reason: format!("value {value} is not a finite number"),
+                });
+            }
             let metric = Metric {
                 name,
                 value,

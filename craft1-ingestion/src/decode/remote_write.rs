@@ -12,11 +12,11 @@
 //! Rules:
 //! - the `__name__` label is the metric name; a series without one is refused,
 //!   naming the series;
-//! - samples whose value is not finite are skipped, not refused: Prometheus
-//!   marks a series that disappeared with a special NaN (the stale marker,
-//!   bits `0x7ff0000000000002`), a routine event in every request stream, and
-//!   our `Metric` holds finite values only. Other NaNs and infinities (a
-//!   `0/0` in a recording rule) go the same way, for the same reason;
+//! - every value is kept, bit for bit: NaN (a summary with no
+//!   observations), ±Inf (a `1/0` in a recording rule), and the stale
+//!   marker (`common::metric::STALE_NAN_BITS`), with which Prometheus says
+//!   a series ended — the query engine ends the series there, and an alert
+//!   on it resolves;
 //! - a request with no series at all is accepted as zero metrics (unlike an
 //!   empty JSON batch): senders do send such requests, carrying only
 //!   metadata, and refusing them would fill their logs with errors;
@@ -98,12 +98,8 @@ pub fn decode_remote_write(body: &[u8], limits: &DecodeLimits) -> Result<Vec<Met
             });
         };
         let mut labels = Labels::from_pairs(pairs);
-        let last = series.samples.iter().rposition(|s| s.value.is_finite());
+        let last = series.samples.len().checked_sub(1);
         for (sample_index, sample) in series.samples.iter().enumerate() {
-            // Stale markers (STALE_NAN_BITS) and any other NaN or infinity.
-            if !sample.value.is_finite() {
-                continue;
-            }
             let (name, labels) = if Some(sample_index) == last {
                 (std::mem::take(&mut name), std::mem::take(&mut labels))
             } else {
@@ -178,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn stale_markers_and_other_non_finite_values_are_skipped() {
+    fn stale_markers_nans_and_infinities_are_kept_bit_for_bit() {
         let stale = f64::from_bits(STALE_NAN_BITS);
         assert!(stale.is_nan());
         let body = compress(&WriteRequest {
@@ -194,10 +190,23 @@ mod tests {
                 ],
             )],
         });
+        let decoded = decode_remote_write(&body, &limits()).unwrap();
+        let bits: Vec<(u64, i64)> = decoded
+            .iter()
+            .map(|m| (m.value.to_bits(), m.timestamp_ms))
+            .collect();
         assert_eq!(
-            decode_remote_write(&body, &limits()).unwrap(),
-            vec![Metric::new("up", 1.0, 2), Metric::new("up", 2.0, 6)]
+            bits,
+            [
+                (STALE_NAN_BITS, 1),
+                (1f64.to_bits(), 2),
+                (f64::NAN.to_bits(), 3),
+                (f64::INFINITY.to_bits(), 4),
+                (f64::NEG_INFINITY.to_bits(), 5),
+                (2f64.to_bits(), 6),
+            ]
         );
+        assert!(decoded.iter().all(|m| m.name == "up"));
     }
 
     #[test]

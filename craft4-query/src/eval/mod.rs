@@ -50,6 +50,7 @@ use limits::QueryLimits;
 use selector::RangeInput;
 use steps::{Grid, drop_name, empty_key, merge_same_labelset};
 
+pub use selector::Windows;
 pub use subquery::DEFAULT_SUBQUERY_STEP_MS;
 
 /// Prometheus' default lookback: an instant selector takes a series' latest
@@ -74,6 +75,9 @@ pub struct EngineConfig {
     /// them: intervals, `(end - start) / step`, so at most one point more
     /// per series. Prometheus' limit is 11,000.
     pub max_points_per_series: usize,
+    /// Whether a sample exactly on a window's left edge counts:
+    /// left-open as Prometheus 3 (the default), or closed as 2.x.
+    pub windows: Windows,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +87,7 @@ impl Default for EngineConfig {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             max_points_per_series: 11_000,
+            windows: Windows::LeftOpen,
         }
     }
 }

@@ -17,10 +17,12 @@
 //! sample of the range at once, which is why the budget is charged as
 //! soon as it returns.
 //!
-//! Prometheus' windows are left-open: an instant selector at `t` takes
-//! each series' latest sample in `(t - lookback, t]` (a sample exactly
-//! five minutes old is gone), a range selector `x[r]` the samples in
-//! `(t - r, t]`. Staleness markers (the NaN Prometheus writes when a target
+//! Prometheus 3's windows are left-open, and so are these by default: an
+//! instant selector at `t` takes each series' latest sample in
+//! `(t - lookback, t]` (a sample exactly five minutes old is gone), a range
+//! selector `x[r]` the samples in `(t - r, t]`. Prometheus 2.x closed both
+//! on the left, `[t - r, t]`; [`Windows::Closed`] does the same, so the
+//! engine can agree with either. Staleness markers (the NaN Prometheus writes when a target
 //! disappears, which can arrive through remote write) end a series instead
 //! of being a value. Docs chapter 4, "From scan to index".
 
@@ -58,6 +60,27 @@ fn has_stale(points: &[Point]) -> bool {
     blocks.remainder().iter().any(|p| is_stale(p.v))
 }
 
+/// Which samples sit on a window's left edge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Windows {
+    /// `(t - r, t]`, and a lookback of `(t - 5m, t]`: Prometheus 3.
+    #[default]
+    LeftOpen,
+    /// `[t - r, t]`, and a lookback of `[t - 5m, t]`: Prometheus 2.x.
+    Closed,
+}
+
+impl Windows {
+    /// The exclusive start of a window of `range_ms` ending at `end`.
+    pub(crate) fn exclusive_start(self, end: i64, range_ms: i64) -> i64 {
+        let start = end.saturating_sub(range_ms);
+        match self {
+            Windows::LeftOpen => start,
+            Windows::Closed => start.saturating_sub(1),
+        }
+    }
+}
+
 /// A range vector ready to be windowed: each series' raw points in time
 /// order (samples from a selector, staleness markers included — skip them
 /// with [`live_points`] — or a subquery's inner points), and the window
@@ -70,13 +93,16 @@ pub(crate) struct RangeInput {
     pub range_ms: i64,
     /// Offset in ms.
     pub offset_ms: i64,
+    /// Whether a sample on a window's left edge is in it.
+    pub windows: Windows,
 }
 
 impl RangeInput {
-    /// The window at evaluation time `t`: points with `start < p.t <= end`.
+    /// The window at evaluation time `t`: points with `start < p.t <= end`
+    /// (`start` is one ms earlier for [`Windows::Closed`]).
     pub(crate) fn bounds(&self, t: i64) -> (i64, i64) {
         let end = t.saturating_sub(self.offset_ms);
-        (end.saturating_sub(self.range_ms), end)
+        (self.windows.exclusive_start(end, self.range_ms), end)
     }
 
     /// Points held, for the budget.
@@ -189,10 +215,9 @@ pub(crate) fn select_latest(
         _ => super::DEFAULT_LOOKBACK_MS,
     };
     let offset = selector.offset_ms;
-    let first_ms = grid
-        .start
-        .saturating_sub(offset)
-        .saturating_sub(lookback)
+    let windows = evaluator.config.windows;
+    let first_ms = windows
+        .exclusive_start(grid.start.saturating_sub(offset), lookback)
         .saturating_add(1);
     let fetched = fetch(
         evaluator.store,
@@ -217,7 +242,7 @@ pub(crate) fn select_latest(
                     seen += 1;
                 }
                 if let Some(latest) = seen.checked_sub(1).map(|i| samples[i])
-                    && latest.timestamp_ms > end.saturating_sub(lookback)
+                    && latest.timestamp_ms > windows.exclusive_start(end, lookback)
                     && !is_stale(latest.value)
                 {
                     let v = match reading {
@@ -256,6 +281,7 @@ pub(crate) fn range_selector(
         series: Vec::new(),
         range_ms: matrix.range_ms,
         offset_ms: selector.offset_ms,
+        windows: evaluator.config.windows,
     };
     let Some(last) = grid.last() else {
         return Ok(input);

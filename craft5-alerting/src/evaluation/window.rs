@@ -229,6 +229,23 @@ impl SlidingWindow {
         }
     }
 
+    /// Ends `source`'s samples at `at_ms`: Prometheus' stale marker says
+    /// the series stopped there, so a plain selector has no value for it
+    /// any more (its alert resolves). Moves the window to `at_ms` and drops
+    /// every sample of `source`; the sum and both deques are rebuilt, which
+    /// costs the window's length once per marker — a series ends rarely.
+    pub fn end_source(&mut self, source: u32, at_ms: i64) {
+        self.advance_to(at_ms);
+        let before = self.samples.len();
+        self.samples.retain(|e| e.source != source);
+        if self.samples.len() == before {
+            return;
+        }
+        self.sum = self.samples.iter().map(|e| e.value).sum();
+        self.expired_since_resum = 0;
+        self.rebuild_candidates();
+    }
+
     /// The aggregates, or `None` for an empty window (which never fires).
     pub fn aggregates(&self) -> Option<Aggregates> {
         let last = self.samples.back()?;
@@ -399,6 +416,19 @@ mod tests {
     fn non_finite_values_are_ignored() {
         let mut window = SlidingWindow::new(10);
         assert_eq!(window.insert(1, 0, f64::NAN), Inserted::NotFinite);
+        let mut shared = SlidingWindow::new(60_000);
+        shared.insert(1_000, 0, 5.0);
+        shared.insert(2_000, 1, 9.0);
+        shared.insert(3_000, 0, 7.0);
+        shared.end_source(0, 4_000);
+        let left = shared.aggregates().expect("source 1 stays");
+        assert_eq!(
+            (left.count, left.sum, left.min, left.max, left.last),
+            (1, 9.0, 9.0, 9.0, 9.0)
+        );
+        assert_eq!(shared.now_ms(), 4_000);
+        shared.end_source(1, 4_000);
+        assert!(shared.aggregates().is_none(), "no source left: no value");
         assert_eq!(window.insert(1, 0, f64::INFINITY), Inserted::NotFinite);
         assert!(window.is_empty());
     }

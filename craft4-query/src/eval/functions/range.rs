@@ -114,10 +114,13 @@ pub(super) fn over_range(
                 if samples.is_empty() {
                     continue;
                 }
+                // Extrapolation reaches for the window's nominal start,
+                // `end - range`, whether or not a sample there is in it.
+                let from = end.saturating_sub(input.range_ms);
                 let value = match kind {
-                    OverRange::Rate => extrapolated_rate(samples, start, end, true, true),
-                    OverRange::Increase => extrapolated_rate(samples, start, end, true, false),
-                    OverRange::Delta => extrapolated_rate(samples, start, end, false, false),
+                    OverRange::Rate => extrapolated_rate(samples, from, end, true, true),
+                    OverRange::Increase => extrapolated_rate(samples, from, end, true, false),
+                    OverRange::Delta => extrapolated_rate(samples, from, end, false, false),
                     OverRange::Irate => instant_rate(samples),
                     OverRange::Idelta => match samples {
                         [.., previous, last] => Some(last.v - previous.v),

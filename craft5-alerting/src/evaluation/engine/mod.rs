@@ -53,6 +53,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::metric::STALE_NAN_BITS;
 use common::{
     Alert, AlertEngine, AlertError, AlertRule, Clock, Evaluation, Labels, Metric, Notifier,
     QueryEngine, QueryError,
@@ -194,8 +195,11 @@ pub struct EngineStats {
     pub too_old: u64,
     /// Samples too far ahead of the clock, ignored.
     pub from_the_future: u64,
-    /// NaN or infinite samples, ignored.
+    /// NaN or infinite samples, ignored (see the chapter: Prometheus would
+    /// let them make a condition false).
     pub not_finite: u64,
+    /// Stale markers that ended a series for a plain-selector rule.
+    pub stale_markers: u64,
     /// Notifications a channel refused.
     pub notify_failures: u64,
     /// State-file writes that failed (retried with the next batch).
@@ -258,6 +262,7 @@ struct BatchTally {
     rule_checks: u64,
     too_old: u64,
     not_finite: u64,
+    stale_markers: u64,
     from_the_future: u64,
 }
 
@@ -268,6 +273,7 @@ struct Counters {
     too_old: AtomicU64,
     from_the_future: AtomicU64,
     not_finite: AtomicU64,
+    stale_markers: AtomicU64,
     notify_failures: AtomicU64,
     persist_failures: AtomicU64,
 }
@@ -408,6 +414,7 @@ impl StreamingAlertEngine {
             too_old: load(&c.too_old),
             from_the_future: load(&c.from_the_future),
             not_finite: load(&c.not_finite),
+            stale_markers: load(&c.stale_markers),
             notify_failures: load(&c.notify_failures),
             persist_failures: load(&c.persist_failures),
             periodic: self

@@ -50,6 +50,9 @@ impl StreamingAlertEngine {
             .not_finite
             .fetch_add(batch.not_finite, Ordering::Relaxed);
         counters
+            .stale_markers
+            .fetch_add(batch.stale_markers, Ordering::Relaxed);
+        counters
             .from_the_future
             .fetch_add(batch.from_the_future, Ordering::Relaxed);
         self.deliver(&batch.events);
@@ -109,19 +112,30 @@ impl StreamingAlertEngine {
         let Some(tracked) = rule_runtime.alerts.get_mut(key) else {
             return;
         };
-        match tracked
-            .window
-            .insert(metric.timestamp_ms, source, metric.value)
-        {
-            Inserted::TooOld => {
-                batch.too_old += 1;
+        if metric.value.to_bits() == STALE_NAN_BITS {
+            // The series ended here. A plain selector has no value for it
+            // any more; a window function keeps the samples before the
+            // marker, as a range selector does in Prometheus.
+            if condition.function != WindowFunction::Last {
                 return;
             }
-            Inserted::NotFinite => {
-                batch.not_finite += 1;
-                return;
+            batch.stale_markers += 1;
+            tracked.window.end_source(source, metric.timestamp_ms);
+        } else {
+            match tracked
+                .window
+                .insert(metric.timestamp_ms, source, metric.value)
+            {
+                Inserted::TooOld => {
+                    batch.too_old += 1;
+                    return;
+                }
+                Inserted::NotFinite => {
+                    batch.not_finite += 1;
+                    return;
+                }
+                Inserted::Appended | Inserted::Late | Inserted::Replaced => {}
             }
-            Inserted::Appended | Inserted::Late | Inserted::Replaced => {}
         }
         let at = tracked.window.now_ms();
         let observation = observe(condition, &tracked.window);
