@@ -797,6 +797,46 @@ fn http_metadata_endpoints_answer_prometheus_json() {
     let info = success(&get(addr, "/api/v1/status/buildinfo"));
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
 
+    // What Grafana's data source calls besides queries: metadata and
+    // exemplars answer Prometheus' shapes (empty: neither is stored), a
+    // query is formatted by the canonical printer, the flags say how the
+    // engine answers.
+    assert_eq!(success(&get(addr, "/api/v1/metadata")), json!({}));
+    assert_eq!(
+        success(&get(addr, "/api/v1/metadata?metric=cpu_usage&limit=5")),
+        json!({})
+    );
+    assert_eq!(
+        success(&get(
+            addr,
+            "/api/v1/query_exemplars?query=cpu_usage&start=0&end=100"
+        )),
+        json!([])
+    );
+    assert_eq!(
+        success(&server.post_form("/api/v1/query_exemplars", "query=rate(x%5B5m%5D)")),
+        json!([])
+    );
+    assert_eq!(
+        success(&get(
+            addr,
+            "/api/v1/format_query?query=sum%28rate%28x%5B5m%5D%29%29by%28job%29"
+        )),
+        json!("sum by (job) (rate(x[5m]))")
+    );
+    let flags = success(&get(addr, "/api/v1/status/flags"));
+    assert_eq!(flags["query.lookback-delta"], "5m");
+    assert_eq!(flags["query.windows"], "left-open");
+    for target in [
+        "/api/v1/query_exemplars?query=sum(",
+        "/api/v1/format_query?query=rate(x)",
+        "/api/v1/metadata?limit=many",
+    ] {
+        let reply = get(addr, target);
+        assert_eq!(reply.status, 400, "{target}: {reply:?}");
+        assert_eq!(reply.json()["errorType"], "bad_data", "{target}");
+    }
+
     // The seed's question still works, through the craft 4 engine.
     let seed = get(addr, &format!("/query?name=cpu_usage&start={T0}&end={T0}"));
     assert_eq!(seed.status, 200, "{seed:?}");

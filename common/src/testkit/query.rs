@@ -104,6 +104,8 @@ pub fn run_prometheus_api(
         "/api/v1/series",
         "/api/v1/labels",
         "/api/v1/label/host/values",
+        "/api/v1/metadata",
+        "/api/v1/query_exemplars",
     ] {
         assert!(
             offered.iter().any(|route| route.matches(path)),
@@ -213,6 +215,22 @@ pub fn run_prometheus_api(
     );
     let data = success("GET", "/api/v1/label/host/values", None);
     assert_eq!(data, serde_json::json!(["a", "b"]), "sorted label values");
+
+    // Grafana's other calls answer Prometheus' shapes: metadata is an
+    // object by metric name, exemplars a list of series.
+    assert!(
+        success("GET", "/api/v1/metadata", None).is_object(),
+        "metadata is an object"
+    );
+    assert!(
+        success(
+            "GET",
+            "/api/v1/query_exemplars?query=cpu_usage&start=0&end=10",
+            None
+        )
+        .is_array(),
+        "exemplars are a list"
+    );
 
     // Bad input: 400 with Prometheus' error envelope, never a panic.
     for target in [

@@ -18,6 +18,7 @@ use serde_json::{Value as Json, json};
 use super::format::format_labels;
 use super::params::Params;
 use super::timestamp::{MAX_TIME_MS, MIN_TIME_MS};
+use crate::eval::{EngineConfig, Windows};
 
 /// `/api/v1/series?match[]=…&start=…&end=…&limit=…`: every series matching
 /// any selector with a sample in the range, as label objects, sorted.
@@ -127,6 +128,49 @@ pub fn build_info() -> Json {
         "buildDate": "",
         "goVersion": "",
     })
+}
+
+/// `/api/v1/status/flags`: the settings that shape answers, under the
+/// names of Prometheus' flags where one exists, as strings as Prometheus
+/// writes them.
+pub fn flags(config: &EngineConfig) -> Json {
+    let windows = match config.windows {
+        Windows::LeftOpen => "left-open",
+        Windows::Closed => "closed",
+    };
+    json!({
+        "query.lookback-delta": promql::format_duration(config.lookback_ms),
+        "query.max-samples": config.max_samples.to_string(),
+        "query.timeout": promql::format_duration(
+            i64::try_from(config.timeout.as_millis()).unwrap_or(i64::MAX)
+        ),
+        "query.windows": windows,
+    })
+}
+
+/// `/api/v1/metadata`: metric types, help and units by metric name. None
+/// is stored yet (the write paths do not keep `# HELP`/`# TYPE` or
+/// remote_write's metadata), so the answer is Prometheus' shape with no
+/// entries — Grafana's metric browser then shows names without help text
+/// instead of failing. The parameters are still checked.
+///
+/// # Errors
+/// `invalid parameter "limit": …` for a `limit` that is not an integer.
+pub fn metric_metadata(params: Params<'_>) -> Result<Json, QueryError> {
+    params.limit()?;
+    Ok(json!({}))
+}
+
+/// `/api/v1/query_exemplars`: exemplars are not stored, so every valid
+/// call answers an empty list; a bad query or time is still a 400, as
+/// Prometheus checks them first.
+///
+/// # Errors
+/// `invalid parameter …` for a query that does not parse or a bad time.
+pub fn query_exemplars(params: Params<'_>) -> Result<Json, QueryError> {
+    super::query::parse_query(params)?;
+    time_range(params)?;
+    Ok(json!([]))
 }
 
 /// `start` and `end`, each optional: all of time by default.

@@ -12,6 +12,10 @@
 //! /api/v1/labels          metadata.rs  store.label_names (or match[])
 //! /api/v1/label/<n>/values metadata.rs store.label_values (or match[])
 //! /api/v1/status/buildinfo metadata.rs
+//! /api/v1/status/flags    metadata.rs  the engine's settings, Prometheus' names
+//! /api/v1/metadata        metadata.rs  no metadata stored yet: an empty map
+//! /api/v1/query_exemplars metadata.rs  no exemplars stored yet: an empty list
+//! /api/v1/format_query    metadata.rs  parse → the canonical printer
 //!                         params.rs, timestamp.rs: every parameter, checked first
 //!                         routes.rs: the paths, the envelope, the error JSON
 //! ```
@@ -51,6 +55,14 @@ pub enum ApiEndpoint {
     LabelValues(String),
     /// `/api/v1/status/buildinfo`
     BuildInfo,
+    /// `/api/v1/status/flags`
+    Flags,
+    /// `/api/v1/metadata`
+    Metadata,
+    /// `/api/v1/query_exemplars`
+    QueryExemplars,
+    /// `/api/v1/format_query`
+    FormatQuery,
 }
 
 /// One API call: the endpoint and its parameters (query string and form body
@@ -135,6 +147,12 @@ pub fn answer_cached(
         ApiEndpoint::Labels => metadata::label_names(store, params),
         ApiEndpoint::LabelValues(name) => metadata::label_values(store, name, params),
         ApiEndpoint::BuildInfo => Ok(metadata::build_info()),
+        ApiEndpoint::Flags => Ok(metadata::flags(engine.config())),
+        ApiEndpoint::Metadata => metadata::metric_metadata(params),
+        ApiEndpoint::QueryExemplars => metadata::query_exemplars(params),
+        ApiEndpoint::FormatQuery => {
+            query::parse_query(params).map(|expr| Json::String(expr.to_string()))
+        }
     };
     json.map(Answer::Json)
 }

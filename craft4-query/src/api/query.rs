@@ -146,7 +146,11 @@ pub fn eval_error(error: EvalError) -> QueryError {
     }
 }
 
-fn parse_query(params: Params<'_>) -> Result<Expr, QueryError> {
+/// The `query` parameter, parsed.
+///
+/// # Errors
+/// `invalid parameter "query": …` with the parser's positioned message.
+pub fn parse_query(params: Params<'_>) -> Result<Expr, QueryError> {
     parse(params.value("query")).map_err(|e| invalid_parameter("query", e))
 }
 

@@ -46,6 +46,10 @@ impl RouteSet for PrometheusApi {
             Route::new("/api/v1/labels", BOTH),
             Route::new("/api/v1/label/*/values", GET),
             Route::new("/api/v1/status/buildinfo", GET),
+            Route::new("/api/v1/status/flags", GET),
+            Route::new("/api/v1/metadata", GET),
+            Route::new("/api/v1/query_exemplars", BOTH),
+            Route::new("/api/v1/format_query", BOTH),
         ]
     }
 
@@ -107,6 +111,10 @@ pub fn endpoint(path: &str) -> Option<ApiEndpoint> {
         "/api/v1/series" => Some(ApiEndpoint::Series),
         "/api/v1/labels" => Some(ApiEndpoint::Labels),
         "/api/v1/status/buildinfo" => Some(ApiEndpoint::BuildInfo),
+        "/api/v1/status/flags" => Some(ApiEndpoint::Flags),
+        "/api/v1/metadata" => Some(ApiEndpoint::Metadata),
+        "/api/v1/query_exemplars" => Some(ApiEndpoint::QueryExemplars),
+        "/api/v1/format_query" => Some(ApiEndpoint::FormatQuery),
         _ => {
             let name = path
                 .strip_prefix("/api/v1/label/")?
