@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::cache::CacheConfig;
 use crate::engine::{Craft4QueryEngine, QuerySlot};
-use crate::eval::{EngineConfig, Windows};
+use crate::eval::{Compat, EngineConfig};
 
 /// A flag value the engine cannot run with.
 #[derive(Debug, Error)]
@@ -36,11 +36,12 @@ pub struct QueryArgs {
     /// Late samples reported by the storage consumer invalidate it.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub query_cache: String,
-    /// Craft 4 query: whether a sample exactly on a window's left edge
-    /// counts — `left-open` as Prometheus 3 (`x[5m]` is `(t-5m, t]`), or
-    /// `closed` as Prometheus 2.x (`[t-5m, t]`), to agree with either.
-    #[arg(long, default_value = "left-open", value_parser = ["left-open", "closed"])]
-    pub query_windows: String,
+    /// Craft 4 query: which Prometheus to answer as where 2.x and 3.x
+    /// differ on the same samples — `prometheus3` (left-open windows,
+    /// `x[5m]` is `(t-5m, t]`) or `prometheus2` (closed windows,
+    /// `[t-5m, t]`, and 2.x's `rate` extrapolation near a counter's zero).
+    #[arg(long, default_value = "prometheus3", value_parser = ["prometheus3", "prometheus2"])]
+    pub query_compat: String,
 }
 
 impl QueryArgs {
@@ -55,10 +56,10 @@ impl QueryArgs {
         let config = EngineConfig {
             max_samples: self.query_max_samples,
             timeout: self.query_timeout,
-            windows: if self.query_windows == "closed" {
-                Windows::Closed
+            compat: if self.query_compat == "prometheus2" {
+                Compat::Prometheus2
             } else {
-                Windows::LeftOpen
+                Compat::Prometheus3
             },
             ..EngineConfig::default()
         };

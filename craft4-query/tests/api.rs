@@ -826,7 +826,7 @@ fn http_metadata_endpoints_answer_prometheus_json() {
     );
     let flags = success(&get(addr, "/api/v1/status/flags"));
     assert_eq!(flags["query.lookback-delta"], "5m");
-    assert_eq!(flags["query.windows"], "left-open");
+    assert_eq!(flags["query.compat"], "prometheus3");
     for target in [
         "/api/v1/query_exemplars?query=sum(",
         "/api/v1/format_query?query=rate(x)",

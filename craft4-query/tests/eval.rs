@@ -171,7 +171,7 @@ fn range_selector_returns_raw_samples_of_a_left_open_window() {
 #[test]
 fn closed_windows_take_the_left_edge_as_prometheus_2_does() {
     let config = EngineConfig {
-        windows: craft4_query::eval::Windows::Closed,
+        compat: craft4_query::eval::Compat::Prometheus2,
         ..EngineConfig::default()
     };
     let fixture = load_with(

@@ -30,7 +30,7 @@ echo "prometheus: $(promtool --version 2>&1 | head -1)"
 echo "dataset: $HOSTS hosts x $HOURS h (the test's temporary directory holds the OpenMetrics file, the blocks and the platform's data)"
 # CI=1: a missing prometheus fails instead of skipping. The run fails as the
 # test does: on an unexplained or left-edge mismatch (the platform runs
-# with --query-windows closed, as 2.42 counts), a stale listing, or a match
+# with --query-compat prometheus2, as 2.42 counts), a stale listing, or a match
 # rate below the floor. Measured on 2 cores: about 3 min of test (promtool's
 # blocks 1.5 min, loading the platform 47 s, the queries 40 s) after the
 # release build.

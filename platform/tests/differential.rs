@@ -27,7 +27,7 @@
 //! Windows: Debian's Prometheus is 2.42, whose windows are closed on the
 //! left (`[t - range, t]`, lookback `[t - 5m, t]`), while craft 4 follows
 //! Prometheus 3.0's left-open windows (`(t - range, t]`) by default; the
-//! platform runs here with `--query-windows closed`, 2.x's convention, so
+//! platform runs here with `--query-compat prometheus2`, 2.x's convention, so
 //! the two must agree on left edges too.
 //!
 //! A mismatch is then explained, or not:
@@ -483,8 +483,8 @@ fn start_craft4(series: &[SeriesData], dir: &Path) -> (Killed, SocketAddr) {
             "--storage",
             "craft3",
             // Debian's Prometheus is 2.42: windows closed on the left.
-            "--query-windows",
-            "closed",
+            "--query-compat",
+            "prometheus2",
             "--alert-interval",
             "1h",
         ],
@@ -1261,7 +1261,7 @@ impl<'a> Report<'a> {
 /// window's left edge, and every sample of the data sits on a whole second,
 /// so a mismatch that disappears when every time of the case moves by
 /// 1 ms (the same shift on both sides, which moves no right edge past a
-/// sample) is a left-edge difference: with `--query-windows closed` on
+/// sample) is a left-edge difference: with `--query-compat prometheus2` on
 /// both sides, a bug.
 const WINDOW_EDGE_SHIFT_MS: i64 = 1;
 
@@ -1332,7 +1332,7 @@ fn craft4_answers_the_corpus_as_prometheus_does() {
         unexplained == 0,
         "{unexplained} mismatches are unexplained (see the report above)"
     );
-    // Run with `--query-windows closed`, craft 4 takes a window's left edge
+    // Run with `--query-compat prometheus2`, craft 4 takes a window's left edge
     // as 2.42 does: a mismatch that the 1 ms shift explains is a bug now.
     let left_edge = report.count(Class::LeftEdge);
     assert!(

@@ -18,7 +18,7 @@ use serde_json::{Value as Json, json};
 use super::format::format_labels;
 use super::params::Params;
 use super::timestamp::{MAX_TIME_MS, MIN_TIME_MS};
-use crate::eval::{EngineConfig, Windows};
+use crate::eval::{Compat, EngineConfig};
 
 /// `/api/v1/series?match[]=…&start=…&end=…&limit=…`: every series matching
 /// any selector with a sample in the range, as label objects, sorted.
@@ -134,9 +134,9 @@ pub fn build_info() -> Json {
 /// names of Prometheus' flags where one exists, as strings as Prometheus
 /// writes them.
 pub fn flags(config: &EngineConfig) -> Json {
-    let windows = match config.windows {
-        Windows::LeftOpen => "left-open",
-        Windows::Closed => "closed",
+    let compat = match config.compat {
+        Compat::Prometheus3 => "prometheus3",
+        Compat::Prometheus2 => "prometheus2",
     };
     json!({
         "query.lookback-delta": promql::format_duration(config.lookback_ms),
@@ -144,7 +144,7 @@ pub fn flags(config: &EngineConfig) -> Json {
         "query.timeout": promql::format_duration(
             i64::try_from(config.timeout.as_millis()).unwrap_or(i64::MAX)
         ),
-        "query.windows": windows,
+        "query.compat": compat,
     })
 }
 

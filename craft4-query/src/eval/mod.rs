@@ -75,9 +75,32 @@ pub struct EngineConfig {
     /// them: intervals, `(end - start) / step`, so at most one point more
     /// per series. Prometheus' limit is 11,000.
     pub max_points_per_series: usize,
-    /// Whether a sample exactly on a window's left edge counts:
-    /// left-open as Prometheus 3 (the default), or closed as 2.x.
-    pub windows: Windows,
+    /// Which Prometheus the answers follow where 2.x and 3.x differ.
+    pub compat: Compat,
+}
+
+/// Where Prometheus 2.x and 3.x answer differently on the same samples,
+/// which one to follow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Compat {
+    /// Prometheus 3: left-open windows, `(t - r, t]`; `rate` first limits
+    /// its extrapolation to half an interval, then to the counter's zero.
+    #[default]
+    Prometheus3,
+    /// Prometheus 2.x: windows closed on the left, `[t - r, t]`; `rate`
+    /// extrapolates to the counter's zero first, and then lets that reach
+    /// up to 1.1 intervals (a counter that started inside the window).
+    Prometheus2,
+}
+
+impl Compat {
+    /// Which samples sit on a window's left edge.
+    pub fn windows(self) -> Windows {
+        match self {
+            Compat::Prometheus3 => Windows::LeftOpen,
+            Compat::Prometheus2 => Windows::Closed,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -87,7 +110,7 @@ impl Default for EngineConfig {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             max_points_per_series: 11_000,
-            windows: Windows::LeftOpen,
+            compat: Compat::Prometheus3,
         }
     }
 }

@@ -21,8 +21,8 @@
 //! instant selector at `t` takes each series' latest sample in
 //! `(t - lookback, t]` (a sample exactly five minutes old is gone), a range
 //! selector `x[r]` the samples in `(t - r, t]`. Prometheus 2.x closed both
-//! on the left, `[t - r, t]`; [`Windows::Closed`] does the same, so the
-//! engine can agree with either. Staleness markers (the NaN Prometheus writes when a target
+//! on the left, `[t - r, t]`; [`Windows::Closed`] (`Compat::Prometheus2`)
+//! does the same, so the engine can agree with either. Staleness markers (the NaN Prometheus writes when a target
 //! disappears, which can arrive through remote write) end a series instead
 //! of being a value. Docs chapter 4, "From scan to index".
 
@@ -215,7 +215,7 @@ pub(crate) fn select_latest(
         _ => super::DEFAULT_LOOKBACK_MS,
     };
     let offset = selector.offset_ms;
-    let windows = evaluator.config.windows;
+    let windows = evaluator.config.compat.windows();
     let first_ms = windows
         .exclusive_start(grid.start.saturating_sub(offset), lookback)
         .saturating_add(1);
@@ -281,7 +281,7 @@ pub(crate) fn range_selector(
         series: Vec::new(),
         range_ms: matrix.range_ms,
         offset_ms: selector.offset_ms,
-        windows: evaluator.config.windows,
+        windows: evaluator.config.compat.windows(),
     };
     let Some(last) = grid.last() else {
         return Ok(input);

@@ -33,7 +33,7 @@ pub(crate) fn subquery(
         series: Vec::new(),
         range_ms: subquery.range_ms,
         offset_ms: subquery.offset_ms,
-        windows: evaluator.config.windows,
+        windows: evaluator.config.compat.windows(),
     };
     let Some(last) = grid.last() else {
         return Ok(input);

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::super::numeric::{kahan_sum_inc, quantile};
 use super::super::selector::{SlidingWindow, is_stale, live_points};
 use super::super::steps::{Grid, drop_name, reject_same_labelset};
-use super::super::{EvalError, Evaluator};
+use super::super::{Compat, EvalError, Evaluator};
 use crate::value::{Point, RangeSeries};
 
 /// The functions of one range vector.
@@ -88,6 +88,7 @@ pub(super) fn over_range(
     };
     let input = evaluator.eval_range(range_arg, grid)?;
     let limits = &evaluator.limits;
+    let compat = evaluator.config.compat;
     let results: Vec<RangeSeries> = input
         .series
         .par_iter()
@@ -118,9 +119,11 @@ pub(super) fn over_range(
                 // `end - range`, whether or not a sample there is in it.
                 let from = end.saturating_sub(input.range_ms);
                 let value = match kind {
-                    OverRange::Rate => extrapolated_rate(samples, from, end, true, true),
-                    OverRange::Increase => extrapolated_rate(samples, from, end, true, false),
-                    OverRange::Delta => extrapolated_rate(samples, from, end, false, false),
+                    OverRange::Rate => extrapolated_rate(samples, from, end, true, true, compat),
+                    OverRange::Increase => {
+                        extrapolated_rate(samples, from, end, true, false, compat)
+                    }
+                    OverRange::Delta => extrapolated_rate(samples, from, end, false, false, compat),
                     OverRange::Irate => instant_rate(samples),
                     OverRange::Idelta => match samples {
                         [.., previous, last] => Some(last.v - previous.v),
@@ -194,6 +197,7 @@ fn extrapolated_rate(
     end: i64,
     is_counter: bool,
     is_rate: bool,
+    compat: Compat,
 ) -> Option<f64> {
     let (first, last) = match samples {
         [first, .., last] => (*first, *last),
@@ -215,15 +219,32 @@ fn extrapolated_rate(
     // series starts or ends inside the window: extrapolate only half an
     // interval, our guess at where it really starts or ends.
     let threshold = average_interval * 1.1;
-    if to_start >= threshold {
-        to_start = average_interval / 2.0;
-    }
-    if is_counter && result > 0.0 && first.v >= 0.0 {
-        // A counter cannot go below zero: stop extrapolating at the point
-        // where the slope says it was zero.
-        let to_zero = sampled * (first.v / result);
-        if to_zero < to_start {
-            to_start = to_zero;
+    // A counter cannot go below zero: extrapolation stops where the slope
+    // says it was zero. Prometheus 3 applies that after the half-interval
+    // rule; 2.x applied it first, so a zero point within 1.1 intervals was
+    // reached in full.
+    let to_zero =
+        (is_counter && result > 0.0 && first.v >= 0.0).then(|| sampled * (first.v / result));
+    match compat {
+        Compat::Prometheus3 => {
+            if to_start >= threshold {
+                to_start = average_interval / 2.0;
+            }
+            if let Some(to_zero) = to_zero
+                && to_zero < to_start
+            {
+                to_start = to_zero;
+            }
+        }
+        Compat::Prometheus2 => {
+            if let Some(to_zero) = to_zero
+                && to_zero < to_start
+            {
+                to_start = to_zero;
+            }
+            if to_start >= threshold {
+                to_start = average_interval / 2.0;
+            }
         }
     }
     if to_end >= threshold {
@@ -410,14 +431,36 @@ mod tests {
         // Samples every 10 s at 10..=60 in the window (0, 60]: 5 s short of
         // the start is within 1.1 intervals, so all the way to 0.
         let samples = points(&[(10_000, 1.0), (20_000, 2.0), (60_000, 6.0)]);
-        let increase = extrapolated_rate(&samples, 0, 60_000, true, false).unwrap();
+        let increase =
+            extrapolated_rate(&samples, 0, 60_000, true, false, Compat::Prometheus3).unwrap();
         // 5 over 50 s, extrapolated to 60 s; the zero point (10 s before
         // the first sample) caps the start at exactly 10 s anyway.
         assert!((increase - 6.0).abs() < 1e-12);
         assert_eq!(
-            extrapolated_rate(&samples[..1], 0, 60_000, true, false),
+            extrapolated_rate(&samples[..1], 0, 60_000, true, false, Compat::Prometheus3),
             None
         );
+    }
+
+    #[test]
+    fn a_counter_that_starts_inside_the_window_extrapolates_as_each_prometheus_does() {
+        // 1, 2, …, 8 every 5 s from 25 s in the window (0, 60]: 35 s
+        // sampled, 25 s short of the start, the zero point 5 s before the
+        // first sample.
+        let samples: Vec<Point> = (0..8)
+            .map(|i| Point {
+                t: 25_000 + i * 5_000,
+                v: (i + 1) as f64,
+            })
+            .collect();
+        // Prometheus 3: 25 s is past 1.1 intervals, so half an interval
+        // (2.5 s); the zero point, farther, does not shorten it.
+        let three = extrapolated_rate(&samples, 0, 60_000, true, false, Compat::Prometheus3);
+        assert!((three.unwrap() - 7.0 * 37.5 / 35.0).abs() < 1e-12);
+        // Prometheus 2.x: the zero point first (5 s), which is within
+        // 1.1 intervals (5.5 s), so all of it.
+        let two = extrapolated_rate(&samples, 0, 60_000, true, false, Compat::Prometheus2);
+        assert!((two.unwrap() - 8.0).abs() < 1e-12);
     }
 
     #[test]
