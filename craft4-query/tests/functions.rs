@@ -345,3 +345,31 @@ fn histogram_quantile_over_classic_buckets() {
         &[("{}", 0.1 * (55.0 / 55.0))],
     );
 }
+
+#[test]
+fn variance_and_group() {
+    let fixture = gauges();
+    // gauge in (0, 60]: 10, 20, 5, 15 — deviations ±2.5, ±7.5: 31.25.
+    assert_vector(
+        &fixture.vector("stdvar_over_time(gauge[1m])", 60),
+        &[("{job=\"api\"}", 31.25)],
+    );
+    let fleet = load(&[
+        ("m", &[("job", "api"), ("i", "1")], every(0, 10, &[1.0])),
+        ("m", &[("job", "api"), ("i", "2")], every(0, 10, &[3.0])),
+        ("m", &[("job", "db"), ("i", "3")], every(0, 10, &[5.0])),
+        ("m", &[("job", "db"), ("i", "4")], every(0, 10, &[7.0])),
+    ]);
+    // 1, 3, 5, 7: mean 4, squared deviations 9 + 1 + 1 + 9 = 20, over 4.
+    assert_vector(&fleet.vector("stdvar(m)", 0), &[("{}", 5.0)]);
+    assert_vector(
+        &fleet.vector("stdvar by (job) (m)", 0),
+        &[("{job=\"api\"}", 1.0), ("{job=\"db\"}", 1.0)],
+    );
+    assert_vector(
+        &fleet.vector("group by (job) (m)", 0),
+        &[("{job=\"api\"}", 1.0), ("{job=\"db\"}", 1.0)],
+    );
+    assert_vector(&fleet.vector("group(m)", 0), &[("{}", 1.0)]);
+    assert_vector(&fleet.vector("group(nothing)", 0), &[]);
+}

@@ -178,6 +178,10 @@ pub enum AggregateOp {
     Count,
     /// `stddev` (population standard deviation, as Prometheus)
     Stddev,
+    /// `stdvar`: the population variance.
+    Stdvar,
+    /// `group`: 1 for every group with a value.
+    Group,
     /// `topk(k, v)`
     Topk,
     /// `bottomk(k, v)`
@@ -188,13 +192,15 @@ pub enum AggregateOp {
 
 impl AggregateOp {
     /// Every operator, for tables and tests.
-    pub const ALL: [AggregateOp; 9] = [
+    pub const ALL: [AggregateOp; 11] = [
         AggregateOp::Sum,
         AggregateOp::Avg,
         AggregateOp::Min,
         AggregateOp::Max,
         AggregateOp::Count,
         AggregateOp::Stddev,
+        AggregateOp::Stdvar,
+        AggregateOp::Group,
         AggregateOp::Topk,
         AggregateOp::Bottomk,
         AggregateOp::Quantile,
@@ -216,6 +222,8 @@ impl AggregateOp {
             AggregateOp::Max => "max",
             AggregateOp::Count => "count",
             AggregateOp::Stddev => "stddev",
+            AggregateOp::Stdvar => "stdvar",
+            AggregateOp::Group => "group",
             AggregateOp::Topk => "topk",
             AggregateOp::Bottomk => "bottomk",
             AggregateOp::Quantile => "quantile",

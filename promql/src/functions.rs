@@ -115,6 +115,7 @@ pub static FUNCTIONS: &[Function] = &[
     over_range("sum_over_time"),
     over_range("count_over_time"),
     over_range("stddev_over_time"),
+    over_range("stdvar_over_time"),
     function(
         "quantile_over_time",
         &[Scalar, RangeVector],
@@ -207,7 +208,7 @@ mod tests {
     #[test]
     fn every_function_is_listed_once() {
         let names: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
-        assert_eq!(names.len(), 66);
+        assert_eq!(names.len(), 67);
         for name in &names {
             assert_eq!(names.iter().filter(|n| *n == name).count(), 1, "{name}");
         }

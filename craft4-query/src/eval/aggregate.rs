@@ -1,4 +1,5 @@
-//! Aggregation operators: `sum avg min max count stddev quantile` reduce
+//! Aggregation operators: `sum avg min max count stddev stdvar group
+//! quantile` reduce
 //! each group to one series, `topk bottomk` keep up to k input series per
 //! group, with groups from `by (…)` / `without (…)`.
 //!
@@ -160,7 +161,7 @@ impl Accumulator {
         self.count = 1.0;
         self.incremental_mean = false;
         match op {
-            AggregateOp::Stddev => {
+            AggregateOp::Stddev | AggregateOp::Stdvar => {
                 self.value = if v.is_nan() || v.is_infinite() {
                     f64::NAN
                 } else {
@@ -208,14 +209,14 @@ impl Accumulator {
                 }
             }
             AggregateOp::Count => self.count += 1.0,
-            AggregateOp::Stddev => {
+            AggregateOp::Stddev | AggregateOp::Stdvar => {
                 self.count += 1.0;
                 let delta = v - self.mean;
                 self.mean += delta / self.count;
                 self.value += delta * (v - self.mean);
             }
             AggregateOp::Quantile => self.values.push(v),
-            AggregateOp::Topk | AggregateOp::Bottomk => {}
+            AggregateOp::Group | AggregateOp::Topk | AggregateOp::Bottomk => {}
         }
     }
 
@@ -227,6 +228,8 @@ impl Accumulator {
             AggregateOp::Avg => self.value / self.count + self.compensation / self.count,
             AggregateOp::Count => self.count,
             AggregateOp::Stddev => (self.value / self.count).sqrt(),
+            AggregateOp::Stdvar => self.value / self.count,
+            AggregateOp::Group => 1.0,
             AggregateOp::Quantile => quantile(param, &mut self.values),
             AggregateOp::Min | AggregateOp::Max | AggregateOp::Topk | AggregateOp::Bottomk => {
                 self.value

@@ -72,6 +72,7 @@ pub(crate) fn call(
         "sum_over_time" => over(OverRange::Sum, &[])?,
         "count_over_time" => over(OverRange::Count, &[])?,
         "stddev_over_time" => over(OverRange::Stddev, &[])?,
+        "stdvar_over_time" => over(OverRange::Stdvar, &[])?,
         "last_over_time" => over(OverRange::Last, &[])?,
         "present_over_time" => over(OverRange::Present, &[])?,
         "quantile_over_time" => over_range(

@@ -43,6 +43,7 @@ pub(super) enum OverRange {
     Sum,
     Count,
     Stddev,
+    Stdvar,
     Quantile,
     Last,
 }
@@ -59,6 +60,7 @@ impl OverRange {
                 | OverRange::Sum
                 | OverRange::Count
                 | OverRange::Stddev
+                | OverRange::Stdvar
                 | OverRange::Quantile
                 | OverRange::Last
         )
@@ -163,7 +165,8 @@ pub(super) fn over_range(
                         let live = live_values(samples).count();
                         (live > 0).then_some(live as f64)
                     }
-                    OverRange::Stddev => stddev(samples),
+                    OverRange::Stddev => variance(samples).map(f64::sqrt),
+                    OverRange::Stdvar => variance(samples),
                     OverRange::Last => live_values(samples).next_back(),
                     OverRange::Quantile => {
                         scratch.clear();
@@ -405,9 +408,10 @@ fn sum(samples: &[Point]) -> Option<f64> {
     })
 }
 
-/// `stddev_over_time`: the population standard deviation, by Welford's
-/// running mean with Kahan compensation. `None` without a value.
-fn stddev(samples: &[Point]) -> Option<f64> {
+/// `stdvar_over_time` (and, its square root, `stddev_over_time`): the
+/// population variance, by Welford's running mean with Kahan
+/// compensation. `None` without a value.
+fn variance(samples: &[Point]) -> Option<f64> {
     let (mut count, mut mean, mut mean_c, mut aux, mut aux_c) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for value in live_values(samples) {
         count += 1.0;
@@ -415,7 +419,7 @@ fn stddev(samples: &[Point]) -> Option<f64> {
         (mean, mean_c) = kahan_sum_inc(delta / count, mean, mean_c);
         (aux, aux_c) = kahan_sum_inc(delta * (value - (mean + mean_c)), aux, aux_c);
     }
-    (count > 0.0).then(|| ((aux + aux_c) / count).sqrt())
+    (count > 0.0).then(|| (aux + aux_c) / count)
 }
 
 #[cfg(test)]
@@ -484,7 +488,8 @@ mod tests {
             (7, 9.0),
         ]);
         assert_eq!(average(&samples), Some(5.0));
-        assert_eq!(stddev(&samples), Some(2.0));
+        assert_eq!(variance(&samples).map(f64::sqrt), Some(2.0));
+        assert_eq!(variance(&samples), Some(4.0));
         assert_eq!(sum(&samples), Some(40.0));
         assert_eq!(extreme(&samples, |a, b| a < b), Some(2.0));
         let with_nan = points(&[(0, f64::NAN), (1, 3.0), (2, 1.0)]);
@@ -531,7 +536,7 @@ mod tests {
                 let live = live_points(&raw).into_owned();
                 prop_assert!(same(average(&raw), average(&live)));
                 prop_assert!(same(sum(&raw), sum(&live)));
-                prop_assert!(same(stddev(&raw), stddev(&live)));
+                prop_assert!(same(variance(&raw), variance(&live)));
                 prop_assert!(same(extreme(&raw, |a, b| a < b), extreme(&live, |a, b| a < b)));
                 prop_assert!(same(extreme(&raw, |a, b| a > b), extreme(&live, |a, b| a > b)));
                 prop_assert!(same(
