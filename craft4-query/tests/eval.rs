@@ -621,3 +621,41 @@ fn the_same_answers_from_the_indexed_and_the_scanned_store() {
         &[(r#"{job="a"}"#, 1.0), (r#"{job="b"}"#, 25.0 / 45.0)],
     );
 }
+
+#[test]
+fn the_at_modifier_fixes_the_time_whatever_the_step() {
+    let fixture = load(&[("x", &[], every(0, 60, &[1.0, 2.0, 3.0]))]);
+    let flat = |value: f64, times: &[f64]| -> Vec<(String, Vec<(f64, f64)>)> {
+        vec![("x".to_string(), times.iter().map(|&t| (t, value)).collect())]
+    };
+    assert_eq!(
+        fixture.range("x @ 60", 0, 600, 120),
+        flat(2.0, &[0.0, 120.0, 240.0, 360.0, 480.0, 600.0])
+    );
+    assert_vector(&fixture.vector("x @ 120 offset 1m", 0), &[("x", 2.0)]);
+    assert_eq!(
+        fixture.range("x @ end()", 0, 120, 60),
+        flat(3.0, &[0.0, 60.0, 120.0])
+    );
+    assert_eq!(
+        fixture.range("x @ start()", 60, 120, 60),
+        flat(2.0, &[60.0, 120.0])
+    );
+    // A range selector and a subquery under @: the same window each step.
+    assert_eq!(
+        fixture.range("count_over_time(x[2m] @ 120)", 0, 120, 60),
+        vec![(
+            "{}".to_string(),
+            vec![(0.0, 2.0), (60.0, 2.0), (120.0, 2.0)]
+        )]
+    );
+    assert_eq!(
+        fixture.range("max_over_time(x[3m:1m] @ end())", 0, 120, 60),
+        vec![(
+            "{}".to_string(),
+            vec![(0.0, 3.0), (60.0, 3.0), (120.0, 3.0)]
+        )]
+    );
+    // Before any sample: nothing at any step.
+    assert_eq!(fixture.range("x @ -600", 0, 120, 60), vec![]);
+}

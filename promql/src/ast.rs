@@ -94,6 +94,24 @@ impl PartialEq for Expr {
 }
 
 impl Expr {
+    /// True when a selector or subquery anywhere in the tree carries `@`:
+    /// its answer at a step does not depend on the step alone, so a cache
+    /// of per-step results must not hold it.
+    pub fn uses_at(&self) -> bool {
+        match self {
+            Expr::Number(_) | Expr::String(_) => false,
+            Expr::VectorSelector(selector) => selector.at.is_some(),
+            Expr::MatrixSelector(matrix) => matrix.selector.at.is_some(),
+            Expr::Subquery(subquery) => subquery.at.is_some() || subquery.expr.uses_at(),
+            Expr::Call(call) => call.args.iter().any(Expr::uses_at),
+            Expr::Aggregate(aggregate) => {
+                aggregate.expr.uses_at() || aggregate.param.as_ref().is_some_and(|p| p.uses_at())
+            }
+            Expr::Negate(operand) => operand.uses_at(),
+            Expr::Binary(binary) => binary.lhs.uses_at() || binary.rhs.uses_at(),
+        }
+    }
+
     /// The type the expression evaluates to.
     pub fn value_type(&self) -> ValueType {
         match self {
@@ -108,7 +126,30 @@ impl Expr {
     }
 }
 
-/// `name{matchers} offset …`: the series to read at each step.
+/// `@ t`, `@ start()`, `@ end()`: the time a selector or subquery is read
+/// at, whatever the step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtModifier {
+    /// A fixed time, in ms since the epoch.
+    Time(i64),
+    /// The range query's start (an instant query's time).
+    Start,
+    /// The range query's end (an instant query's time).
+    End,
+}
+
+impl AtModifier {
+    /// The time in ms, given the query's start and end.
+    pub fn resolve(self, start_ms: i64, end_ms: i64) -> i64 {
+        match self {
+            AtModifier::Time(ms) => ms,
+            AtModifier::Start => start_ms,
+            AtModifier::End => end_ms,
+        }
+    }
+}
+
+/// `name{matchers} @ t offset …`: the series to read at each step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VectorSelector {
     /// The metric name written before the braces, if any.
@@ -117,6 +158,8 @@ pub struct VectorSelector {
     pub matchers: Vec<LabelMatcher>,
     /// How far back in time to read, in ms; negative reads ahead; 0 = none.
     pub offset_ms: i64,
+    /// `@`: read at this time at every step, if set.
+    pub at: Option<AtModifier>,
 }
 
 impl VectorSelector {
@@ -152,6 +195,8 @@ pub struct SubqueryExpr {
     pub step_ms: Option<i64>,
     /// As [`VectorSelector::offset_ms`].
     pub offset_ms: i64,
+    /// As [`VectorSelector::at`].
+    pub at: Option<AtModifier>,
 }
 
 /// `function(args…)`, checked against the function table.
@@ -516,7 +561,7 @@ impl Display for VectorSelector {
             }
             f.write_char('}')?;
         }
-        write_offset(f, self.offset_ms)
+        write_at_offset(f, self.at, self.offset_ms)
     }
 }
 
@@ -524,10 +569,11 @@ impl Display for MatrixSelector {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let selector = VectorSelector {
             offset_ms: 0,
+            at: None,
             ..self.selector.clone()
         };
         write!(f, "{selector}[{}]", format_duration(self.range_ms))?;
-        write_offset(f, self.selector.offset_ms)
+        write_at_offset(f, self.selector.at, self.selector.offset_ms)
     }
 }
 
@@ -547,7 +593,7 @@ impl Display for SubqueryExpr {
             f.write_str(&format_duration(step))?;
         }
         f.write_char(']')?;
-        write_offset(f, self.offset_ms)
+        write_at_offset(f, self.at, self.offset_ms)
     }
 }
 
@@ -645,12 +691,23 @@ fn write_list(f: &mut Formatter<'_>, items: &[Expr]) -> fmt::Result {
     Ok(())
 }
 
-fn write_offset(f: &mut Formatter<'_>, offset_ms: i64) -> fmt::Result {
-    if offset_ms == 0 {
-        Ok(())
-    } else {
-        write!(f, " offset {}", format_duration(offset_ms))
+/// ` @ 1700000000.000 offset 5m`, as Prometheus prints them: `@` first,
+/// its time in seconds with three decimals.
+fn write_at_offset(f: &mut Formatter<'_>, at: Option<AtModifier>, offset_ms: i64) -> fmt::Result {
+    match at {
+        None => {}
+        Some(AtModifier::Start) => f.write_str(" @ start()")?,
+        Some(AtModifier::End) => f.write_str(" @ end()")?,
+        Some(AtModifier::Time(ms)) => {
+            let sign = if ms < 0 { "-" } else { "" };
+            let abs = ms.unsigned_abs();
+            write!(f, " @ {sign}{}.{:03}", abs / 1000, abs % 1000)?;
+        }
     }
+    if offset_ms != 0 {
+        write!(f, " offset {}", format_duration(offset_ms))?;
+    }
+    Ok(())
 }
 
 fn is_negative_number(expr: &Expr) -> bool {

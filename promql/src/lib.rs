@@ -55,9 +55,9 @@ pub mod lexer;
 pub mod parser;
 
 pub use ast::{
-    AggregateExpr, AggregateOp, BinaryExpr, BinaryOp, Call, Expr, GroupModifier, Grouping,
-    MatchingLabels, MatrixSelector, SubqueryExpr, ValueType, VectorMatching, VectorSelector,
-    format_number, quote_string,
+    AggregateExpr, AggregateOp, AtModifier, BinaryExpr, BinaryOp, Call, Expr, GroupModifier,
+    Grouping, MatchingLabels, MatrixSelector, SubqueryExpr, ValueType, VectorMatching,
+    VectorSelector, format_number, quote_string,
 };
 pub use duration::{DurationError, DurationProblem, format_duration, parse_duration};
 pub use error::ParseError;

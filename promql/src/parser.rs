@@ -29,8 +29,8 @@
 use common::{LabelMatcher, MatchOp, StorageError};
 
 use crate::ast::{
-    AggregateExpr, AggregateOp, BinaryExpr, BinaryOp, Call, Expr, GroupModifier, Grouping,
-    MatchingLabels, MatrixSelector, SubqueryExpr, UNARY_OPERAND_PRECEDENCE, ValueType,
+    AggregateExpr, AggregateOp, AtModifier, BinaryExpr, BinaryOp, Call, Expr, GroupModifier,
+    Grouping, MatchingLabels, MatrixSelector, SubqueryExpr, UNARY_OPERAND_PRECEDENCE, ValueType,
     VectorMatching, VectorSelector, binary_result_type,
 };
 use crate::error::ParseError;
@@ -266,19 +266,15 @@ impl Parser<'_> {
         })
     }
 
-    /// An operand followed by any number of `[range]`, `[range:step]` and
-    /// `offset d`.
+    /// An operand followed by any number of `[range]`, `[range:step]`,
+    /// `offset d` and `@ t`.
     fn parse_postfix(&mut self) -> Result<Node, ParseError> {
         let mut node = self.parse_primary()?;
         loop {
             node = match self.peek().kind {
                 TokenKind::LeftBracket => self.parse_range(node)?,
                 TokenKind::Keyword(Keyword::Offset) => self.parse_offset(node)?,
-                TokenKind::At => {
-                    return Err(
-                        self.error_here("an operator or offset (the @ modifier is not supported)")
-                    );
-                }
+                TokenKind::At => self.parse_at(node)?,
                 _ => return Ok(node),
             };
         }
@@ -376,6 +372,7 @@ impl Parser<'_> {
             name,
             matchers,
             offset_ms: 0,
+            at: None,
         };
         Ok(Node::leaf(
             Expr::VectorSelector(selector),
@@ -479,6 +476,7 @@ impl Parser<'_> {
                 range_ms,
                 step_ms,
                 offset_ms: 0,
+                at: None,
             };
             return Ok(Node {
                 expr: Expr::Subquery(subquery),
@@ -496,6 +494,13 @@ impl Parser<'_> {
                         bracket.start,
                         "the range before the offset (like x[5m] offset 1h)",
                         "a range after offset",
+                    ));
+                }
+                if selector.at.is_some() {
+                    return Err(self.error_at(
+                        bracket.start,
+                        "the range before @ (like x[5m] @ 1700000000)",
+                        "a range after @",
                     ));
                 }
                 let matrix = MatrixSelector { selector, range_ms };
@@ -526,6 +531,67 @@ impl Parser<'_> {
                 token.describe(self.input),
             )),
             _ => Err(self.error_here(expected)),
+        }
+    }
+
+    /// `@ 1700000000`, `@ start()`, `@ end()` after a selector or subquery.
+    fn parse_at(&mut self, mut node: Node) -> Result<Node, ParseError> {
+        let at_token = self.advance();
+        let negative = self.is_next(&TokenKind::Minus);
+        if negative {
+            self.advance();
+        }
+        let token = self.peek().clone();
+        let at = match token.kind {
+            TokenKind::Number(seconds) if seconds.is_finite() => {
+                self.advance();
+                let ms = (seconds * 1000.0).round();
+                if ms.abs() > i64::MAX as f64 / 2.0 {
+                    return Err(self.error_at(
+                        token.start,
+                        "a timestamp in seconds within the range of time",
+                        token.describe(self.input),
+                    ));
+                }
+                let ms = ms as i64;
+                AtModifier::Time(if negative { -ms } else { ms })
+            }
+            TokenKind::Identifier if !negative => {
+                let word = token.text(self.input);
+                let which = match word {
+                    "start" => AtModifier::Start,
+                    "end" => AtModifier::End,
+                    _ => {
+                        return Err(self.error_here("a timestamp, start() or end() after @"));
+                    }
+                };
+                self.advance();
+                self.expect(&TokenKind::LeftParen, "\"(\" after start or end")?;
+                self.expect(&TokenKind::RightParen, "\")\" after start( or end(")?;
+                which
+            }
+            _ => return Err(self.error_here("a timestamp, start() or end() after @")),
+        };
+        let slot = match &mut node.expr {
+            _ if node.parenthesized => None,
+            Expr::VectorSelector(selector) => Some(&mut selector.at),
+            Expr::MatrixSelector(matrix) => Some(&mut matrix.selector.at),
+            Expr::Subquery(subquery) => Some(&mut subquery.at),
+            _ => None,
+        };
+        match slot {
+            Some(slot) if slot.is_none() => {
+                *slot = Some(at);
+                Ok(node)
+            }
+            Some(_) => {
+                Err(self.error_at(at_token.start, "at most one @ per selector", "a second @"))
+            }
+            None => Err(self.error_at(
+                at_token.start,
+                "a vector selector, range vector selector or subquery before @",
+                format!("@ after {}", node.describe()),
+            )),
         }
     }
 

@@ -6,8 +6,8 @@
 use common::{LabelMatcher, MatchOp};
 use promql::lexer::Keyword;
 use promql::{
-    AggregateExpr, AggregateOp, BinaryExpr, BinaryOp, Call, Expr, GroupModifier, Grouping,
-    MAX_DEPTH, MatchingLabels, MatrixSelector, SubqueryExpr, ValueType, VectorMatching,
+    AggregateExpr, AggregateOp, AtModifier, BinaryExpr, BinaryOp, Call, Expr, GroupModifier,
+    Grouping, MAX_DEPTH, MatchingLabels, MatrixSelector, SubqueryExpr, ValueType, VectorMatching,
     VectorSelector, lookup_function, parse,
 };
 use proptest::prelude::*;
@@ -20,6 +20,16 @@ fn parse_ok(input: &str) -> Expr {
 const VALID: &[(&str, &str)] = &[
     // Selectors.
     ("cpu_usage", "cpu_usage"),
+    ("x @ 100", "x @ 100.000"),
+    ("x @ 1700000000.5 offset 1m", "x @ 1700000000.500 offset 1m"),
+    ("x offset 1m @ 1700000000", "x @ 1700000000.000 offset 1m"),
+    ("rate(x[5m] @ end())", "rate(x[5m] @ end())"),
+    ("x[5m] @ start() offset -1m", "x[5m] @ start() offset -1m"),
+    (
+        "max_over_time(x[1h:5m] @ 100)",
+        "max_over_time(x[1h:5m] @ 100.000)",
+    ),
+    ("x @ -10", "x @ -10.000"),
     ("  cpu_usage  # a comment\n", "cpu_usage"),
     ("job:http_requests:rate5m", "job:http_requests:rate5m"),
     (":leading_colon", ":leading_colon"),
@@ -336,7 +346,11 @@ const INVALID: &[(&str, usize, &str)] = &[
     ("(x)[5m]", 3, "a vector selector before a range"),
     ("rate(x[5m])[5m]", 11, "a range after a call to rate()"),
     ("x[5m][5m:]", 0, "an instant vector before a subquery"),
-    ("x @ 100", 2, "the @ modifier is not supported"),
+    ("x @ 100 @ 200", 8, "at most one @"),
+    ("x @ 100 [5m]", 8, "the range before @"),
+    ("(x) @ 100", 4, "@ after a parenthesised expression"),
+    ("x @ later()", 4, "a timestamp, start() or end() after @"),
+    ("x @ start", 9, "\"(\" after start or end"),
     ("x offset", 8, "a duration after offset"),
 ];
 
@@ -479,6 +493,15 @@ fn offset() -> impl Strategy<Value = i64> {
     prop_oneof![Just(0), duration(), duration().prop_map(|d| -d)]
 }
 
+fn at() -> impl Strategy<Value = Option<AtModifier>> {
+    prop_oneof![
+        4 => Just(None),
+        1 => Just(Some(AtModifier::Start)),
+        1 => Just(Some(AtModifier::End)),
+        1 => (-2_000_000_000_000i64..4_000_000_000_000).prop_map(|ms| Some(AtModifier::Time(ms))),
+    ]
+}
+
 fn vector_selector() -> impl Strategy<Value = VectorSelector> {
     (
         prop::option::of(metric_name()),
@@ -486,9 +509,10 @@ fn vector_selector() -> impl Strategy<Value = VectorSelector> {
         label_name(),
         "[a-z]{1,4}",
         offset(),
+        at(),
     )
         .prop_map(
-            |(name, mut matchers, anchor_label, anchor_value, offset_ms)| {
+            |(name, mut matchers, anchor_label, anchor_value, offset_ms, at)| {
                 if name.is_none() {
                     // A selector without a name needs a matcher that rejects "".
                     let anchor = LabelMatcher::new(anchor_label, MatchOp::Equal, anchor_value)
@@ -499,6 +523,7 @@ fn vector_selector() -> impl Strategy<Value = VectorSelector> {
                     name,
                     matchers,
                     offset_ms,
+                    at,
                 }
             },
         )
@@ -691,13 +716,14 @@ fn trees(depth: u32) -> Trees {
     let range = prop_oneof![
         r,
         matrix,
-        (v, duration(), prop::option::of(duration()), offset()).prop_map(
-            |(inner, range_ms, step_ms, offset_ms)| {
+        (v, duration(), prop::option::of(duration()), offset(), at()).prop_map(
+            |(inner, range_ms, step_ms, offset_ms, at)| {
                 Expr::Subquery(SubqueryExpr {
                     expr: Box::new(inner),
                     range_ms,
                     step_ms,
                     offset_ms,
+                    at,
                 })
             }
         ),

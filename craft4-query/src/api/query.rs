@@ -114,6 +114,9 @@ fn range_with(
             ),
         ));
     }
+    // A step's answer under `@` depends on more than the step (a fixed
+    // time, or the query's own start and end): never cached.
+    let cache = cache.filter(|_| !expr.uses_at());
     with_timeout(engine, timeout, |engine| match cache {
         Some((cache, now_ms)) => cache.range(engine, &expr, start_ms, end_ms, step_ms, now_ms),
         None => engine.range(&expr, start_ms, end_ms, step_ms),

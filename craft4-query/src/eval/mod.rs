@@ -185,7 +185,7 @@ impl Engine {
     /// or a Prometheus execution error (many-to-many matching, duplicate
     /// label sets, a NaN `topk` parameter) as [`EvalError::BadQuery`].
     pub fn instant(&self, expr: &Expr, time_ms: i64) -> Result<Value, EvalError> {
-        let evaluator = self.evaluator();
+        let evaluator = self.evaluator(time_ms, time_ms);
         evaluator.limits.check_deadline()?;
         let grid = Grid::instant(time_ms);
         if matches!(expr, Expr::MatrixSelector(_) | Expr::Subquery(_)) {
@@ -256,7 +256,7 @@ impl Engine {
                 "invalid expression type \"{value_type}\" for range query, must be Scalar or instant Vector"
             )));
         }
-        let evaluator = self.evaluator();
+        let evaluator = self.evaluator(start_ms, end_ms);
         evaluator.limits.check_deadline()?;
         let grid = Grid::spanning(start_ms, end_ms, step_ms, usize::MAX)?;
         let series = match evaluator.eval(expr, grid)? {
@@ -283,11 +283,15 @@ impl Engine {
         Ok(Value::Matrix(series))
     }
 
-    fn evaluator(&self) -> Evaluator<'_> {
+    /// An evaluation of a query over `[start_ms, end_ms]` (an instant
+    /// query's one time twice): the bounds `@ start()` and `@ end()` read.
+    fn evaluator(&self, start_ms: i64, end_ms: i64) -> Evaluator<'_> {
         Evaluator {
             store: self.store.as_ref(),
             config: &self.config,
             limits: QueryLimits::new(self.config.max_samples, self.config.timeout),
+            query_start_ms: start_ms,
+            query_end_ms: end_ms,
         }
     }
 }
@@ -325,6 +329,16 @@ pub(crate) struct Evaluator<'a> {
     store: &'a dyn MetricStore,
     config: &'a EngineConfig,
     limits: QueryLimits,
+    /// The query's bounds, for `@ start()` and `@ end()`.
+    query_start_ms: i64,
+    query_end_ms: i64,
+}
+
+impl Evaluator<'_> {
+    /// The time an `@` modifier names.
+    pub(crate) fn resolve_at(&self, at: promql::AtModifier) -> i64 {
+        at.resolve(self.query_start_ms, self.query_end_ms)
+    }
 }
 
 impl Evaluator<'_> {

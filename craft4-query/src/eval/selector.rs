@@ -95,13 +95,16 @@ pub(crate) struct RangeInput {
     pub offset_ms: i64,
     /// Whether a sample on a window's left edge is in it.
     pub windows: Windows,
+    /// `@`: every step's window ends here instead of at the step (ms,
+    /// before the offset).
+    pub at_ms: Option<i64>,
 }
 
 impl RangeInput {
     /// The window at evaluation time `t`: points with `start < p.t <= end`
     /// (`start` is one ms earlier for [`Windows::Closed`]).
     pub(crate) fn bounds(&self, t: i64) -> (i64, i64) {
-        let end = t.saturating_sub(self.offset_ms);
+        let end = self.at_ms.unwrap_or(t).saturating_sub(self.offset_ms);
         (self.windows.exclusive_start(end, self.range_ms), end)
     }
 
@@ -205,6 +208,32 @@ pub(crate) fn select_latest(
     grid: Grid,
     reading: Reading,
 ) -> Result<Vec<RangeSeries>, EvalError> {
+    if let Some(at) = selector.at {
+        // The same answer at every step: read once at the fixed time,
+        // then stamp it on each step.
+        let fixed = VectorSelector {
+            at: None,
+            ..selector.clone()
+        };
+        let once = select_latest(
+            evaluator,
+            &fixed,
+            Grid::instant(evaluator.resolve_at(at)),
+            reading,
+        )?;
+        let mut series = once;
+        for s in &mut series {
+            let value = s.points.first().map(|p| p.v);
+            s.points = match value {
+                Some(v) => grid.times().map(|t| Point { t, v }).collect(),
+                None => Vec::new(),
+            };
+        }
+        evaluator
+            .limits
+            .charge(super::steps::point_count(&series))?;
+        return Ok(series);
+    }
     let Some(last) = grid.last() else {
         return Ok(Vec::new());
     };
@@ -282,6 +311,7 @@ pub(crate) fn range_selector(
         range_ms: matrix.range_ms,
         offset_ms: selector.offset_ms,
         windows: evaluator.config.compat.windows(),
+        at_ms: selector.at.map(|at| evaluator.resolve_at(at)),
     };
     let Some(last) = grid.last() else {
         return Ok(input);

@@ -34,6 +34,7 @@ pub(crate) fn subquery(
         range_ms: subquery.range_ms,
         offset_ms: subquery.offset_ms,
         windows: evaluator.config.compat.windows(),
+        at_ms: subquery.at.map(|at| evaluator.resolve_at(at)),
     };
     let Some(last) = grid.last() else {
         return Ok(input);

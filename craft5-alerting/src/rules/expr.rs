@@ -232,10 +232,10 @@ fn streaming_shape(expr: &Expr) -> Option<StreamingCondition> {
 }
 
 /// The selector's metric name, when the stream can index it: a literal
-/// name, no `offset` (an offset asks about the past, which a stream has
-/// already moved past), no `__name__` matcher in the braces.
+/// name, no `offset` or `@` (both ask about another time than now, which a
+/// stream has already moved past), no `__name__` matcher in the braces.
 fn plain_selector_name(selector: &VectorSelector) -> Option<String> {
-    if selector.offset_ms != 0 {
+    if selector.offset_ms != 0 || selector.at.is_some() {
         return None;
     }
     if selector
