@@ -373,3 +373,39 @@ fn variance_and_group() {
     assert_vector(&fleet.vector("group(m)", 0), &[("{}", 1.0)]);
     assert_vector(&fleet.vector("group(nothing)", 0), &[]);
 }
+
+#[test]
+fn count_values_makes_a_label_of_each_value() {
+    let fleet = load(&[
+        (
+            "version",
+            &[("job", "api"), ("i", "1")],
+            every(0, 10, &[1.5]),
+        ),
+        (
+            "version",
+            &[("job", "api"), ("i", "2")],
+            every(0, 10, &[1.5]),
+        ),
+        (
+            "version",
+            &[("job", "db"), ("i", "3")],
+            every(0, 10, &[2.0]),
+        ),
+    ]);
+    assert_vector(
+        &fleet.vector(r#"count_values("v", version)"#, 0),
+        &[("{v=\"1.5\"}", 2.0), ("{v=\"2\"}", 1.0)],
+    );
+    assert_vector(
+        &fleet.vector(r#"count_values by (job) ("v", version)"#, 0),
+        &[
+            ("{job=\"api\",v=\"1.5\"}", 2.0),
+            ("{job=\"db\",v=\"2\"}", 1.0),
+        ],
+    );
+    match fleet.error(r#"count_values("1x", version)"#, 0) {
+        EvalError::Execution(message) => assert_eq!(message, "invalid label name \"1x\""),
+        other => panic!("{other:?}"),
+    }
+}

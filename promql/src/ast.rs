@@ -233,11 +233,14 @@ pub enum AggregateOp {
     Bottomk,
     /// `quantile(φ, v)`
     Quantile,
+    /// `count_values("label", v)`: how many series have each value, the
+    /// value as a label.
+    CountValues,
 }
 
 impl AggregateOp {
     /// Every operator, for tables and tests.
-    pub const ALL: [AggregateOp; 11] = [
+    pub const ALL: [AggregateOp; 12] = [
         AggregateOp::Sum,
         AggregateOp::Avg,
         AggregateOp::Min,
@@ -249,6 +252,7 @@ impl AggregateOp {
         AggregateOp::Topk,
         AggregateOp::Bottomk,
         AggregateOp::Quantile,
+        AggregateOp::CountValues,
     ];
 
     /// The operator spelled `word`, in any case (as Prometheus).
@@ -272,16 +276,29 @@ impl AggregateOp {
             AggregateOp::Topk => "topk",
             AggregateOp::Bottomk => "bottomk",
             AggregateOp::Quantile => "quantile",
+            AggregateOp::CountValues => "count_values",
         }
     }
 
-    /// True for the operators that take a scalar parameter first
-    /// (`topk(5, x)`, `quantile(0.9, x)`).
+    /// True for the operators that take a parameter first (`topk(5, x)`,
+    /// `quantile(0.9, x)`, `count_values("v", x)`).
     pub fn has_parameter(self) -> bool {
         matches!(
             self,
-            AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::Quantile
+            AggregateOp::Topk
+                | AggregateOp::Bottomk
+                | AggregateOp::Quantile
+                | AggregateOp::CountValues
         )
+    }
+
+    /// The type of the parameter: a string for `count_values` (the label
+    /// to write values into), a scalar for the others.
+    pub fn parameter_type(self) -> ValueType {
+        match self {
+            AggregateOp::CountValues => ValueType::String,
+            _ => ValueType::Scalar,
+        }
     }
 }
 

@@ -738,11 +738,11 @@ impl Parser<'_> {
         let body = args.pop().ok_or_else(|| self.error_here("an argument"))?;
         let param = args.pop();
         if let Some(param) = &param
-            && param.value_type != ValueType::Scalar
+            && param.value_type != op.parameter_type()
         {
             return Err(self.error_at(
                 param.start,
-                &format!("scalar parameter to {name}"),
+                &format!("{} parameter to {name}", op.parameter_type()),
                 param.value_type.to_string(),
             ));
         }

@@ -667,6 +667,10 @@ fn trees(depth: u32) -> Trees {
         grouping,
     )
         .prop_map(|(op, param, body, grouping)| {
+            let param = match op {
+                AggregateOp::CountValues => Expr::String("value".into()),
+                _ => param,
+            };
             Expr::Aggregate(AggregateExpr {
                 op,
                 param: op.has_parameter().then(|| Box::new(param)),

@@ -50,6 +50,9 @@ pub(crate) fn aggregate(
     aggregate: &AggregateExpr,
     grid: Grid,
 ) -> Result<Vec<RangeSeries>, EvalError> {
+    if aggregate.op == AggregateOp::CountValues {
+        return count_values(evaluator, aggregate, grid);
+    }
     let params = match &aggregate.param {
         Some(param) => Some(evaluator.eval_scalar(param, grid)?),
         None => None,
@@ -78,6 +81,79 @@ pub(crate) fn aggregate(
         )?,
     };
     evaluator.limits.release(held);
+    Ok(output)
+}
+
+/// `count_values("label", v)`: per step and group, one output series per
+/// distinct value, labelled with the group's labels plus `label` = the
+/// value as Prometheus writes it (`"0.5"`, `"+Inf"`, `"NaN"`), whose value
+/// is how many input series had it.
+///
+/// # Errors
+/// Prometheus' execution error for a label name that is not one.
+fn count_values(
+    evaluator: &Evaluator<'_>,
+    aggregate: &AggregateExpr,
+    grid: Grid,
+) -> Result<Vec<RangeSeries>, EvalError> {
+    let label = match aggregate.param.as_deref() {
+        Some(param) => match evaluator.eval(param, grid)? {
+            super::Evaluated::String(label) => label,
+            _ => {
+                return Err(EvalError::BadQuery(
+                    "count_values needs a string parameter".into(),
+                ));
+            }
+        },
+        None => {
+            return Err(EvalError::BadQuery(
+                "count_values needs a label name".into(),
+            ));
+        }
+    };
+    if !common::metric::is_valid_label_name(&label) {
+        return Err(EvalError::Execution(format!(
+            "invalid label name {label:?}"
+        )));
+    }
+    let input = evaluator.eval_vector(&aggregate.expr, grid)?;
+    let held = point_count(&input);
+    let (group_of, group_keys) = assign_groups(&input, &aggregate.grouping);
+    let mut counts: HashMap<(usize, String), std::collections::BTreeMap<i64, f64>> = HashMap::new();
+    for (series, &group) in input.iter().zip(&group_of) {
+        evaluator.limits.check_deadline()?;
+        for point in &series.points {
+            let value = crate::api::format::format_sample_value(point.v);
+            *counts
+                .entry((group, value))
+                .or_default()
+                .entry(point.t)
+                .or_insert(0.0) += 1.0;
+        }
+    }
+    evaluator.limits.release(held);
+    let mut output: Vec<RangeSeries> = counts
+        .into_iter()
+        .map(|((group, value), by_time)| {
+            let group_key = &group_keys[group];
+            let labels = Labels::from_pairs(
+                group_key
+                    .labels
+                    .iter()
+                    .filter(|(name, _)| *name != label)
+                    .chain(std::iter::once((label.as_str(), value.as_str()))),
+            );
+            RangeSeries {
+                key: SeriesKey {
+                    name: group_key.name.clone(),
+                    labels,
+                },
+                points: by_time.into_iter().map(|(t, v)| Point { t, v }).collect(),
+            }
+        })
+        .collect();
+    evaluator.limits.charge(point_count(&output))?;
+    output.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(output)
 }
 
@@ -216,7 +292,10 @@ impl Accumulator {
                 self.value += delta * (v - self.mean);
             }
             AggregateOp::Quantile => self.values.push(v),
-            AggregateOp::Group | AggregateOp::Topk | AggregateOp::Bottomk => {}
+            AggregateOp::Group
+            | AggregateOp::Topk
+            | AggregateOp::Bottomk
+            | AggregateOp::CountValues => {}
         }
     }
 
@@ -231,9 +310,11 @@ impl Accumulator {
             AggregateOp::Stdvar => self.value / self.count,
             AggregateOp::Group => 1.0,
             AggregateOp::Quantile => quantile(param, &mut self.values),
-            AggregateOp::Min | AggregateOp::Max | AggregateOp::Topk | AggregateOp::Bottomk => {
-                self.value
-            }
+            AggregateOp::Min
+            | AggregateOp::Max
+            | AggregateOp::Topk
+            | AggregateOp::Bottomk
+            | AggregateOp::CountValues => self.value,
         }
     }
 }
