@@ -60,17 +60,17 @@ mod support;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::fmt::Write as _;
-use std::io::{BufWriter, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fixtures::dataset::{Dataset, DatasetSize, DatasetSpec};
 use serde_json::Value as Json;
-use support::{Killed, start_platform};
+use support::{Killed, call, encode, find_binary, start_on_free_port, start_platform};
 
 /// The corpus, one expression a line.
 const CORPUS: &str = include_str!("../../craft4-query/tests/corpus/differential.txt");
@@ -96,13 +96,6 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
             .unwrap_or_else(|_| panic!("{name}={text} is not a number")),
         Err(_) => default,
     }
-}
-
-fn find_binary(name: &str) -> Option<PathBuf> {
-    ["/usr/bin", "/usr/local/bin"]
-        .iter()
-        .map(|dir| Path::new(dir).join(name))
-        .find(|path| path.exists())
 }
 
 // ---------------------------------------------------------------- the data
@@ -350,68 +343,12 @@ fn send_line_protocol(addr: SocketAddr, series: &[SeriesData], batch: usize) {
 
 // ------------------------------------------------------------- HTTP client
 
-/// One request on its own connection; status and body, with a chunked body
-/// (Go's answers above a few KB are chunked) put back together.
 fn http(addr: SocketAddr, method: &str, target: &str, body: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .ok()?;
-    write!(
-        stream,
-        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let mut rest = &raw[split + 4..];
-    if !head.contains("transfer-encoding: chunked") {
-        return Some((status, String::from_utf8_lossy(rest).into_owned()));
-    }
-    let mut body = Vec::new();
-    loop {
-        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = String::from_utf8_lossy(&rest[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            break;
-        }
-        body.extend_from_slice(rest.get(..size)?);
-        rest = rest.get(size + 2..)?;
-    }
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
+    call(addr, method, target, body)
 }
 
 fn get(addr: SocketAddr, target: &str) -> Option<(u16, String)> {
-    http(addr, "GET", target, "")
-}
-
-/// Percent-encoding for a query parameter.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => {
-                let _ = write!(out, "%{byte:02X}");
-            }
-        }
-    }
-    out
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
+    call(addr, "GET", target, "")
 }
 
 // ----------------------------------------------------------- the two servers
@@ -443,35 +380,16 @@ fn start_prometheus(
     // No scrape jobs. The evaluation interval is also the default step of a
     // subquery (`x[20m:]`): Prometheus' default, 1 m, written out.
     std::fs::write(&config, "global:\n  evaluation_interval: 1m\n").expect("write config");
-    // The port is chosen free and then handed over: a small race with
-    // other processes, retried by starting again.
-    for _attempt in 0..3 {
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let child = Killed(
-            Command::new(prometheus)
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!("--storage.tsdb.path={}", blocks.display()))
-                .arg("--storage.tsdb.retention.time=100y")
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--query.lookback-delta=5m")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn prometheus"),
-        );
-        let mut child = child;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some((200, _)) = get(addr, "/-/ready") {
-                return (child, addr);
-            }
-            if child.0.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    panic!("prometheus did not become ready within 30 s (three attempts)");
+    start_on_free_port("prometheus", "/-/ready", &|addr| {
+        let mut command = Command::new(prometheus);
+        command
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", blocks.display()))
+            .arg("--storage.tsdb.retention.time=100y")
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--query.lookback-delta=5m");
+        command
+    })
 }
 
 /// The platform with craft 4 over craft 3, holding every sample.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::metric::STALE_NAN_BITS;
 use common::{Labels, Metric};
-use support::{call, start_platform};
+use support::{call, encode, start_platform};
 
 fn metric(name: &str, labels: &[(&str, &str)], value: f64, at_ms: i64) -> Metric {
     Metric::new(name, value, at_ms).with_labels(Labels::from_pairs(labels.iter().copied()))
@@ -45,13 +45,7 @@ fn remote_write(addr: SocketAddr, body: &[u8]) -> u16 {
 
 /// `/api/v1/query` at `time_ms`: `(labels as text, value as written)`.
 fn query(addr: SocketAddr, expr: &str, time_ms: i64) -> Vec<(String, String)> {
-    let encoded: String = expr
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect();
+    let encoded = encode(expr);
     let target = format!(
         "/api/v1/query?query={encoded}&time={}.{:03}",
         time_ms / 1000,

@@ -17,71 +17,17 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as Json;
-use support::{Killed, call, start_platform};
+use support::{call, encode, find_binary, start_on_free_port, start_platform};
 
 const CORPUS: &str = include_str!("corpus/dashboards.txt");
 
 /// How long data is collected before the queries run.
 const COLLECT: Duration = Duration::from_secs(35);
-
-fn binary(name: &str) -> Option<String> {
-    ["/usr/bin", "/usr/local/bin"]
-        .iter()
-        .map(|dir| format!("{dir}/{name}"))
-        .find(|path| Path::new(path).exists())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
-/// Starts `command` listening on a free port it is told, retrying when the
-/// port was taken in between; ready when `ready_path` answers 200.
-fn start_on_free_port(
-    what: &str,
-    ready_path: &str,
-    spawn: &dyn Fn(SocketAddr) -> Command,
-) -> (Killed, SocketAddr) {
-    for _attempt in 0..3 {
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let mut child = Killed(
-            spawn(addr)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {what}: {e}")),
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some((200, _)) = call(addr, "GET", ready_path, "") {
-                return (child, addr);
-            }
-            if child.0.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    panic!("{what} did not become ready within 30 s (three attempts)");
-}
 
 /// One answer, reduced to what must agree.
 #[derive(Debug, PartialEq)]
@@ -92,31 +38,9 @@ enum Answer {
     Data(String, BTreeMap<String, Vec<(i64, String)>>),
 }
 
-/// A body sent with `Transfer-Encoding: chunked` (Prometheus does for
-/// large answers), joined; any other body as it is.
-fn dechunk(body: String) -> String {
-    if body.starts_with('{') {
-        return body;
-    }
-    let mut out = String::new();
-    let mut rest = body.as_str();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || tail.len() < size {
-            break;
-        }
-        out.push_str(&tail[..size]);
-        rest = tail[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 fn ask(addr: SocketAddr, target: &str) -> Answer {
     let (status, body) =
         call(addr, "GET", target, "").unwrap_or_else(|| panic!("{target}: no answer"));
-    let body = dechunk(body);
     let json: Json =
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{target}: {e}: {body}"));
     if status != 200 {
@@ -191,9 +115,10 @@ fn agree(a: &Answer, b: &Answer) -> bool {
 
 #[test]
 fn dashboards_answer_as_prometheus_over_real_remote_written_scrapes() {
-    let (Some(prometheus), Some(node_exporter)) =
-        (binary("prometheus"), binary("prometheus-node-exporter"))
-    else {
+    let (Some(prometheus), Some(node_exporter)) = (
+        find_binary("prometheus"),
+        find_binary("prometheus-node-exporter"),
+    ) else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must install prometheus and prometheus-node-exporter (see .ci/run)"

@@ -17,18 +17,9 @@ fn get(addr: SocketAddr, target: &str) -> Option<(u16, String)> {
     support::call(addr, "GET", target, "")
 }
 
-fn prometheus_binary() -> Option<String> {
-    for candidate in ["/usr/bin/prometheus", "/usr/local/bin/prometheus"] {
-        if std::path::Path::new(candidate).exists() {
-            return Some(candidate.to_string());
-        }
-    }
-    None
-}
-
 #[test]
 fn prometheus_scrapes_and_remote_writes_into_the_platform() {
-    let Some(prometheus) = prometheus_binary() else {
+    let Some(prometheus) = support::find_binary("prometheus") else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must install prometheus (see .ci/run)"

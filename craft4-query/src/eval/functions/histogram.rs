@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use common::Labels;
 
 use super::super::EvalError;
-use super::super::steps::{Grid, merge_same_labelset};
+use super::super::steps::{Grid, StepCursor, merge_same_labelset};
 use crate::value::{Point, RangeSeries, SeriesKey};
 
 /// One bucket at one step.
@@ -40,8 +40,9 @@ pub(super) fn histogram_quantile(
     buckets: Vec<RangeSeries>,
     grid: Grid,
 ) -> Result<Vec<RangeSeries>, EvalError> {
-    // Group the bucket series by their labels without `le`.
-    let mut groups: Vec<(SeriesKey, Vec<(f64, RangeSeries)>)> = Vec::new();
+    // Group the bucket series by their labels without `le`: each group's
+    // bounds, and its series in the same order.
+    let mut groups: Vec<(SeriesKey, Vec<f64>, Vec<RangeSeries>)> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     for series in buckets {
         let Some(upper_bound) = series.key.labels.get("le").and_then(parse_bound) else {
@@ -49,34 +50,28 @@ pub(super) fn histogram_quantile(
         };
         let labels = Labels::from_pairs(series.key.labels.iter().filter(|(name, _)| *name != "le"));
         let slot = *index.entry(labels.clone()).or_insert_with(|| {
-            groups.push((SeriesKey { name: None, labels }, Vec::new()));
+            groups.push((SeriesKey { name: None, labels }, Vec::new(), Vec::new()));
             groups.len() - 1
         });
-        groups[slot].1.push((upper_bound, series));
+        groups[slot].1.push(upper_bound);
+        groups[slot].2.push(series);
     }
     let mut out = Vec::with_capacity(groups.len());
+    let mut hits: Vec<(usize, f64)> = Vec::new();
     let mut scratch: Vec<Bucket> = Vec::new();
-    for (key, members) in groups {
-        let mut cursors = vec![0usize; members.len()];
+    for (key, bounds, members) in groups {
+        let mut cursor = StepCursor::starting_at(&members, grid.start);
         let mut points = Vec::new();
         for (step, t) in grid.times().enumerate() {
-            scratch.clear();
-            for ((upper_bound, series), cursor) in members.iter().zip(&mut cursors) {
-                while series.points.get(*cursor).is_some_and(|p| p.t < t) {
-                    *cursor += 1;
-                }
-                if let Some(point) = series.points.get(*cursor)
-                    && point.t == t
-                {
-                    scratch.push(Bucket {
-                        upper_bound: *upper_bound,
-                        count: point.v,
-                    });
-                }
-            }
-            if scratch.is_empty() {
+            cursor.gather(t, &mut hits);
+            if hits.is_empty() {
                 continue;
             }
+            scratch.clear();
+            scratch.extend(hits.iter().map(|&(member, count)| Bucket {
+                upper_bound: bounds[member],
+                count,
+            }));
             let q = phi.get(step).copied().unwrap_or(f64::NAN);
             points.push(Point {
                 t,
