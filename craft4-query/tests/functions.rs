@@ -409,3 +409,107 @@ fn count_values_makes_a_label_of_each_value() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn double_exponential_smoothing_is_holt_winters_under_prometheus_3_s_name() {
+    let fixture = gauges();
+    assert_vector(
+        &fixture.vector("double_exponential_smoothing(gauge[1m], 0.5, 0.5)", 60),
+        &[("{job=\"api\"}", 18.125)],
+    );
+    match fixture.error("double_exponential_smoothing(gauge[1m], 0, 0.5)", 60) {
+        EvalError::Execution(message) => assert!(message.contains("smoothing factor"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn mad_over_time_is_the_median_distance_to_the_median() {
+    let fixture = gauges();
+    // 10, 20, 5, 15: median 12.5; distances 2.5, 7.5, 7.5, 2.5 → 5.
+    assert_vector(
+        &fixture.vector("mad_over_time(gauge[1m])", 60),
+        &[("{job=\"api\"}", 5.0)],
+    );
+    // 10, 20, 5: median 10; distances 0, 10, 5 → 5.
+    assert_vector(
+        &fixture.vector("mad_over_time(gauge[1m])", 45),
+        &[("{job=\"api\"}", 5.0)],
+    );
+    // One sample, and a constant: no deviation.
+    assert_vector(
+        &fixture.vector("mad_over_time(gauge[1m])", 15),
+        &[("{job=\"api\"}", 0.0)],
+    );
+    assert_vector(
+        &fixture.vector("mad_over_time(flat[1m])", 20),
+        &[("{}", 0.0)],
+    );
+    // An empty window answers nothing.
+    assert_vector(&fixture.vector("mad_over_time(gauge[5s])", 10), &[]);
+}
+
+#[test]
+fn sort_by_label_orders_naturally_then_by_the_whole_label_set() {
+    let fixture = load(&[
+        (
+            "m",
+            &[("host", "node10"), ("dc", "b")],
+            every(0, 10, &[1.0]),
+        ),
+        ("m", &[("host", "node9"), ("dc", "a")], every(0, 10, &[2.0])),
+        ("m", &[("host", "node9"), ("dc", "b")], every(0, 10, &[3.0])),
+        ("m", &[("host", "node2"), ("dc", "c")], every(0, 10, &[4.0])),
+    ]);
+    let order = |query: &str| -> Vec<String> {
+        fixture
+            .vector(query, 0)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    assert_eq!(
+        order("sort_by_label(m, \"host\")"),
+        [
+            "m{dc=\"c\",host=\"node2\"}",
+            "m{dc=\"a\",host=\"node9\"}",
+            "m{dc=\"b\",host=\"node9\"}",
+            "m{dc=\"b\",host=\"node10\"}",
+        ]
+    );
+    assert_eq!(
+        order("sort_by_label_desc(m, \"dc\", \"host\")"),
+        [
+            "m{dc=\"c\",host=\"node2\"}",
+            "m{dc=\"b\",host=\"node10\"}",
+            "m{dc=\"b\",host=\"node9\"}",
+            "m{dc=\"a\",host=\"node9\"}",
+        ]
+    );
+    // No label given: the whole label sets decide.
+    assert_eq!(order("sort_by_label(m)")[0], "m{dc=\"a\",host=\"node9\"}");
+}
+
+#[test]
+fn native_histogram_functions_say_why_they_answer_nothing() {
+    let fixture = gauges();
+    for query in [
+        "histogram_count(gauge)",
+        "histogram_sum(gauge)",
+        "histogram_avg(gauge)",
+        "histogram_stddev(gauge)",
+        "histogram_stdvar(gauge)",
+        "histogram_fraction(0, 0.1, gauge)",
+    ] {
+        match fixture.error(query, 60) {
+            EvalError::Unsupported(message) => {
+                assert!(
+                    message.starts_with("native histograms are not supported"),
+                    "{message}"
+                );
+                assert!(message.contains("histogram_quantile"), "{message}");
+            }
+            other => panic!("{query}: {other:?}"),
+        }
+    }
+}

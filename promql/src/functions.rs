@@ -108,6 +108,13 @@ pub static FUNCTIONS: &[Function] = &[
         0,
         InstantVector,
     ),
+    // Prometheus 3's name for `holt_winters`: the same smoothing.
+    function(
+        "double_exponential_smoothing",
+        &[RangeVector, Scalar, Scalar],
+        0,
+        InstantVector,
+    ),
     // Aggregations over each series' window.
     over_range("avg_over_time"),
     over_range("min_over_time"),
@@ -122,6 +129,7 @@ pub static FUNCTIONS: &[Function] = &[
         0,
         InstantVector,
     ),
+    over_range("mad_over_time"),
     over_range("last_over_time"),
     over_range("present_over_time"),
     over_range("absent_over_time"),
@@ -162,6 +170,19 @@ pub static FUNCTIONS: &[Function] = &[
         0,
         InstantVector,
     ),
+    // Native histograms: named so a query using them is understood, and
+    // refused at evaluation with why (no native histogram is stored).
+    per_sample("histogram_count"),
+    per_sample("histogram_sum"),
+    per_sample("histogram_avg"),
+    per_sample("histogram_stddev"),
+    per_sample("histogram_stdvar"),
+    function(
+        "histogram_fraction",
+        &[Scalar, Scalar, InstantVector],
+        0,
+        InstantVector,
+    ),
     // Labels.
     function(
         "label_replace",
@@ -180,6 +201,20 @@ pub static FUNCTIONS: &[Function] = &[
     per_sample("absent"),
     per_sample("sort"),
     per_sample("sort_desc"),
+    Function {
+        name: "sort_by_label",
+        arg_types: &[InstantVector, Text],
+        optional_args: 1,
+        return_type: InstantVector,
+        variadic: true,
+    },
+    Function {
+        name: "sort_by_label_desc",
+        arg_types: &[InstantVector, Text],
+        optional_args: 1,
+        return_type: InstantVector,
+        variadic: true,
+    },
     // Time: the clock, each sample's own timestamp, and the calendar (UTC).
     function("time", &[], 0, Scalar),
     per_sample("timestamp"),
@@ -208,7 +243,7 @@ mod tests {
     #[test]
     fn every_function_is_listed_once() {
         let names: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
-        assert_eq!(names.len(), 67);
+        assert_eq!(names.len(), 77);
         for name in &names {
             assert_eq!(names.iter().filter(|n| *n == name).count(), 1, "{name}");
         }

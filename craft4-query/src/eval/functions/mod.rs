@@ -62,7 +62,7 @@ pub(crate) fn call(
         "changes" => over(OverRange::Changes, &[])?,
         "deriv" => over(OverRange::Deriv, &[])?,
         "predict_linear" => over(OverRange::PredictLinear, &[argument(call, 1)?])?,
-        "holt_winters" => over(
+        "holt_winters" | "double_exponential_smoothing" => over(
             OverRange::HoltWinters,
             &[argument(call, 1)?, argument(call, 2)?],
         )?,
@@ -73,6 +73,7 @@ pub(crate) fn call(
         "count_over_time" => over(OverRange::Count, &[])?,
         "stddev_over_time" => over(OverRange::Stddev, &[])?,
         "stdvar_over_time" => over(OverRange::Stdvar, &[])?,
+        "mad_over_time" => over(OverRange::Mad, &[])?,
         "last_over_time" => over(OverRange::Last, &[])?,
         "present_over_time" => over(OverRange::Present, &[])?,
         "quantile_over_time" => over_range(
@@ -166,7 +167,18 @@ pub(crate) fn call(
         "absent" => presence::absent(evaluator, argument(call, 0)?, grid)?,
         // The order shows in an instant query's answer (`sort_order`); a
         // range query's series have none.
-        "sort" | "sort_desc" => evaluator.eval_vector(argument(call, 0)?, grid)?,
+        "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
+            evaluator.eval_vector(argument(call, 0)?, grid)?
+        }
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+        | "histogram_stdvar" | "histogram_fraction" => {
+            return Err(EvalError::Unsupported(format!(
+                "native histograms are not supported: {}() reads native histogram samples, \
+                 which this platform does not store; classic `_bucket` series work with \
+                 histogram_quantile(), and `_count`/`_sum` series with rate()",
+                call.function.name
+            )));
+        }
         "timestamp" => presence::timestamp(evaluator, argument(call, 0)?, grid)?,
         "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month"
         | "month" | "year" => {

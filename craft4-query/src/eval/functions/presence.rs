@@ -132,14 +132,29 @@ pub(super) fn timestamp(
 /// expression is `sort(…)` (ascending value) or `sort_desc(…)`
 /// (descending), where NaN comes first, as in Prometheus.
 pub(crate) fn sort_order(expr: &Expr, samples: &mut [InstantSample]) {
-    let Expr::Call(Call { function, .. }) = expr else {
+    let Expr::Call(Call { function, args, .. }) = expr else {
         return;
     };
     let descending = match function.name {
-        "sort" => false,
-        "sort_desc" => true,
+        "sort" | "sort_by_label" => false,
+        "sort_desc" | "sort_by_label_desc" => true,
         _ => return,
     };
+    if function.name.starts_with("sort_by_label") {
+        let names: Vec<&str> = args
+            .iter()
+            .skip(1)
+            .filter_map(|arg| match arg {
+                Expr::String(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        samples.sort_by(|a, b| {
+            let order = by_labels(&names, &a.key, &b.key);
+            if descending { order.reverse() } else { order }
+        });
+        return;
+    }
     samples.sort_by(|a, b| {
         let (x, y) = (a.point.v, b.point.v);
         match (x.is_nan(), y.is_nan()) {
@@ -152,9 +167,91 @@ pub(crate) fn sort_order(expr: &Expr, samples: &mut [InstantSample]) {
     });
 }
 
+/// `sort_by_label`'s order: the named labels' values in natural order
+/// (`a2` before `a10`), then the whole label sets, name included, as
+/// Prometheus compares them (by label name, then value, bytewise).
+fn by_labels(names: &[&str], a: &SeriesKey, b: &SeriesKey) -> std::cmp::Ordering {
+    let value = |key: &'_ SeriesKey, name: &str| -> String {
+        if name == "__name__" {
+            key.name.clone().unwrap_or_default()
+        } else {
+            key.labels.get(name).unwrap_or("").to_string()
+        }
+    };
+    for name in names {
+        let (x, y) = (value(a, name), value(b, name));
+        if x != y {
+            return natural_order(&x, &y);
+        }
+    }
+    full_label_set(a).cmp(&full_label_set(b))
+}
+
+/// Every label of `key`, `__name__` included, sorted by name.
+fn full_label_set(key: &SeriesKey) -> Vec<(&str, &str)> {
+    let mut pairs: Vec<(&str, &str)> = key.labels.iter().collect();
+    if let Some(name) = &key.name {
+        pairs.push(("__name__", name));
+    }
+    pairs.sort_unstable();
+    pairs
+}
+
+/// Natural order: runs of digits compare as numbers (`9` < `10`, leading
+/// zeros ignored, fewer zeros first on a tie), everything else bytewise.
+fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let run = |text: &[u8], from: usize| {
+                from + text[from..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count()
+            };
+            let (end_a, end_b) = (run(a, i), run(b, j));
+            let trim =
+                |digits: &[u8]| -> usize { digits.iter().take_while(|&&c| c == b'0').count() };
+            let (da, db) = (&a[i..end_a], &b[j..end_b]);
+            let (na, nb) = (&da[trim(da)..], &db[trim(db)..]);
+            let order = na
+                .len()
+                .cmp(&nb.len())
+                .then_with(|| na.cmp(nb))
+                .then_with(|| da.len().cmp(&db.len()));
+            if order != Ordering::Equal {
+                return order;
+            }
+            (i, j) = (end_a, end_b);
+        } else {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn natural_order_reads_numbers_as_numbers() {
+        use std::cmp::Ordering::*;
+        assert_eq!(natural_order("a2", "a10"), Less);
+        assert_eq!(natural_order("a10", "a2"), Greater);
+        assert_eq!(natural_order("node-9", "node-10"), Less);
+        assert_eq!(natural_order("b", "a10"), Greater);
+        assert_eq!(natural_order("a", "a1"), Less);
+        assert_eq!(natural_order("a01", "a1"), Greater);
+        assert_eq!(natural_order("x", "x"), Equal);
+        assert_eq!(natural_order("", "0"), Less);
+    }
 
     #[test]
     fn absent_keeps_the_labels_pinned_once_by_equality() {

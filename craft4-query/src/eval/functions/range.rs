@@ -45,6 +45,8 @@ pub(super) enum OverRange {
     Stddev,
     Stdvar,
     Quantile,
+    /// `mad_over_time`: the median of the distances to the median.
+    Mad,
     Last,
 }
 
@@ -62,6 +64,7 @@ impl OverRange {
                 | OverRange::Stddev
                 | OverRange::Stdvar
                 | OverRange::Quantile
+                | OverRange::Mad
                 | OverRange::Last
         )
     }
@@ -173,6 +176,11 @@ pub(super) fn over_range(
                         scratch.extend(live_values(samples));
                         (!scratch.is_empty()).then(|| quantile(scalar(0, step), &mut scratch))
                     }
+                    OverRange::Mad => {
+                        scratch.clear();
+                        scratch.extend(live_values(samples));
+                        (!scratch.is_empty()).then(|| median_absolute_deviation(&mut scratch))
+                    }
                 };
                 if let Some(v) = value {
                     points.push(Point { t, v });
@@ -188,6 +196,17 @@ pub(super) fn over_range(
         .collect::<Result<_, EvalError>>()?;
     limits.release(input.point_count());
     reject_same_labelset(results)
+}
+
+/// `mad_over_time`: the median of `|v - median|`, both medians Prometheus'
+/// φ = 0.5 quantile (so an even count averages the middle two), NaN
+/// sorting first as in every Prometheus quantile.
+fn median_absolute_deviation(values: &mut [f64]) -> f64 {
+    let median = quantile(0.5, values);
+    for value in values.iter_mut() {
+        *value = (*value - median).abs();
+    }
+    quantile(0.5, values)
 }
 
 /// Prometheus' `extrapolatedRate`: the increase over `(start, end]`
