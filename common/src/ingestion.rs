@@ -14,7 +14,7 @@ use serde_json::json;
 use thiserror::Error;
 
 use crate::http::{Handler, Response};
-use crate::{Clock, Metric, MetricQueue, QueueError, Shutdown};
+use crate::{Clock, MetadataRegistry, Metric, MetricQueue, QueueError, Shutdown};
 
 /// Why a server stopped abnormally.
 #[derive(Debug, Error)]
@@ -38,6 +38,9 @@ pub struct Ingress {
     pub clock: Arc<dyn Clock>,
     /// Everything but the server's own write routes.
     pub routes: Arc<dyn Handler>,
+    /// Where a write path that carries metric types and help (remote_write's
+    /// `metadata`) records them, for `/api/v1/metadata`.
+    pub metadata: Arc<MetadataRegistry>,
 }
 
 impl Ingress {

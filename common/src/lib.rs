@@ -18,6 +18,9 @@
 //!   queries.
 //! - [`alerting`]: slot 5, [`AlertEngine`]; [`notifier`]: [`Notifier`], the
 //!   channel an alert goes out on.
+//! - [`metadata`]: what a metric is beside its samples (type, help,
+//!   unit), in the one [`MetadataRegistry`] a pipeline shares between the
+//!   write paths that carry it and the API that answers it.
 //! - [`http`]: the HTTP surface's contract — [`http::Request`],
 //!   [`http::Response`], the [`http::Handler`] a server hands requests to,
 //!   the [`http::RouteSet`] a slot contributes routes through.
@@ -38,6 +41,7 @@ pub mod duration;
 pub mod http;
 pub mod ingestion;
 pub mod labels;
+pub mod metadata;
 pub mod metric;
 pub mod notifier;
 pub mod query;
@@ -52,6 +56,7 @@ pub use alerting::{AlertEngine, AlertError, Evaluation};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ingestion::{IngestionError, IngestionServer, Ingress};
 pub use labels::Labels;
+pub use metadata::{MetadataRegistry, MetricMetadata, MetricType};
 pub use metric::{Metric, MetricError, MetricInput, decode_metric_json};
 pub use notifier::{Alert, Notifier, NotifyError};
 pub use query::{InstantQuery, InstantSample, QueryEngine, QueryError};
@@ -59,6 +64,6 @@ pub use queue::{AckToken, Delivery, Durability, MetricQueue, QueueError};
 pub use rule::{AlertRule, Condition, RuleError, load_rules, parse_rules};
 pub use shutdown::Shutdown;
 pub use storage::{
-    AppendObserver, LabelMatcher, MatchOp, MetricStore, Sample, Series, StorageError, TimeRange,
-    matches_all,
+    AppendObserver, LabelMatcher, MatchOp, MetricStore, Sample, Series, SeriesKey, StorageError,
+    TimeRange, matches_all,
 };

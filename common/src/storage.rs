@@ -187,6 +187,16 @@ pub struct Series {
     pub samples: Vec<Sample>,
 }
 
+/// A series' identity without its samples: what
+/// [`MetricStore::series`] lists.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    /// Metric name.
+    pub name: String,
+    /// Labels (without `__name__`).
+    pub labels: Labels,
+}
+
 /// Where samples are kept.
 ///
 /// # Contract
@@ -218,6 +228,37 @@ pub trait MetricStore: Send + Sync {
         matchers: &[LabelMatcher],
         range: TimeRange,
     ) -> Result<Vec<Series>, StorageError>;
+
+    /// The identities — name and labels, no samples — of the series
+    /// matching every matcher that have data in `range`, ordered by (name,
+    /// labels), each once: what `/api/v1/series`, label lookups narrowed by
+    /// `match[]`, and cardinality statistics need, without reading a
+    /// sample.
+    ///
+    /// Every series [`select`](Self::select) would return is listed. An
+    /// index may answer at its own granularity, so a series whose stored
+    /// chunk overlaps `range` with no sample inside it may be listed too
+    /// (Prometheus' `/api/v1/series` answers from chunk bounds the same
+    /// way); over [`TimeRange::ALL`] the two agree exactly. The default
+    /// asks `select` and drops the samples: correct, and as slow as reading
+    /// them.
+    ///
+    /// # Errors
+    /// As [`select`](Self::select).
+    fn series(
+        &self,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Result<Vec<SeriesKey>, StorageError> {
+        Ok(self
+            .select(matchers, range)?
+            .into_iter()
+            .map(|series| SeriesKey {
+                name: series.name,
+                labels: series.labels,
+            })
+            .collect())
+    }
 
     /// All label names in use, sorted, `__name__` included when any series
     /// exists.

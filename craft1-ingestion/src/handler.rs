@@ -305,13 +305,21 @@ impl IngestHandler {
                         format!("remote_write expects Content-Encoding snappy, got {encoding:?}"),
                     ));
                 }
-                return decode::decode(
-                    Format::RemoteWrite,
-                    request.body(),
-                    now_ms,
-                    &self.decode_limits,
-                )
-                .map_err(|e| (e.status(), e.to_string()));
+                let body = request.body();
+                if body.len() > self.decode_limits.max_body_bytes {
+                    let error = decode::DecodeError::TooLarge {
+                        stage: "body",
+                        limit: self.decode_limits.max_body_bytes,
+                    };
+                    return Err((error.status(), error.to_string()));
+                }
+                let (metrics, metadata) =
+                    decode::decode_remote_write_with_metadata(body, &self.decode_limits)
+                        .map_err(|e| (e.status(), e.to_string()))?;
+                // Recorded whatever the queue answers: a sender told 503
+                // repeats the request, and a repeat changes nothing here.
+                self.ingress.metadata.record(metadata);
+                return Ok(metrics);
             }
         };
         let inflated;

@@ -56,7 +56,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{LabelMatcher, Labels, Metric, TimeRange};
+use common::{LabelMatcher, Labels, Metric, SeriesKey, TimeRange};
 use parking_lot::{Condvar, Mutex, RwLock};
 use thiserror::Error;
 
@@ -429,6 +429,44 @@ impl Db {
         range: TimeRange,
     ) -> Result<Vec<SeriesSamples>, DbError> {
         self.inner.select(matchers, range)
+    }
+
+    /// The name and labels of every series matching every matcher with a
+    /// chunk reaching into `range`, in head, blocks or the block being
+    /// written, ordered by (name, labels), each once: indexes and chunk
+    /// bounds only, no sample read.
+    pub fn series(&self, matchers: &[LabelMatcher], range: TimeRange) -> Vec<SeriesKey> {
+        let mut keys = self.inner.head.series_keys(matchers, range);
+        let persisted = self.inner.persisted.read().clone();
+        for block in &persisted.blocks {
+            keys.extend(
+                block
+                    .matching(matchers, range)
+                    .into_iter()
+                    .map(|s| SeriesKey {
+                        name: s.name.clone(),
+                        labels: s.labels.clone(),
+                    }),
+            );
+        }
+        if let Some(pending) = &persisted.pending {
+            keys.extend(
+                pending
+                    .series
+                    .iter()
+                    .filter(|s| {
+                        common::matches_all(matchers, &s.name, &s.labels)
+                            && s.chunks.iter().any(|c| chunk_overlaps(c, range))
+                    })
+                    .map(|s| SeriesKey {
+                        name: s.name.clone(),
+                        labels: s.labels.clone(),
+                    }),
+            );
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
     }
 
     /// Label names in head and blocks, sorted.

@@ -12,7 +12,7 @@
 //! no-op), so its tests leave out the suite's "data survives reopen";
 //! `Db` passes the whole suite.
 
-use common::{LabelMatcher, Metric, MetricStore, Series, StorageError, TimeRange};
+use common::{LabelMatcher, Metric, MetricStore, Series, SeriesKey, StorageError, TimeRange};
 
 use crate::block::BlockError;
 use crate::db::{Db, DbError};
@@ -107,6 +107,15 @@ impl MetricStore for Db {
         Ok(to_series(Db::select(self, matchers, range)?))
     }
 
+    /// From the indexes and chunk bounds: no sample read.
+    fn series(
+        &self,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Result<Vec<SeriesKey>, StorageError> {
+        Ok(Db::series(self, matchers, range))
+    }
+
     fn label_names(&self) -> Result<Vec<String>, StorageError> {
         Ok(Db::label_names(self))
     }
@@ -160,6 +169,14 @@ impl MetricStore for HeadStore {
         range: TimeRange,
     ) -> Result<Vec<Series>, StorageError> {
         Ok(to_series(self.head.select(matchers, range)?))
+    }
+
+    fn series(
+        &self,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Result<Vec<SeriesKey>, StorageError> {
+        Ok(self.head.series_keys(matchers, range))
     }
 
     fn label_names(&self) -> Result<Vec<String>, StorageError> {

@@ -101,6 +101,24 @@ fn check(db: &Db, reference: &Reference, range: TimeRange) {
             (key, samples)
         })
         .collect();
+    // The index-only listing names at least every series select found (at
+    // chunk granularity it may name more), and exactly those over all time.
+    let matchers = [LabelMatcher::new("__name__", MatchOp::Regex, "cpu|mem").expect("regex")];
+    let listed: Vec<(String, String)> = db
+        .series(&matchers, range)
+        .into_iter()
+        .map(|k| (k.name, k.labels.get("host").unwrap_or("").to_string()))
+        .collect();
+    for (key, _) in &got {
+        assert!(listed.contains(key), "series() misses {key:?} in {range:?}");
+    }
+    let everything: Vec<(String, String)> = db
+        .series(&matchers, TimeRange::ALL)
+        .into_iter()
+        .map(|k| (k.name, k.labels.get("host").unwrap_or("").to_string()))
+        .collect();
+    let all_keys: Vec<(String, String)> = reference.keys().cloned().collect();
+    assert_eq!(everything, all_keys, "series() over all time");
     assert_eq!(got.len(), expected.len(), "series count");
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(g.0, e.0);

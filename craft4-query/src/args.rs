@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use common::MetricStore;
 use common::duration::parse_positive_duration;
+use common::{MetadataRegistry, MetricStore};
 use thiserror::Error;
 
 use crate::cache::CacheConfig;
@@ -49,7 +49,11 @@ impl QueryArgs {
     ///
     /// # Errors
     /// [`ArgsError`] for a zero sample budget.
-    pub fn build(&self, store: Arc<dyn MetricStore>) -> Result<QuerySlot, ArgsError> {
+    pub fn build(
+        &self,
+        store: Arc<dyn MetricStore>,
+        metadata: Arc<MetadataRegistry>,
+    ) -> Result<QuerySlot, ArgsError> {
         if self.query_max_samples == 0 {
             return Err(ArgsError("--query-max-samples must be at least 1".into()));
         }
@@ -63,7 +67,7 @@ impl QueryArgs {
             },
             ..EngineConfig::default()
         };
-        let mut engine = Craft4QueryEngine::new(store, config);
+        let mut engine = Craft4QueryEngine::new(store, config).with_metadata(metadata);
         if self.query_cache == "on" {
             engine = engine.with_cache(CacheConfig::enabled());
         }

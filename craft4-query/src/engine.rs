@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::http::RouteSet;
 use common::{
-    AppendObserver, Clock, InstantQuery, InstantSample, LabelMatcher, Metric, MetricStore,
-    QueryEngine, QueryError, SystemClock, TimeRange,
+    AppendObserver, Clock, InstantQuery, InstantSample, LabelMatcher, MetadataRegistry, Metric,
+    MetricStore, QueryEngine, QueryError, SystemClock, TimeRange,
 };
 
 use crate::api::{self, ApiCall};
@@ -33,6 +33,10 @@ pub struct Craft4QueryEngine {
     engine: Engine,
     clock: Arc<dyn Clock>,
     cache: Option<Arc<ResultCache>>,
+    /// When it was built (ms since the epoch, by `clock`).
+    started_ms: i64,
+    /// Metric types and help the write paths heard.
+    metadata: Arc<MetadataRegistry>,
     /// The store's [`MetricStore::deletions`] when the cache last checked:
     /// retention deleting a block changes answers about its time, which no
     /// write reports.
@@ -52,10 +56,13 @@ impl Craft4QueryEngine {
     /// An engine over `store` with `config`'s limits, on the wall clock,
     /// without a result cache.
     pub fn new(store: Arc<dyn MetricStore>, config: EngineConfig) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Craft4QueryEngine {
             engine: Engine::new(store, config),
-            clock: Arc::new(SystemClock),
+            started_ms: clock.now_ms(),
+            clock,
             cache: None,
+            metadata: Arc::new(MetadataRegistry::new()),
             seen_deletions: AtomicU64::new(0),
         }
     }
@@ -106,7 +113,16 @@ impl Craft4QueryEngine {
     /// without `time` runs at `clock.now_ms()` (tests pass a
     /// `ManualClock`).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.started_ms = clock.now_ms();
         self.clock = clock;
+        self
+    }
+
+    /// The same engine answering `/api/v1/metadata` from `metadata`: the
+    /// registry the pipeline's write paths record into
+    /// (`pipeline::Components::metadata`).
+    pub fn with_metadata(mut self, metadata: Arc<MetadataRegistry>) -> Self {
+        self.metadata = metadata;
         self
     }
 
@@ -156,12 +172,14 @@ impl Craft4QueryEngine {
     /// One API call, through the cache when there is one.
     fn answer(&self, call: &ApiCall) -> Result<api::Answer, QueryError> {
         self.drop_cache_after_deletions();
-        api::answer_cached(
-            &self.engine,
-            self.cache.as_deref(),
-            self.clock.as_ref(),
-            call,
-        )
+        let context = api::ApiContext {
+            engine: &self.engine,
+            cache: self.cache.as_deref(),
+            clock: self.clock.as_ref(),
+            started_ms: self.started_ms,
+            metadata: &self.metadata,
+        };
+        api::answer(&context, call)
     }
 
     /// Empties the cache when the store deleted data (retention) since the

@@ -17,8 +17,8 @@ use thiserror::Error;
 
 use common::http::RouteSet;
 use common::{
-    AlertEngine, AppendObserver, Clock, IngestionServer, Ingress, MetricQueue, MetricStore,
-    QueryEngine, Shutdown,
+    AlertEngine, AppendObserver, Clock, IngestionServer, Ingress, MetadataRegistry, MetricQueue,
+    MetricStore, QueryEngine, Shutdown,
 };
 
 use crate::consumer::{ConsumerStats, run_storage_consumer};
@@ -46,6 +46,10 @@ pub struct Components {
     /// Who sees each stored batch besides the alert engine (craft 4's
     /// result cache).
     pub observers: Vec<Arc<dyn AppendObserver>>,
+    /// Metric types and help heard by the write paths (handed to slot 1
+    /// in its `Ingress`), read by whoever answers `/api/v1/metadata`: give
+    /// the query slot the same registry.
+    pub metadata: Arc<MetadataRegistry>,
 }
 
 impl Components {
@@ -67,6 +71,7 @@ impl Components {
             clock,
             routes: Vec::new(),
             observers: Vec::new(),
+            metadata: Arc::new(MetadataRegistry::new()),
         }
     }
 
@@ -249,6 +254,7 @@ impl Pipeline {
             queue: components.queue.clone(),
             clock: components.clock.clone(),
             routes: router,
+            metadata: components.metadata.clone(),
         };
         let server = {
             let ingestion = components.ingestion.clone();

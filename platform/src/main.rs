@@ -12,7 +12,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use args::{Alerting, Args, Ingestion, Query, Queue, Storage};
 use clap::Parser;
-use common::{AlertEngine, IngestionServer, MetricQueue, MetricStore, Shutdown, SystemClock};
+use common::{
+    AlertEngine, IngestionServer, MetadataRegistry, MetricQueue, MetricStore, Shutdown, SystemClock,
+};
 use pipeline::{Components, Pipeline, PipelineOptions};
 
 /// mimalloc instead of glibc's malloc: every metric carries a few small
@@ -70,10 +72,12 @@ fn main() -> anyhow::Result<()> {
         })?),
     };
     let (mut routes, mut observers) = (Vec::new(), Vec::new());
+    // Written by slot 1's remote_write, read by slot 4's /api/v1/metadata.
+    let metadata = Arc::new(MetadataRegistry::new());
     let query: Arc<dyn common::QueryEngine> = match args.query {
         Query::Phase0 => Arc::new(phase0::query::ScanQueryEngine::new(store.clone())),
         Query::Craft4 => {
-            let slot = args.query_args.build(store.clone())?;
+            let slot = args.query_args.build(store.clone(), metadata.clone())?;
             routes.push(slot.routes);
             observers.push(slot.observer);
             slot.engine
@@ -132,6 +136,7 @@ fn main() -> anyhow::Result<()> {
     );
     components.routes = routes;
     components.observers = observers;
+    components.metadata = metadata;
     let address = format!("{}:{}", args.host, args.port);
     let listener =
         TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;

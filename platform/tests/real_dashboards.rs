@@ -144,7 +144,7 @@ fn dashboards_answer_as_prometheus_over_real_remote_written_scrapes() {
                  scrape_configs:\n\
                  \x20 - job_name: node\n    static_configs:\n      - targets: ['{node}']\n\
                  \x20 - job_name: prometheus\n    static_configs:\n      - targets: ['{addr}']\n\
-                 remote_write:\n  - url: http://{platform}/api/v1/write\n    queue_config:\n      batch_send_deadline: 500ms\n      min_backoff: 50ms\n      min_shards: 1\n      max_shards: 1\n"
+                 remote_write:\n  - url: http://{platform}/api/v1/write\n    queue_config:\n      batch_send_deadline: 500ms\n      min_backoff: 50ms\n      min_shards: 1\n      max_shards: 1\n    metadata_config:\n      send_interval: 5s\n"
             ),
         )
         .expect("write prometheus.yml");
@@ -240,5 +240,53 @@ fn dashboards_answer_as_prometheus_over_real_remote_written_scrapes() {
         failures.is_empty(),
         "{} answers differ (see above)",
         failures.len()
+    );
+
+    // Metadata: what Prometheus knows of each family (type, help, unit)
+    // from its scrapes, it remote-writes every 5 s; the platform must
+    // answer /api/v1/metadata with exactly the same.
+    let metadata = |addr: SocketAddr| -> Json {
+        let (status, body) = call(addr, "GET", "/api/v1/metadata", "").expect("metadata");
+        assert_eq!(status, 200, "{body}");
+        let json: Json = serde_json::from_str(&body).expect("metadata JSON");
+        json["data"].clone()
+    };
+    let theirs = metadata(prometheus_addr);
+    let families = theirs.as_object().map_or(0, |m| m.len());
+    assert!(
+        families > 100,
+        "Prometheus knows node exporter's families: {families}"
+    );
+    let ours = metadata(platform);
+    let differing: Vec<String> = theirs
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(family, entries)| {
+            let mut mine = ours[family.as_str()]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let mut want = entries.as_array().cloned().unwrap_or_default();
+            let key = |j: &Json| j.to_string();
+            mine.sort_by_key(key);
+            want.sort_by_key(key);
+            mine != want
+        })
+        .map(|(family, entries)| {
+            format!(
+                "{family}: prometheus {entries}, platform {}",
+                ours[family.as_str()]
+            )
+        })
+        .collect();
+    println!(
+        "dashboards: metadata of {}/{families} families agree",
+        families - differing.len()
+    );
+    assert!(
+        differing.is_empty(),
+        "metadata differs: {:#?}",
+        &differing[..differing.len().min(8)]
     );
 }

@@ -9,9 +9,9 @@
 //! This crate is one file:
 //! - the messages — [`WriteRequest`], [`TimeSeries`], [`Label`], [`Sample`],
 //!   declared by hand with prost's derive (no build script, no `protoc`),
-//!   keeping only the fields anyone here reads; prost skips unknown fields,
-//!   so a newer sender's exemplars, histograms and metadata are ignored
-//!   rather than refused;
+//!   keeping only the fields anyone here reads (series, samples, and the
+//!   families' metadata); prost skips unknown fields, so a newer sender's
+//!   exemplars and native histograms are ignored rather than refused;
 //! - [`encode_metrics`] — a batch of `common::Metric`s as the body a sender
 //!   posts: the protobuf bytes, snappy *block*-compressed (not the framed
 //!   format), as the protocol asks.
@@ -36,6 +36,48 @@ pub struct WriteRequest {
     /// The series, each with its samples.
     #[prost(message, repeated, tag = "1")]
     pub timeseries: Vec<TimeSeries>,
+    /// Metric families' types, help and units (Prometheus sends them every
+    /// `metadata_config.send_interval`, one minute by default, often in a
+    /// request without series).
+    #[prost(message, repeated, tag = "3")]
+    pub metadata: Vec<MetricMetadata>,
+}
+
+/// `prometheus.MetricMetadata`: one metric family's description.
+#[derive(Clone, PartialEq, Message)]
+pub struct MetricMetadata {
+    /// The type: 0 unknown, 1 counter, 2 gauge, 3 histogram, 4 gauge
+    /// histogram, 5 summary, 6 info, 7 stateset; a value beyond is read
+    /// as unknown.
+    #[prost(int32, tag = "1")]
+    pub metric_type: i32,
+    /// The family's name (`http_requests_total`; a histogram's name without
+    /// `_bucket`).
+    #[prost(string, tag = "2")]
+    pub metric_family_name: String,
+    /// The help text.
+    #[prost(string, tag = "4")]
+    pub help: String,
+    /// The unit (`seconds`), often empty.
+    #[prost(string, tag = "5")]
+    pub unit: String,
+}
+
+impl MetricMetadata {
+    /// The type as the data model names it.
+    pub fn kind(&self) -> common::MetricType {
+        use common::MetricType::*;
+        match self.metric_type {
+            1 => Counter,
+            2 => Gauge,
+            3 => Histogram,
+            4 => GaugeHistogram,
+            5 => Summary,
+            6 => Info,
+            7 => Stateset,
+            _ => Unknown,
+        }
+    }
 }
 
 /// `prometheus.TimeSeries`: one series' labels and samples.

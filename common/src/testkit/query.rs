@@ -106,6 +106,10 @@ pub fn run_prometheus_api(
         "/api/v1/label/host/values",
         "/api/v1/metadata",
         "/api/v1/query_exemplars",
+        "/api/v1/status/tsdb",
+        "/api/v1/status/runtimeinfo",
+        "/api/v1/targets",
+        "/api/v1/alertmanagers",
     ] {
         assert!(
             offered.iter().any(|route| route.matches(path)),
@@ -230,6 +234,43 @@ pub fn run_prometheus_api(
         )
         .is_array(),
         "exemplars are a list"
+    );
+
+    // What people open when the server is slow: cardinality from the
+    // store's index (3 series; cpu_usage makes 2 of them, host has 2
+    // values), and the lists that stay empty until there are targets.
+    let tsdb = success("GET", "/api/v1/status/tsdb", None);
+    assert_eq!(tsdb["headStats"]["numSeries"], 3, "{tsdb}");
+    assert_eq!(
+        tsdb["seriesCountByMetricName"][0],
+        serde_json::json!({"name": "cpu_usage", "value": 2}),
+        "{tsdb}"
+    );
+    assert!(
+        tsdb["labelValueCountByLabelName"]
+            .as_array()
+            .is_some_and(|list| list.contains(&serde_json::json!({"name": "host", "value": 2}))),
+        "{tsdb}"
+    );
+    assert!(tsdb["seriesCountByLabelValuePair"].is_array(), "{tsdb}");
+    assert!(tsdb["memoryInBytesByLabelName"].is_array(), "{tsdb}");
+    let one = success("GET", "/api/v1/status/tsdb?limit=1", None);
+    assert_eq!(
+        one["seriesCountByLabelValuePair"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(call("GET", "/api/v1/status/tsdb?limit=x", None).0, 400);
+    assert!(
+        success("GET", "/api/v1/status/runtimeinfo", None)["startTime"].is_string(),
+        "runtimeinfo says when the server started"
+    );
+    assert_eq!(
+        success("GET", "/api/v1/targets", None)["activeTargets"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        success("GET", "/api/v1/alertmanagers", None)["activeAlertmanagers"],
+        serde_json::json!([])
     );
 
     // Bad input: 400 with Prometheus' error envelope, never a panic.

@@ -224,6 +224,37 @@ pub fn labels_separate_series_and_matchers_filter(store: Arc<dyn MetricStore>) {
         vec![Some("b".into())]
     );
 
+    // The identities alone: what select lists, without samples; a range
+    // the store holds nothing in lists nothing.
+    let keys = store
+        .series(&[m("host", MatchOp::NotEqual, "b")], TimeRange::ALL)
+        .expect("series");
+    let listed: Vec<(&str, Option<&str>)> = keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.labels.get("host")))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![("cpu_usage", None), ("cpu_usage", Some("a"))],
+        "series() lists each matching series once, ordered as select"
+    );
+    assert_eq!(keys[1].labels.get("region"), Some("us"));
+    assert!(
+        store
+            .series(&[cpu()], TimeRange::new(1_000, 2_000))
+            .expect("series")
+            .is_empty(),
+        "no data in range, no series"
+    );
+    assert_eq!(
+        store
+            .series(&[cpu()], TimeRange::new(15, 20))
+            .expect("series")
+            .len(),
+        1,
+        "only the series with data in range (samples at 10 only lie outside)"
+    );
+
     assert_eq!(
         store.label_names().expect("label names"),
         vec!["__name__", "host", "region"]

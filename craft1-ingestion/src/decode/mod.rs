@@ -46,7 +46,9 @@ use thiserror::Error;
 pub use gzip::gunzip;
 pub use json::{decode_json, decode_ndjson};
 pub use line_protocol::{Precision, decode_line_protocol};
-pub use remote_write::{decode_remote_write, encode_remote_write};
+pub use remote_write::{
+    decode_remote_write, decode_remote_write_with_metadata, encode_remote_write,
+};
 
 /// Default [`DecodeLimits::max_labels_per_series`]. Real series carry 5–15
 /// labels; 32 leaves room for generous relabelling while an exporter that

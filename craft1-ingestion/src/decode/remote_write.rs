@@ -6,8 +6,10 @@
 //! cheapest format to decode per sample: no text to scan, no number to parse
 //! from decimal. The messages are declared once, in the `prompb` crate
 //! (by hand with prost's derive, keeping only the fields we read); prost
-//! skips the rest (exemplars, native histograms, metadata), so a newer
-//! sender's extra fields are ignored rather than refused.
+//! skips the rest (exemplars, native histograms), so a newer sender's
+//! extra fields are ignored rather than refused. The request's metadata
+//! (each family's type, help and unit) is handed back beside the metrics
+//! for `/api/v1/metadata`.
 //!
 //! Rules:
 //! - the `__name__` label is the metric name; a series without one is refused,
@@ -29,11 +31,14 @@
 //! prost allocates every label string and the `Metric`s need owned ones, so
 //! the allocator, not the wire format, sets the pace. Story: docs chapter 1.
 
-use common::{Labels, Metric};
+use common::{Labels, Metric, MetricMetadata};
 use prompb::{NAME_LABEL, WriteRequest};
 use prost::Message;
 
 use super::{DecodeError, DecodeLimits, Position, accept};
+
+/// One metric family's description: its name, and its type, help, unit.
+pub type FamilyMetadata = (String, MetricMetadata);
 
 /// Most metrics reserved up front; beyond this the vector grows as needed.
 /// Prometheus sends at most 2,000 samples per request by default.
@@ -50,6 +55,20 @@ const MAX_RESERVED_METRICS: usize = 16_384;
 /// - [`DecodeError::Invalid`] or [`DecodeError::TooManyLabels`] naming the
 ///   series and sample that break the rules.
 pub fn decode_remote_write(body: &[u8], limits: &DecodeLimits) -> Result<Vec<Metric>, DecodeError> {
+    decode_remote_write_with_metadata(body, limits).map(|(metrics, _)| metrics)
+}
+
+/// [`decode_remote_write`], also handing over the request's metadata: each
+/// family's name with its type, help and unit, for the pipeline's
+/// [`common::MetadataRegistry`].
+///
+/// # Errors
+/// As [`decode_remote_write`]; metadata itself is never refused (an
+/// unknown type number reads as `unknown`).
+pub fn decode_remote_write_with_metadata(
+    body: &[u8],
+    limits: &DecodeLimits,
+) -> Result<(Vec<Metric>, Vec<FamilyMetadata>), DecodeError> {
     let announced =
         snap::raw::decompress_len(body).map_err(|e| DecodeError::Snappy(e.to_string()))?;
     if announced > limits.max_body_bytes {
@@ -74,6 +93,21 @@ pub fn decode_remote_write(body: &[u8], limits: &DecodeLimits) -> Result<Vec<Met
             limit: limits.max_samples_per_request,
         });
     }
+    let metadata = request
+        .metadata
+        .into_iter()
+        .map(|entry| {
+            let metric_type = entry.kind();
+            (
+                entry.metric_family_name,
+                MetricMetadata {
+                    metric_type,
+                    help: entry.help,
+                    unit: entry.unit,
+                },
+            )
+        })
+        .collect();
     let mut metrics = Vec::with_capacity(samples.min(MAX_RESERVED_METRICS));
     // The strings prost allocated move into the metrics: the last kept
     // sample of a series takes its name and labels, earlier ones get copies.
@@ -118,7 +152,7 @@ pub fn decode_remote_write(body: &[u8], limits: &DecodeLimits) -> Result<Vec<Met
             metrics.push(accept(metric, at, limits)?);
         }
     }
-    Ok(metrics)
+    Ok((metrics, metadata))
 }
 
 /// Encodes metrics as a remote_write 1.0 body, for tests and benches: the
@@ -162,6 +196,7 @@ mod tests {
                 &[("job", "node"), ("__name__", "up"), ("instance", "a:9100")],
                 &[(1.0, 1_000), (0.0, 2_000)],
             )],
+            ..Default::default()
         });
         let labels = Labels::from_pairs([("instance", "a:9100"), ("job", "node")]);
         assert_eq!(
@@ -189,6 +224,7 @@ mod tests {
                     (2.0, 6),
                 ],
             )],
+            ..Default::default()
         });
         let decoded = decode_remote_write(&body, &limits()).unwrap();
         let bits: Vec<(u64, i64)> = decoded
@@ -210,6 +246,39 @@ mod tests {
     }
 
     #[test]
+    fn metadata_comes_back_beside_the_metrics() {
+        let body = compress(&WriteRequest {
+            metadata: vec![
+                prompb::MetricMetadata {
+                    metric_type: 1,
+                    metric_family_name: "http_requests_total".into(),
+                    help: "Requests served.".into(),
+                    unit: String::new(),
+                },
+                prompb::MetricMetadata {
+                    metric_type: 42,
+                    metric_family_name: "odd".into(),
+                    help: String::new(),
+                    unit: "seconds".into(),
+                },
+            ],
+            ..Default::default()
+        });
+        let (metrics, metadata) = decode_remote_write_with_metadata(&body, &limits()).unwrap();
+        assert!(metrics.is_empty(), "a metadata-only request has no samples");
+        assert_eq!(metadata.len(), 2);
+        assert_eq!(metadata[0].0, "http_requests_total");
+        assert_eq!(metadata[0].1.metric_type, common::MetricType::Counter);
+        assert_eq!(metadata[0].1.help, "Requests served.");
+        assert_eq!(
+            metadata[1].1.metric_type,
+            common::MetricType::Unknown,
+            "an unknown type number reads as unknown"
+        );
+        assert_eq!(metadata[1].1.unit, "seconds");
+    }
+
+    #[test]
     fn an_empty_request_is_zero_metrics() {
         let body = compress(&WriteRequest::default());
         assert_eq!(decode_remote_write(&body, &limits()).unwrap(), vec![]);
@@ -222,6 +291,7 @@ mod tests {
                 series(&[("__name__", "up")], &[(1.0, 1)]),
                 series(&[("job", "x")], &[(1.0, 1)]),
             ],
+            ..Default::default()
         });
         let err = decode_remote_write(&body, &limits()).unwrap_err();
         assert_eq!(
@@ -234,6 +304,7 @@ mod tests {
     fn rule_breaks_name_series_and_sample() {
         let body = compress(&WriteRequest {
             timeseries: vec![series(&[("__name__", "up")], &[(1.0, 1), (1.0, -7)])],
+            ..Default::default()
         });
         let err = decode_remote_write(&body, &limits()).unwrap_err();
         assert!(
@@ -244,6 +315,7 @@ mod tests {
 
         let body = compress(&WriteRequest {
             timeseries: vec![series(&[("__name__", "up"), ("a-b", "x")], &[(1.0, 1)])],
+            ..Default::default()
         });
         let err = decode_remote_write(&body, &limits()).unwrap_err();
         assert!(
@@ -281,6 +353,7 @@ mod tests {
                     &[(1.0, 1)],
                 ),
             ],
+            ..Default::default()
         });
         let err = decode_remote_write(&body, &limits).unwrap_err();
         assert_eq!(

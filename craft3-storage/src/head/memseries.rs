@@ -237,6 +237,18 @@ impl MemSeries {
         Ok(out)
     }
 
+    /// Whether any chunk (or out-of-order sample) reaches into
+    /// `[start_ms, end_ms]`: chunk bounds only, nothing decoded.
+    pub fn overlaps(&self, start_ms: i64, end_ms: i64) -> bool {
+        let within = |min: i64, max: i64| min <= end_ms && max >= start_ms;
+        self.sealed.iter().any(|c| within(c.min_time, c.max_time))
+            || matches!((self.open.min_time(), self.open.max_time()), (Some(min), Some(max)) if within(min, max))
+            || self
+                .ooo
+                .iter()
+                .any(|s| (start_ms..=end_ms).contains(&s.timestamp_ms))
+    }
+
     /// The earliest and latest timestamps held, or `None` when empty.
     pub fn time_bounds(&self) -> Option<(i64, i64)> {
         let mut bounds: Option<(i64, i64)> = None;

@@ -29,7 +29,7 @@ pub mod series;
 
 use std::sync::Arc;
 
-use common::{LabelMatcher, Labels, Metric, TimeRange};
+use common::{LabelMatcher, Labels, Metric, SeriesKey, TimeRange};
 use rayon::prelude::*;
 use thiserror::Error;
 
@@ -300,6 +300,31 @@ impl Head {
         let mut out: Vec<SeriesSamples> = found.into_iter().flatten().collect();
         out.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
         Ok(out)
+    }
+
+    /// The name and labels of the series matching every matcher with a
+    /// chunk reaching into `range`, ordered by (name, labels): the index
+    /// and chunk bounds only, no sample decoded.
+    pub fn series_keys(&self, matchers: &[LabelMatcher], range: TimeRange) -> Vec<SeriesKey> {
+        let entries: Vec<_> = {
+            let catalog = self.registry.catalog();
+            catalog
+                .index
+                .select(matchers)
+                .into_iter()
+                .filter_map(|id| catalog.series.get(id as usize).cloned())
+                .collect()
+        };
+        let mut keys: Vec<SeriesKey> = entries
+            .into_iter()
+            .filter(|entry| entry.data.lock().overlaps(range.start_ms, range.end_ms))
+            .map(|entry| SeriesKey {
+                name: entry.name.clone(),
+                labels: entry.labels.clone(),
+            })
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// Makes the deferred encoding choice for chunks sealed under

@@ -6,13 +6,16 @@
 //!
 //! The bottleneck it removes: phase0 can only be asked about a name you
 //! already know. These answer from the store's own indexes where they
-//! can (`label_names`, `label_values`, no samples read) and through
-//! `select` when `match[]` narrows the question. Docs chapter 4,
+//! can (`label_names`, `label_values`, `series`: no sample read), also
+//! when `match[]` narrows the question. Docs chapter 4,
 //! "Speaking Prometheus".
 
 use std::collections::BTreeSet;
 
-use common::{LabelMatcher, Labels, MetricStore, QueryError, Series, StorageError, TimeRange};
+use common::{
+    LabelMatcher, Labels, MetadataRegistry, MetricStore, QueryError, SeriesKey, StorageError,
+    TimeRange,
+};
 use serde_json::{Value as Json, json};
 
 use super::format::format_labels;
@@ -38,7 +41,7 @@ pub fn series(store: &dyn MetricStore, params: Params<'_>) -> Result<Json, Query
     // (name, labels) as Prometheus sorts them.
     let mut found: BTreeSet<(String, Labels)> = BTreeSet::new();
     for matchers in &matcher_sets {
-        for Series { name, labels, .. } in select(store, matchers, range)? {
+        for SeriesKey { name, labels } in select(store, matchers, range)? {
             found.insert((name, labels));
         }
     }
@@ -148,17 +151,42 @@ pub fn flags(config: &EngineConfig) -> Json {
     })
 }
 
-/// `/api/v1/metadata`: metric types, help and units by metric name. None
-/// is stored yet (the write paths do not keep `# HELP`/`# TYPE` or
-/// remote_write's metadata), so the answer is Prometheus' shape with no
-/// entries — Grafana's metric browser then shows names without help text
-/// instead of failing. The parameters are still checked.
+/// `/api/v1/metadata?metric=…&limit=…&limit_per_metric=…`: metric
+/// types, help and units by metric family, as the write paths heard them
+/// (remote_write's `metadata`): `{"up": [{"type": "gauge", "help": …,
+/// "unit": ""}]}`. Grafana's metric browser shows the help and picks
+/// `rate()` for counters from it.
 ///
 /// # Errors
-/// `invalid parameter "limit": …` for a `limit` that is not an integer.
-pub fn metric_metadata(params: Params<'_>) -> Result<Json, QueryError> {
-    params.limit()?;
-    Ok(json!({}))
+/// `invalid parameter "limit": …` (or `limit_per_metric`) for a value that
+/// is not an integer.
+pub fn metric_metadata(
+    registry: &MetadataRegistry,
+    params: Params<'_>,
+) -> Result<Json, QueryError> {
+    let limit = params.limit()?;
+    let per_metric = match params.value("limit_per_metric") {
+        "" => None,
+        text => match text.parse::<i64>() {
+            Ok(n) => usize::try_from(n).ok().filter(|&n| n > 0),
+            Err(_) => {
+                return Err(super::params::invalid_parameter(
+                    "limit_per_metric",
+                    format!("cannot parse {text:?} as an integer"),
+                ));
+            }
+        },
+    };
+    let metric = Some(params.value("metric")).filter(|m| !m.is_empty());
+    let mut out = serde_json::Map::new();
+    for (family, entries) in registry.snapshot(metric, limit, per_metric) {
+        let entries: Vec<Json> = entries
+            .iter()
+            .map(|e| json!({"type": e.metric_type.as_str(), "help": e.help, "unit": e.unit}))
+            .collect();
+        out.insert(family, Json::Array(entries));
+    }
+    Ok(Json::Object(out))
 }
 
 /// `/api/v1/query_exemplars`: exemplars are not stored, so every valid
@@ -180,18 +208,18 @@ fn time_range(params: Params<'_>) -> Result<TimeRange, QueryError> {
     Ok(TimeRange::new(start_ms, end_ms))
 }
 
-/// The store's `select`, which reads the samples too: the only question
-/// every store answers. Series without a sample in the range are left
-/// out, which is what the range means here.
+/// The identities of the matching series with data in the range, from
+/// the store's indexes where it has them ([`MetricStore::series`]): no
+/// sample is read to list a name.
 fn select(
     store: &dyn MetricStore,
     matchers: &[LabelMatcher],
     range: TimeRange,
-) -> Result<Vec<Series>, QueryError> {
+) -> Result<Vec<SeriesKey>, QueryError> {
     if range.start_ms > range.end_ms {
         return Ok(Vec::new());
     }
-    store.select(matchers, range).map_err(storage_error)
+    store.series(matchers, range).map_err(storage_error)
 }
 
 /// A selector the store cannot evaluate is the client's mistake (400);

@@ -13,9 +13,14 @@
 //! /api/v1/label/<n>/values metadata.rs store.label_values (or match[])
 //! /api/v1/status/buildinfo metadata.rs
 //! /api/v1/status/flags    metadata.rs  the engine's settings, Prometheus' names
-//! /api/v1/metadata        metadata.rs  no metadata stored yet: an empty map
+//! /api/v1/status/runtimeinfo status.rs start time, working directory, cores
+//! /api/v1/status/tsdb     status.rs    cardinality: store.series → top 10s
+//! /api/v1/targets         status.rs    nothing is scraped: empty lists
+//! /api/v1/alertmanagers   status.rs    none configured: empty lists
+//! /api/v1/metadata        metadata.rs  the MetadataRegistry the write paths fill
 //! /api/v1/query_exemplars metadata.rs  no exemplars stored yet: an empty list
 //! /api/v1/format_query    metadata.rs  parse → the canonical printer
+//! /api/v1/parse_query     syntax_tree.rs parse → Prometheus' JSON syntax tree
 //!                         params.rs, timestamp.rs: every parameter, checked first
 //!                         routes.rs: the paths, the envelope, the error JSON
 //! ```
@@ -30,9 +35,11 @@ pub mod metadata;
 pub mod params;
 pub mod query;
 pub mod routes;
+pub mod status;
+pub mod syntax_tree;
 pub mod timestamp;
 
-use common::{Clock, QueryError};
+use common::{Clock, MetadataRegistry, QueryError};
 use serde_json::Value as Json;
 
 use crate::cache::ResultCache;
@@ -63,6 +70,16 @@ pub enum ApiEndpoint {
     QueryExemplars,
     /// `/api/v1/format_query`
     FormatQuery,
+    /// `/api/v1/parse_query`
+    ParseQuery,
+    /// `/api/v1/status/runtimeinfo`
+    RuntimeInfo,
+    /// `/api/v1/status/tsdb`
+    TsdbStatus,
+    /// `/api/v1/targets`
+    Targets,
+    /// `/api/v1/alertmanagers`
+    Alertmanagers,
 }
 
 /// One API call: the endpoint and its parameters (query string and form body
@@ -109,29 +126,38 @@ impl Answer {
     }
 }
 
-/// Answers one API call with `engine` (and its store), `clock` telling
-/// the time an instant query runs at when the client does not say.
+/// What an API call is answered with: the evaluator (and its store), the
+/// result cache if there is one, the clock, when the server started, and
+/// the metadata the write paths heard.
+pub struct ApiContext<'a> {
+    /// The evaluator; its store answers the metadata endpoints.
+    pub engine: &'a Engine,
+    /// Range queries go through it when present.
+    pub cache: Option<&'a ResultCache>,
+    /// The time an instant query runs at when the client does not say
+    /// (and what tells the cache which steps can no longer change).
+    pub clock: &'a dyn Clock,
+    /// When the engine was built, ms since the epoch
+    /// (`/api/v1/status/runtimeinfo`'s `startTime`).
+    pub started_ms: i64,
+    /// Types and help by metric family, for `/api/v1/metadata`.
+    pub metadata: &'a MetadataRegistry,
+}
+
+/// Answers one API call.
 ///
 /// # Errors
 /// [`QueryError::BadRequest`] for bad parameters or queries,
 /// [`QueryError::LimitExceeded`] over the sample budget or time limit,
 /// [`QueryError::Unsupported`] for what the evaluator does not implement,
 /// [`QueryError::Storage`] when the store fails.
-pub fn answer(engine: &Engine, clock: &dyn Clock, call: &ApiCall) -> Result<Answer, QueryError> {
-    answer_cached(engine, None, clock, call)
-}
-
-/// [`answer`], range queries going through `cache` when there is one
-/// (`clock` then also tells the cache which steps can no longer change).
-///
-/// # Errors
-/// As [`answer`].
-pub fn answer_cached(
-    engine: &Engine,
-    cache: Option<&ResultCache>,
-    clock: &dyn Clock,
-    call: &ApiCall,
-) -> Result<Answer, QueryError> {
+pub fn answer(context: &ApiContext<'_>, call: &ApiCall) -> Result<Answer, QueryError> {
+    let ApiContext {
+        engine,
+        cache,
+        clock,
+        ..
+    } = *context;
     let params = Params::of(call);
     let store = engine.store().as_ref();
     let json = match &call.endpoint {
@@ -148,11 +174,16 @@ pub fn answer_cached(
         ApiEndpoint::LabelValues(name) => metadata::label_values(store, name, params),
         ApiEndpoint::BuildInfo => Ok(metadata::build_info()),
         ApiEndpoint::Flags => Ok(metadata::flags(engine.config())),
-        ApiEndpoint::Metadata => metadata::metric_metadata(params),
+        ApiEndpoint::RuntimeInfo => Ok(status::runtime_info(context.started_ms, store)),
+        ApiEndpoint::TsdbStatus => status::tsdb(store, params),
+        ApiEndpoint::Targets => Ok(status::targets()),
+        ApiEndpoint::Alertmanagers => Ok(status::alertmanagers()),
+        ApiEndpoint::Metadata => metadata::metric_metadata(context.metadata, params),
         ApiEndpoint::QueryExemplars => metadata::query_exemplars(params),
         ApiEndpoint::FormatQuery => {
             query::parse_query(params).map(|expr| Json::String(expr.to_string()))
         }
+        ApiEndpoint::ParseQuery => query::parse_query(params).map(|expr| syntax_tree::of(&expr)),
     };
     json.map(Answer::Json)
 }

@@ -50,6 +50,11 @@ impl RouteSet for PrometheusApi {
             Route::new("/api/v1/metadata", GET),
             Route::new("/api/v1/query_exemplars", BOTH),
             Route::new("/api/v1/format_query", BOTH),
+            Route::new("/api/v1/parse_query", BOTH),
+            Route::new("/api/v1/status/runtimeinfo", GET),
+            Route::new("/api/v1/status/tsdb", GET),
+            Route::new("/api/v1/targets", GET),
+            Route::new("/api/v1/alertmanagers", GET),
         ]
     }
 
@@ -115,6 +120,11 @@ pub fn endpoint(path: &str) -> Option<ApiEndpoint> {
         "/api/v1/metadata" => Some(ApiEndpoint::Metadata),
         "/api/v1/query_exemplars" => Some(ApiEndpoint::QueryExemplars),
         "/api/v1/format_query" => Some(ApiEndpoint::FormatQuery),
+        "/api/v1/parse_query" => Some(ApiEndpoint::ParseQuery),
+        "/api/v1/status/runtimeinfo" => Some(ApiEndpoint::RuntimeInfo),
+        "/api/v1/status/tsdb" => Some(ApiEndpoint::TsdbStatus),
+        "/api/v1/targets" => Some(ApiEndpoint::Targets),
+        "/api/v1/alertmanagers" => Some(ApiEndpoint::Alertmanagers),
         _ => {
             let name = path
                 .strip_prefix("/api/v1/label/")?
