@@ -344,6 +344,8 @@ pub enum BinaryOp {
     Div,
     /// `%`
     Mod,
+    /// `atan2`: the angle of the point (rhs, lhs), Go's `math.Atan2`.
+    Atan2,
     /// `^`
     Pow,
     /// `==`
@@ -372,12 +374,13 @@ pub const UNARY_OPERAND_PRECEDENCE: u8 = 6;
 
 impl BinaryOp {
     /// Every operator, for tables and tests.
-    pub const ALL: [BinaryOp; 15] = [
+    pub const ALL: [BinaryOp; 16] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
         BinaryOp::Div,
         BinaryOp::Mod,
+        BinaryOp::Atan2,
         BinaryOp::Pow,
         BinaryOp::Eq,
         BinaryOp::Ne,
@@ -398,6 +401,7 @@ impl BinaryOp {
             BinaryOp::Mul => "*",
             BinaryOp::Div => "/",
             BinaryOp::Mod => "%",
+            BinaryOp::Atan2 => "atan2",
             BinaryOp::Pow => "^",
             BinaryOp::Eq => "==",
             BinaryOp::Ne => "!=",
@@ -424,7 +428,7 @@ impl BinaryOp {
             | BinaryOp::Ge
             | BinaryOp::Le => 3,
             BinaryOp::Add | BinaryOp::Sub => 4,
-            BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => 5,
+            BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod | BinaryOp::Atan2 => 5,
             BinaryOp::Pow => 6,
         }
     }

@@ -4,16 +4,17 @@
 //! It follows Prometheus' lexer (`promql/parser/lex.go`) in what it
 //! accepts: metric names with `:`, three string quotes with Go's escapes,
 //! hex and float numbers, `Inf` and `NaN`, durations such as `1h30m` (read
-//! by `duration.rs`), and `#` comments. Two choices differ and are
+//! by `duration.rs`), and `#` comments. One choice differs and is
 //! deliberate:
 //!
 //! - Words are not split into "keyword" and "label name" by context here.
 //!   `by`, `offset`, `and`, … come out as [`TokenKind::Keyword`], and the
 //!   parser accepts any word where a *label name* is due, because
 //!   `sum by (on) (x)` and `{bool="yes"}` are valid PromQL.
-//! - `010` is ten, not eight: Prometheus hands integer literals to Go's
-//!   `ParseInt(s, 0, 64)`, which reads a leading zero as octal — a trap we
-//!   do not copy.
+//!
+//! Integer literals with a leading zero are octal (`010` is 8), as Go's
+//! `ParseInt(s, 0, 64)` reads them for Prometheus; `08`, which is no
+//! octal, falls back to the decimal 8, as there.
 //!
 //! The one piece of context the lexer keeps is whether it is inside `[…]`,
 //! where `:` separates a subquery's range from its step instead of
@@ -52,12 +53,14 @@ pub enum Keyword {
     Or,
     /// `unless`, set difference.
     Unless,
+    /// `atan2`, the arithmetic operator `atan2(lhs, rhs)`.
+    Atan2,
 }
 
 impl Keyword {
     /// The keyword spelled by `word`, in any case.
     pub fn from_word(word: &str) -> Option<Self> {
-        const ALL: [Keyword; 11] = [
+        const ALL: [Keyword; 12] = [
             Keyword::By,
             Keyword::Without,
             Keyword::On,
@@ -69,6 +72,7 @@ impl Keyword {
             Keyword::And,
             Keyword::Or,
             Keyword::Unless,
+            Keyword::Atan2,
         ];
         ALL.into_iter()
             .find(|keyword| keyword.as_str().eq_ignore_ascii_case(word))
@@ -88,6 +92,7 @@ impl Keyword {
             Keyword::And => "and",
             Keyword::Or => "or",
             Keyword::Unless => "unless",
+            Keyword::Atan2 => "atan2",
         }
     }
 }
@@ -435,6 +440,20 @@ impl Lexer<'_> {
             };
         }
         let integer_end = self.digits_end(start);
+        // Octal, as Go's `ParseInt(s, 0, 64)` reads an integer literal with
+        // a leading zero: `010` is 8. Digits beyond 7 (`08`), a fraction or
+        // an exponent make it no integer, and Prometheus falls back to a
+        // decimal float (8); so does an octal beyond 2^63.
+        if bytes[start] == b'0'
+            && integer_end - start > 1
+            && !matches!(bytes.get(integer_end), Some(b'.' | b'e' | b'E'))
+            && !bytes
+                .get(integer_end)
+                .is_some_and(|&b| continues_literal(b))
+            && let Ok(value) = i64::from_str_radix(&self.input[start + 1..integer_end], 8)
+        {
+            return Ok(Some((integer_end, value as f64)));
+        }
         let mut end = integer_end;
         let mut digit_count = integer_end - start;
         if bytes.get(end) == Some(&b'.') {
@@ -711,7 +730,13 @@ mod tests {
     fn numbers() {
         for (input, value) in [
             ("42", 42.0),
-            ("010", 10.0),
+            ("010", 8.0),
+            ("0755", 493.0),
+            ("08", 8.0),
+            ("0019", 19.0),
+            ("00", 0.0),
+            ("010.5", 10.5),
+            ("010e1", 100.0),
             ("1.5", 1.5),
             (".5", 0.5),
             ("5.", 5.0),

@@ -938,6 +938,7 @@ fn binary_operator(kind: &TokenKind) -> Option<BinaryOp> {
         TokenKind::Keyword(Keyword::And) => BinaryOp::And,
         TokenKind::Keyword(Keyword::Or) => BinaryOp::Or,
         TokenKind::Keyword(Keyword::Unless) => BinaryOp::Unless,
+        TokenKind::Keyword(Keyword::Atan2) => BinaryOp::Atan2,
         _ => return None,
     })
 }

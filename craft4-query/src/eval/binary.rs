@@ -78,6 +78,7 @@ fn drops_name(op: BinaryOp) -> bool {
             | BinaryOp::Mul
             | BinaryOp::Div
             | BinaryOp::Mod
+            | BinaryOp::Atan2
             | BinaryOp::Pow
     )
 }
@@ -94,6 +95,7 @@ fn element(op: BinaryOp, l: f64, r: f64) -> Option<(f64, bool)> {
         // Rust's `%` on floats is C's fmod, as Go's math.Mod: the sign of
         // the dividend, NaN for x % 0.
         BinaryOp::Mod => (l % r, true),
+        BinaryOp::Atan2 => (l.atan2(r), true),
         BinaryOp::Pow => (l.powf(r), true),
         BinaryOp::Eq => (l, l == r),
         BinaryOp::Ne => (l, l != r),
@@ -563,6 +565,11 @@ mod tests {
         assert!(element(BinaryOp::Div, 0.0, 0.0).unwrap().0.is_nan());
         assert_eq!(element(BinaryOp::Mod, -7.0, 3.0), Some((-1.0, true)));
         assert!(element(BinaryOp::Mod, 7.0, 0.0).unwrap().0.is_nan());
+        assert_eq!(
+            element(BinaryOp::Atan2, 1.0, 2.0),
+            Some((0.4636476090008061, true)),
+            "Prometheus 2.42's answer to `1 atan2 2`"
+        );
         assert_eq!(element(BinaryOp::Pow, 2.0, 10.0), Some((1024.0, true)));
         assert_eq!(element(BinaryOp::Gt, 3.0, 2.0), Some((3.0, true)));
         assert_eq!(element(BinaryOp::Lt, 3.0, 2.0), Some((3.0, false)));
