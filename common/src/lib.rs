@@ -24,6 +24,8 @@
 //! - [`http`]: the HTTP surface's contract — [`http::Request`],
 //!   [`http::Response`], the [`http::Handler`] a server hands requests to,
 //!   the [`http::RouteSet`] a slot contributes routes through.
+//! - [`barrier`]: [`WriteBarrier`], "every write accepted so far is
+//!   stored", which a slot asks of the runtime before a deletion.
 //! - [`clock`], [`shutdown`], [`duration`], [`console`]: time, stopping,
 //!   flag durations and log lines, injectable or panic-free for tests.
 //! - `testkit` (feature `testkit`): the conformance suites every
@@ -35,6 +37,7 @@
 //! `docs/src/ch00-phase0.md` and `docs/src/architecture.md`.
 
 pub mod alerting;
+pub mod barrier;
 pub mod clock;
 pub mod console;
 pub mod duration;
@@ -53,6 +56,7 @@ pub mod storage;
 pub mod testkit;
 
 pub use alerting::{AlertEngine, AlertError, Evaluation};
+pub use barrier::WriteBarrier;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ingestion::{IngestionError, IngestionServer, Ingress};
 pub use labels::Labels;

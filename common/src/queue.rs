@@ -107,6 +107,18 @@ pub trait MetricQueue: Send + Sync {
     /// [`QueueError::UnknownAck`] for a token not handed out or acked twice.
     fn ack(&self, token: AckToken) -> Result<(), QueueError>;
 
+    /// Makes every ack so far durable: once it returns, a restart does not
+    /// deliver again what was acked. Queues that persist acks lazily (craft
+    /// 2's log writes its offsets every 100 ms) do it now; the default does
+    /// nothing, right for in-memory queues and for brokers that hear each
+    /// ack before `ack` returns.
+    ///
+    /// # Errors
+    /// [`QueueError::Backend`] when the acks cannot be written.
+    fn sync_acks(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
+
     /// Metrics accepted but not yet consumed (the backlog `/health` reports).
     fn len(&self) -> usize;
 

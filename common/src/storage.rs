@@ -35,6 +35,9 @@ pub enum StorageError {
     /// The selector cannot be evaluated (bad regex, …).
     #[error("invalid selector: {0}")]
     InvalidSelector(String),
+    /// This store does not do what was asked (deleting, for one).
+    #[error("not supported by this store: {0}")]
+    Unsupported(String),
 }
 
 /// How a matcher compares a label's value.
@@ -285,8 +288,27 @@ pub trait MetricStore: Send + Sync {
     /// A one-line description for the startup log (what file, what format).
     fn describe(&self) -> String;
 
-    /// How many times stored data has been deleted (retention) since the
-    /// store opened; it only grows. Deletion is the one change to stored
+    /// Deletes the samples in `range` (both ends inclusive) of every
+    /// series matching every matcher; returns how many went. Once it
+    /// returns, no read sees them, a restart does not bring them back, and
+    /// a series left with no sample is listed nowhere (`series`,
+    /// `label_names`, `label_values`). Samples appended later, into the
+    /// same range or not, are kept. [`deletions`](Self::deletions) moves
+    /// when anything was deleted.
+    ///
+    /// # Errors
+    /// [`StorageError::Unsupported`] for a store that cannot delete (the
+    /// default); [`StorageError::Io`] when the disk refuses.
+    fn delete(&self, matchers: &[LabelMatcher], range: TimeRange) -> Result<u64, StorageError> {
+        let _ = (matchers, range);
+        Err(StorageError::Unsupported(format!(
+            "the {} store cannot delete series",
+            self.name()
+        )))
+    }
+
+    /// How many times stored data has been deleted (retention,
+    /// [`delete`](Self::delete)) since the store opened; it only grows. Deletion is the one change to stored
     /// data that no append reports, so anyone who keeps answers derived
     /// from the store (a result cache) compares it before each use. A
     /// store that never deletes keeps the default, 0.

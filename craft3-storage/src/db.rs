@@ -264,6 +264,8 @@ struct Inner {
     /// Blocks deleted by retention, readable without a lock (the query
     /// cache polls it before every range query, `MetricStore::deletions`).
     retention_deletions: AtomicU64,
+    /// Deletions (`Db::delete`) that removed samples.
+    deletes: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -348,6 +350,20 @@ impl Db {
                     }
                 }
             }
+            WalRecord::Delete {
+                start_ms,
+                end_ms,
+                refs: deleted,
+            } => {
+                let entries: Vec<Arc<SeriesEntry>> = deleted
+                    .iter()
+                    .filter_map(|r| usize::try_from(*r).ok())
+                    .filter_map(|at| refs.get(at).cloned().flatten())
+                    .collect();
+                // Only a chunk that cannot be decoded fails here; the
+                // samples then stay, as they were before the deletion.
+                let _ = head.delete_in(&entries, TimeRange::new(start_ms, end_ms));
+            }
         })?;
         if refused > 0 {
             common::say_err!(
@@ -383,6 +399,7 @@ impl Db {
             next_sequence: AtomicU64::new(max_sequence + 1),
             stats: Mutex::new(stats),
             retention_deletions: AtomicU64::new(0),
+            deletes: AtomicU64::new(0),
             last_error: Mutex::new(None),
         });
         let worker = config
@@ -571,6 +588,33 @@ impl Db {
         self.inner.retention_deletions.load(Ordering::Acquire)
     }
 
+    /// Changes to stored data no append reports, since open: blocks
+    /// deleted by retention, and deletions that removed samples.
+    pub fn deletions(&self) -> u64 {
+        self.retention_deletions() + self.inner.deletes.load(Ordering::Acquire)
+    }
+
+    /// Deletes the samples in `range` (both ends inclusive) of every series
+    /// matching every matcher, everywhere they are: the head (with a WAL
+    /// record, fsynced before this returns, so a restart does not bring
+    /// them back) and every block holding some, which is rewritten without
+    /// them at once — so a series left with no sample is gone from the
+    /// block's index, and from label listings, as soon as this returns,
+    /// not at some later compaction. Samples appended afterwards, into the
+    /// same range or not, are kept. Returns how many samples went.
+    ///
+    /// Cost: a rewrite per block touched, proportional to its size (the
+    /// lesson's trade: Prometheus writes tombstones instead and leaves the
+    /// index as it was until a compaction rewrites the block).
+    ///
+    /// # Errors
+    /// [`DbError::Wal`] before anything is deleted; [`DbError::Block`]
+    /// when a block cannot be read or rewritten (the head's part, and the
+    /// blocks done before it, stay deleted; retrying finishes the rest).
+    pub fn delete(&self, matchers: &[LabelMatcher], range: TimeRange) -> Result<u64, DbError> {
+        self.inner.delete(matchers, range)
+    }
+
     /// Counts.
     pub fn stats(&self) -> DbStats {
         let mut stats = self.inner.stats.lock().clone();
@@ -708,6 +752,93 @@ impl Inner {
             None => Ok(()),
             Some((source, refused)) => Err(DbError::Refused { source, refused }),
         }
+    }
+
+    fn delete(&self, matchers: &[LabelMatcher], range: TimeRange) -> Result<u64, DbError> {
+        if range.start_ms > range.end_ms {
+            return Ok(0);
+        }
+        // No persist or compaction meanwhile: a block being written from
+        // the head would miss the deletion.
+        let _pass = self.maintenance.lock();
+        self.finish_pending(false)?;
+        let mut deleted = 0u64;
+        {
+            // Under the WAL lock no append interleaves: every sample
+            // logged before the delete record is deleted, none after.
+            let mut state = self.wal.lock();
+            let WalState { wal, logged, .. } = &mut *state;
+            let entries = self.head.series_touching(matchers, range);
+            if !entries.is_empty() {
+                let mut definitions: Vec<(u64, &str, &Labels)> = Vec::new();
+                for entry in &entries {
+                    let id = entry.id as usize;
+                    if logged.len() <= id {
+                        logged.resize(id + 1, false);
+                    }
+                    if !logged[id] {
+                        definitions.push((u64::from(entry.id), &entry.name, &entry.labels));
+                    }
+                }
+                let refs: Vec<u64> = entries.iter().map(|e| u64::from(e.id)).collect();
+                wal.log_delete(&definitions, range.start_ms, range.end_ms, &refs)?;
+                for (id, _, _) in &definitions {
+                    logged[*id as usize] = true;
+                }
+                deleted += self.head.delete_in(&entries, range)? as u64;
+            }
+        }
+        let blocks = self.persisted.read().blocks.clone();
+        for block in blocks.iter().filter(|b| b.overlaps(range)) {
+            if block.select(matchers, range)?.is_empty() {
+                continue;
+            }
+            let mut removed = 0u64;
+            let mut series = block.all_series()?;
+            for one in &mut series {
+                if common::matches_all(matchers, &one.name, &one.labels) {
+                    let before = one.samples.len();
+                    one.samples
+                        .retain(|s| !(range.start_ms..=range.end_ms).contains(&s.timestamp_ms));
+                    removed += (before - one.samples.len()) as u64;
+                }
+            }
+            let meta = block.meta();
+            // Same rank and level; its sources name the block it replaces
+            // when that was cut from the head, so a crash before the old
+            // one is deleted is recognised at open (see `open_blocks`).
+            let sources = if meta.compaction.sources.is_empty() {
+                vec![meta.id.clone()]
+            } else {
+                meta.compaction.sources.clone()
+            };
+            let id = self.new_id();
+            let replacement = match block::write_block(
+                &self.blocks_dir,
+                &id,
+                meta.sequence,
+                meta.compaction.level,
+                sources,
+                series,
+            ) {
+                Ok(_) => Some(Arc::new(Block::open(&self.blocks_dir.join(&id))?)),
+                // Everything in it was deleted.
+                Err(BlockError::Empty) => None,
+                Err(error) => return Err(error.into()),
+            };
+            {
+                let mut persisted = self.persisted.write();
+                persisted.blocks.retain(|b| !Arc::ptr_eq(b, block));
+                persisted.blocks.extend(replacement);
+                persisted.blocks.sort_by_key(|b| b.meta().sequence);
+            }
+            delete_block(&self.blocks_dir, block)?;
+            deleted += removed;
+        }
+        if deleted > 0 {
+            self.deletes.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(deleted)
     }
 
     fn select(
@@ -1224,13 +1355,22 @@ fn open_blocks(dir: &Path) -> Result<(Vec<Arc<Block>>, u64), DbError> {
             meta.compaction.sources.iter().cloned().collect()
         }
     };
+    // And a block with the same sources and level as a newer one (a
+    // higher id) is the original of a rewrite (`Db::delete`) that crashed
+    // before deleting it: the newer one is the block without the deleted
+    // samples.
+    let id_of = |b: &Block| u64::from_str_radix(&b.meta().id, 16).unwrap_or(0);
     let obsolete: Vec<Arc<Block>> = blocks
         .iter()
         .filter(|b| {
             let mine = sources(b);
+            let level = b.meta().compaction.level;
             blocks.iter().any(|other| {
-                other.meta().compaction.level > b.meta().compaction.level
-                    && mine.is_subset(&sources(other))
+                let theirs = sources(other);
+                (other.meta().compaction.level > level && mine.is_subset(&theirs))
+                    || (other.meta().compaction.level == level
+                        && mine == theirs
+                        && id_of(other) > id_of(b))
             })
         })
         .cloned()

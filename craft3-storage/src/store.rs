@@ -129,10 +129,15 @@ impl MetricStore for Db {
         Ok(Db::flush(self)?)
     }
 
-    /// Blocks deleted by retention: a result cache drops what it holds
-    /// when this moves.
+    /// Head samples and block rewrites; see [`Db::delete`].
+    fn delete(&self, matchers: &[LabelMatcher], range: TimeRange) -> Result<u64, StorageError> {
+        Ok(Db::delete(self, matchers, range)?)
+    }
+
+    /// Blocks deleted by retention, and deletions: a result cache drops
+    /// what it holds when this moves.
     fn deletions(&self) -> u64 {
-        self.retention_deletions()
+        Db::deletions(self)
     }
 
     fn name(&self) -> &'static str {

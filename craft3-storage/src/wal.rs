@@ -21,7 +21,15 @@
 //! type 2, samples: count uvarint | per sample: ref uvarint
 //!                  | timestamp zigzag varint, delta from the previous one
 //!                  | value f64 bits u64 LE
+//! type 3, delete:  start zigzag varint | end zigzag varint (ms, both
+//!                  inclusive) | count uvarint | ref uvarint per series
 //! ```
+//!
+//! A delete record removes the samples of the named series in `[start,
+//! end]` from what came before it; samples after it stay. Replay applies
+//! records in order, so an acknowledged deletion survives a restart, and a
+//! sample written into the deleted range later is kept, as it would have
+//! been without the restart.
 //!
 //! A series record maps a *ref* (the head's series id of the process that
 //! wrote it) to its name and labels; samples name series by ref. Refs are
@@ -59,6 +67,7 @@ const SAMPLES_PER_RECORD: usize = 65_536;
 const HEADER: usize = 8;
 const TYPE_SERIES: u8 = 1;
 const TYPE_SAMPLES: u8 = 2;
+const TYPE_DELETE: u8 = 3;
 const CHECKPOINT_PREFIX: &str = "checkpoint.";
 
 /// When the WAL calls `fsync`.
@@ -151,6 +160,15 @@ pub enum WalRecord {
     },
     /// Samples of series named by ref.
     Samples(Vec<WalSample>),
+    /// The samples of these series in `[start_ms, end_ms]` are deleted.
+    Delete {
+        /// First deleted timestamp.
+        start_ms: i64,
+        /// Last deleted timestamp.
+        end_ms: i64,
+        /// The series, by ref.
+        refs: Vec<u64>,
+    },
 }
 
 /// One sample in a samples record.
@@ -222,6 +240,18 @@ pub fn encode_samples(out: &mut Vec<u8>, samples: &[WalSample]) {
     }
 }
 
+/// Encodes a delete record into `out`.
+pub fn encode_delete(out: &mut Vec<u8>, start_ms: i64, end_ms: i64, refs: &[u64]) {
+    frame(out, TYPE_DELETE, |body| {
+        put_varint(body, start_ms);
+        put_varint(body, end_ms);
+        put_uvarint(body, refs.len() as u64);
+        for wal_ref in refs {
+            put_uvarint(body, *wal_ref);
+        }
+    });
+}
+
 fn put_str(out: &mut Vec<u8>, text: &str) {
     put_uvarint(out, text.len() as u64);
     out.extend_from_slice(text.as_bytes());
@@ -286,6 +316,23 @@ fn decode(payload: &[u8]) -> Result<WalRecord, String> {
                 });
             }
             WalRecord::Samples(samples)
+        }
+        TYPE_DELETE => {
+            let start_ms = reader.read_varint().map_err(err)?;
+            let end_ms = reader.read_varint().map_err(err)?;
+            let count = reader.read_uvarint().map_err(err)?;
+            if count > reader.rest().len() as u64 {
+                return Err(format!("series count {count} exceeds the record"));
+            }
+            let mut refs = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                refs.push(reader.read_uvarint().map_err(err)?);
+            }
+            WalRecord::Delete {
+                start_ms,
+                end_ms,
+                refs,
+            }
         }
         other => return Err(format!("unknown record type {other}")),
     };
@@ -516,6 +563,31 @@ impl Wal {
         let result = self.write(&buf);
         self.buf = buf;
         result
+    }
+
+    /// Writes series definitions, then a delete record for `refs` over
+    /// `[start_ms, end_ms]`, with one `write`, and fsyncs whatever the
+    /// policy: a deletion is acknowledged only once it is durable, or a
+    /// crash would bring the data back.
+    ///
+    /// # Errors
+    /// As [`Wal::log`].
+    pub fn log_delete(
+        &mut self,
+        series: &[(u64, &str, &Labels)],
+        start_ms: i64,
+        end_ms: i64,
+        refs: &[u64],
+    ) -> Result<(), WalError> {
+        let mut buf = Vec::new();
+        for (wal_ref, name, labels) in series {
+            encode_series(&mut buf, *wal_ref, name, labels);
+        }
+        for part in refs.chunks(1 << 20) {
+            encode_delete(&mut buf, start_ms, end_ms, part);
+        }
+        self.write(&buf)?;
+        self.sync()
     }
 
     /// Appends already framed records.
@@ -778,10 +850,35 @@ mod tests {
                         }
                     }
                     WalRecord::Series { name, .. } => assert_eq!(name, "m"),
+                    WalRecord::Delete { .. } => panic!("no delete record was written"),
                 }
             }
             assert!(stats.records <= 40);
         }
+    }
+
+    #[test]
+    fn delete_records_round_trip_between_samples() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (_, _, mut wal) = replay(dir.path());
+        let labels = Labels::from_pairs([("host", "a")]);
+        wal.log(&[(1, "m", &labels)], &[sample(1, 10, 1.0)])
+            .expect("log");
+        wal.log_delete(&[(2, "n", &labels)], -5, 1_000, &[1, 2])
+            .expect("delete");
+        wal.log(&[], &[sample(1, 20, 2.0)]).expect("log");
+        drop(wal);
+        let (records, _, _) = replay(dir.path());
+        assert_eq!(records.len(), 5, "{records:?}");
+        assert_eq!(
+            records[3],
+            WalRecord::Delete {
+                start_ms: -5,
+                end_ms: 1_000,
+                refs: vec![1, 2]
+            }
+        );
+        assert_eq!(records[4], WalRecord::Samples(vec![sample(1, 20, 2.0)]));
     }
 
     #[test]

@@ -486,3 +486,155 @@ fn concurrent_reads_during_persist_and_compaction_see_every_sample() {
     assert!(db.stats().persisted >= 1 || !db.blocks().is_empty());
     assert!(db.last_error().is_none(), "{:?}", db.last_error());
 }
+
+/// Removes what a deletion removes from the reference.
+fn delete_in_reference(
+    reference: &mut Reference,
+    name: &str,
+    host: Option<&str>,
+    range: TimeRange,
+) {
+    for ((n, h), samples) in reference.iter_mut() {
+        if n == name && host.is_none_or(|want| want == h) {
+            samples.retain(|t, _| !(range.start_ms..=range.end_ms).contains(t));
+        }
+    }
+    reference.retain(|_, samples| !samples.is_empty());
+}
+
+fn host_matcher(name: &str, host: &str) -> Vec<LabelMatcher> {
+    vec![
+        LabelMatcher::metric_name(name),
+        LabelMatcher::new("host", MatchOp::Equal, host).expect("matcher"),
+    ]
+}
+
+#[test]
+fn deletion_reaches_head_and_blocks_purges_listings_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut reference = Reference::new();
+    {
+        let db = Db::open(dir.path(), manual()).expect("open");
+        load(&db, &mut reference, 0, 7, 4);
+        db.maintain().expect("maintain");
+        assert_eq!(
+            db.blocks().len(),
+            2,
+            "[0,2h) and [2h,4h) in blocks, the rest in the head"
+        );
+        let before = db.deletions();
+
+        // Part of one series, across a block and the head.
+        let range = TimeRange::new(HOUR, 5 * HOUR);
+        let deleted = db
+            .delete(&host_matcher("cpu", "h1"), range)
+            .expect("delete");
+        assert_eq!(
+            deleted,
+            4 * 360 + 1,
+            "4 h of 10 s samples, both ends included"
+        );
+        delete_in_reference(&mut reference, "cpu", Some("h1"), range);
+        // Every series of one host, entirely: it must vanish from listings.
+        let all_of_h3 = [LabelMatcher::new("host", MatchOp::Equal, "h3").expect("matcher")];
+        assert_eq!(
+            db.delete(&all_of_h3, TimeRange::ALL).expect("delete"),
+            2 * 7 * 360
+        );
+        delete_in_reference(&mut reference, "cpu", Some("h3"), TimeRange::ALL);
+        delete_in_reference(&mut reference, "mem", Some("h3"), TimeRange::ALL);
+        assert!(db.deletions() > before, "the generation moves for caches");
+        // Nothing matches any more: nothing to do.
+        assert_eq!(db.delete(&all_of_h3, TimeRange::ALL).expect("again"), 0);
+
+        check(&db, &reference, TimeRange::ALL);
+        check(
+            &db,
+            &reference,
+            TimeRange::new(HOUR - 5_000, 5 * HOUR + 5_000),
+        );
+        assert_eq!(db.label_values("host"), vec!["h0", "h1", "h2"]);
+        assert!(
+            db.series(&all_of_h3, TimeRange::ALL).is_empty(),
+            "no index lists the deleted series"
+        );
+        // A sample written into the deleted range afterwards is kept.
+        db.append(&[metric("cpu", "h1", 42.0, 3 * HOUR + 5_000)])
+            .expect("append");
+        reference
+            .entry(("cpu".into(), "h1".into()))
+            .or_default()
+            .insert(3 * HOUR + 5_000, 42.0);
+        check(&db, &reference, TimeRange::ALL);
+    }
+    // Replay applies the delete record where it was written: the head's
+    // deleted samples stay deleted, the later one stays.
+    let db = Db::open(dir.path(), manual()).expect("reopen");
+    check(&db, &reference, TimeRange::ALL);
+    assert_eq!(db.label_values("host"), vec!["h0", "h1", "h2"]);
+    // And a persist and a compaction after it change nothing.
+    db.maintain().expect("maintain");
+    check(&db, &reference, TimeRange::ALL);
+}
+
+#[test]
+fn a_rewrite_interrupted_before_the_old_block_went_is_finished_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocks_dir = dir.path().join("blocks");
+    let mut reference = Reference::new();
+    {
+        let db = Db::open(dir.path(), manual()).expect("open");
+        load(&db, &mut reference, 0, 5, 2);
+        db.maintain().expect("maintain");
+        assert_eq!(db.blocks().len(), 1);
+    }
+    let copies = tempfile::tempdir().expect("tempdir");
+    let original: Vec<String> = std::fs::read_dir(&blocks_dir)
+        .expect("blocks")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    for id in &original {
+        copy_dir(&blocks_dir.join(id), &copies.path().join(id));
+    }
+    let range = TimeRange::new(0, HOUR);
+    {
+        let db = Db::open(dir.path(), manual()).expect("open");
+        db.delete(&host_matcher("mem", "h0"), range)
+            .expect("delete");
+    }
+    delete_in_reference(&mut reference, "mem", Some("h0"), range);
+    // The crash: the original block is back beside its rewrite.
+    for id in &original {
+        copy_dir(&copies.path().join(id), &blocks_dir.join(id));
+    }
+    let db = Db::open(dir.path(), manual()).expect("reopen");
+    assert_eq!(
+        db.blocks().len(),
+        1,
+        "the original is recognised and dropped"
+    );
+    check(&db, &reference, TimeRange::ALL);
+}
+
+#[test]
+fn a_deletion_of_replayed_series_survives_the_next_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut reference = Reference::new();
+    {
+        let db = Db::open(dir.path(), manual()).expect("open");
+        load(&db, &mut reference, 0, 1, 2);
+    }
+    {
+        // The series come from replay: this process has not defined them
+        // in the WAL yet, so the deletion must.
+        let db = Db::open(dir.path(), manual()).expect("reopen");
+        let gone = db
+            .delete(&host_matcher("cpu", "h0"), TimeRange::ALL)
+            .expect("delete");
+        assert_eq!(gone, 360);
+        delete_in_reference(&mut reference, "cpu", Some("h0"), TimeRange::ALL);
+        check(&db, &reference, TimeRange::ALL);
+    }
+    let db = Db::open(dir.path(), manual()).expect("reopen again");
+    check(&db, &reference, TimeRange::ALL);
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use common::duration::parse_positive_duration;
-use common::{MetadataRegistry, MetricStore};
+use common::{MetadataRegistry, MetricStore, WriteBarrier};
 use thiserror::Error;
 
 use crate::cache::CacheConfig;
@@ -42,6 +42,11 @@ pub struct QueryArgs {
     /// `[t-5m, t]`, and 2.x's `rate` extrapolation near a counter's zero).
     #[arg(long, default_value = "prometheus3", value_parser = ["prometheus3", "prometheus2"])]
     pub query_compat: String,
+    /// Craft 4 query: answer the admin endpoints that change data
+    /// (`POST /api/v1/admin/tsdb/delete_series`), as Prometheus' flag of
+    /// the same name; off, they answer 503 "admin APIs disabled".
+    #[arg(long = "web.enable-admin-api")]
+    pub web_enable_admin_api: bool,
 }
 
 impl QueryArgs {
@@ -53,6 +58,7 @@ impl QueryArgs {
         &self,
         store: Arc<dyn MetricStore>,
         metadata: Arc<MetadataRegistry>,
+        barrier: Arc<WriteBarrier>,
     ) -> Result<QuerySlot, ArgsError> {
         if self.query_max_samples == 0 {
             return Err(ArgsError("--query-max-samples must be at least 1".into()));
@@ -67,7 +73,9 @@ impl QueryArgs {
             },
             ..EngineConfig::default()
         };
-        let mut engine = Craft4QueryEngine::new(store, config).with_metadata(metadata);
+        let mut engine = Craft4QueryEngine::new(store, config)
+            .with_metadata(metadata)
+            .with_admin_api(self.web_enable_admin_api, barrier);
         if self.query_cache == "on" {
             engine = engine.with_cache(CacheConfig::enabled());
         }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::http::RouteSet;
 use common::{
     AppendObserver, Clock, InstantQuery, InstantSample, LabelMatcher, MetadataRegistry, Metric,
-    MetricStore, QueryEngine, QueryError, SystemClock, TimeRange,
+    MetricStore, QueryEngine, QueryError, SystemClock, TimeRange, WriteBarrier,
 };
 
 use crate::api::{self, ApiCall};
@@ -37,6 +37,11 @@ pub struct Craft4QueryEngine {
     started_ms: i64,
     /// Metric types and help the write paths heard.
     metadata: Arc<MetadataRegistry>,
+    /// Whether the admin endpoints (deleting series) answer.
+    admin_api: bool,
+    /// Settled before a deletion, so no write accepted before it is
+    /// stored after it (or delivered again after a crash).
+    barrier: Arc<WriteBarrier>,
     /// The store's [`MetricStore::deletions`] when the cache last checked:
     /// retention deleting a block changes answers about its time, which no
     /// write reports.
@@ -63,6 +68,8 @@ impl Craft4QueryEngine {
             clock,
             cache: None,
             metadata: Arc::new(MetadataRegistry::new()),
+            admin_api: false,
+            barrier: Arc::new(WriteBarrier::new()),
             seen_deletions: AtomicU64::new(0),
         }
     }
@@ -116,6 +123,22 @@ impl Craft4QueryEngine {
         self.started_ms = clock.now_ms();
         self.clock = clock;
         self
+    }
+
+    /// The same engine with the admin endpoints
+    /// (`/api/v1/admin/tsdb/delete_series`) on or off (off by default, as
+    /// Prometheus without `--web.enable-admin-api`). A deletion first
+    /// settles `barrier`: give it the pipeline's
+    /// (`pipeline::Components::barrier`).
+    pub fn with_admin_api(mut self, enabled: bool, barrier: Arc<WriteBarrier>) -> Self {
+        self.admin_api = enabled;
+        self.barrier = barrier;
+        self
+    }
+
+    /// Whether the admin endpoints answer.
+    pub fn admin_api(&self) -> bool {
+        self.admin_api
     }
 
     /// The same engine answering `/api/v1/metadata` from `metadata`: the
@@ -178,6 +201,7 @@ impl Craft4QueryEngine {
             clock: self.clock.as_ref(),
             started_ms: self.started_ms,
             metadata: &self.metadata,
+            barrier: &self.barrier,
         };
         api::answer(&context, call)
     }

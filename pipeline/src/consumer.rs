@@ -20,6 +20,11 @@ use crate::PipelineOptions;
 #[derive(Default)]
 pub(crate) struct ConsumerStats {
     pub(crate) stored: AtomicU64,
+    /// Turns of the loop, counted as each begins: a turn ends when its
+    /// delivery is stored and acked, or its consume found nothing. Once a
+    /// turn begins after the queue was seen empty, everything accepted
+    /// before is stored and acked (`settle`).
+    pub(crate) passes: AtomicU64,
     pub(crate) lost: AtomicU64,
     pub(crate) last_error: parking_lot::Mutex<String>,
 }
@@ -41,6 +46,7 @@ pub(crate) fn run_storage_consumer(
     options: &PipelineOptions,
 ) {
     loop {
+        stats.passes.fetch_add(1, Ordering::SeqCst);
         let delivery = match queue.consume(options.consume_batch.max(1), options.consume_wait) {
             Ok(Some(delivery)) => delivery,
             Ok(None) => {
@@ -107,6 +113,44 @@ pub(crate) fn run_storage_consumer(
             }
         }
     }
+}
+
+/// Waits until every write accepted before the call is stored and acked,
+/// then makes the acks durable ([`MetricQueue::sync_acks`]): what
+/// [`common::WriteBarrier`] asks of the runtime. The queue seen empty means
+/// whatever was pushed before is consumed, by a turn begun by then; the
+/// next turn beginning means that one's delivery is stored and acked (one
+/// consumer, one delivery at a time). An idle consumer begins it when its
+/// consume times out, so settling an idle pipeline takes up to
+/// `consume_wait`.
+pub(crate) fn settle(
+    queue: &dyn MetricQueue,
+    stats: &ConsumerStats,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + timeout;
+    let pass = loop {
+        if queue.is_empty() {
+            break stats.passes.load(Ordering::SeqCst);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "{} accepted metrics are still queued after {timeout:?}: writes arrive faster than they are stored",
+                queue.len()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    while stats.passes.load(Ordering::SeqCst) <= pass {
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "the storage consumer did not finish its batch within {timeout:?}: {}",
+                stats.last_error.lock()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    queue.sync_acks().map_err(|e| e.to_string())
 }
 
 fn log_write(metrics: &[common::Metric], store: &dyn MetricStore) {

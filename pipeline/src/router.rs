@@ -52,6 +52,8 @@ const WELL_KNOWN: &[(&str, Slot)] = &[
     ("/api/v1/status/tsdb", Slot::Query),
     ("/api/v1/targets", Slot::Query),
     ("/api/v1/alertmanagers", Slot::Query),
+    ("/api/v1/admin/tsdb/delete_series", Slot::Query),
+    ("/api/v1/admin/tsdb/clean_tombstones", Slot::Query),
     ("/api/v1/rules", Slot::Alerting),
     ("/api/v1/alerts", Slot::Alerting),
     ("/api/v1/alerts/groups", Slot::Alerting),

@@ -18,10 +18,10 @@ use thiserror::Error;
 use common::http::RouteSet;
 use common::{
     AlertEngine, AppendObserver, Clock, IngestionServer, Ingress, MetadataRegistry, MetricQueue,
-    MetricStore, QueryEngine, Shutdown,
+    MetricStore, QueryEngine, Shutdown, WriteBarrier,
 };
 
-use crate::consumer::{ConsumerStats, run_storage_consumer};
+use crate::consumer::{self, ConsumerStats, run_storage_consumer};
 use crate::router::{Router, RouterError};
 
 /// The five slots (plus the clock) a pipeline runs.
@@ -50,6 +50,10 @@ pub struct Components {
     /// in its `Ingress`), read by whoever answers `/api/v1/metadata`: give
     /// the query slot the same registry.
     pub metadata: Arc<MetadataRegistry>,
+    /// "Every write accepted so far is stored": the runtime answers it
+    /// once its storage consumer runs. Give a slot that deletes (craft 4's
+    /// admin API) the same barrier.
+    pub barrier: Arc<WriteBarrier>,
 }
 
 impl Components {
@@ -72,6 +76,7 @@ impl Components {
             routes: Vec::new(),
             observers: Vec::new(),
             metadata: Arc::new(MetadataRegistry::new()),
+            barrier: Arc::new(WriteBarrier::new()),
         }
     }
 
@@ -215,6 +220,13 @@ impl Pipeline {
                     )
                 })?
         };
+        {
+            let queue = components.queue.clone();
+            let stats = stats.clone();
+            components
+                .barrier
+                .install(move |timeout| consumer::settle(&*queue, &stats, timeout));
+        }
         if verbose {
             common::say!(
                 "[Queue] {}: a 202 means {}",

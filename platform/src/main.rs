@@ -13,7 +13,8 @@ use anyhow::Context;
 use args::{Alerting, Args, Ingestion, Query, Queue, Storage};
 use clap::Parser;
 use common::{
-    AlertEngine, IngestionServer, MetadataRegistry, MetricQueue, MetricStore, Shutdown, SystemClock,
+    AlertEngine, IngestionServer, MetadataRegistry, MetricQueue, MetricStore, Shutdown,
+    SystemClock, WriteBarrier,
 };
 use pipeline::{Components, Pipeline, PipelineOptions};
 
@@ -74,10 +75,14 @@ fn main() -> anyhow::Result<()> {
     let (mut routes, mut observers) = (Vec::new(), Vec::new());
     // Written by slot 1's remote_write, read by slot 4's /api/v1/metadata.
     let metadata = Arc::new(MetadataRegistry::new());
+    // Answered by the pipeline, settled by slot 4 before a deletion.
+    let barrier = Arc::new(WriteBarrier::new());
     let query: Arc<dyn common::QueryEngine> = match args.query {
         Query::Phase0 => Arc::new(phase0::query::ScanQueryEngine::new(store.clone())),
         Query::Craft4 => {
-            let slot = args.query_args.build(store.clone(), metadata.clone())?;
+            let slot = args
+                .query_args
+                .build(store.clone(), metadata.clone(), barrier.clone())?;
             routes.push(slot.routes);
             observers.push(slot.observer);
             slot.engine
@@ -137,6 +142,7 @@ fn main() -> anyhow::Result<()> {
     components.routes = routes;
     components.observers = observers;
     components.metadata = metadata;
+    components.barrier = barrier;
     let address = format!("{}:{}", args.host, args.port);
     let listener =
         TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;

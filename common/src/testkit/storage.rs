@@ -11,7 +11,7 @@ use crate::{LabelMatcher, MatchOp, Metric, MetricStore, Sample, TimeRange};
 /// Runs every storage check. `open(dir)` opens (or reopens) a store keeping
 /// its files under `dir`.
 pub fn run_all(open: &dyn Fn(&Path) -> Arc<dyn MetricStore>) {
-    let dirs: Vec<tempfile::TempDir> = (0..8)
+    let dirs: Vec<tempfile::TempDir> = (0..10)
         .map(|_| tempfile::tempdir().expect("temp dir"))
         .collect();
     select_by_name_and_inclusive_range(open(dirs[0].path()));
@@ -22,6 +22,76 @@ pub fn run_all(open: &dyn Fn(&Path) -> Arc<dyn MetricStore>) {
     concurrent_appends_and_selects(open(dirs[5].path()));
     non_finite_values_keep_their_bits(open(dirs[6].path()));
     non_finite_values_survive_reopen(dirs[7].path(), open);
+    deletion_if_supported(dirs[8].path(), open);
+}
+
+/// A store that deletes (`delete` is optional: the default refuses with
+/// `Unsupported`) deletes exactly the range asked, lists a series left
+/// empty nowhere, keeps what is written afterwards, and still has done so
+/// after a reopen.
+pub fn deletion_if_supported(dir: &Path, open: &dyn Fn(&Path) -> Arc<dyn MetricStore>) {
+    let store = open(dir);
+    store
+        .append(&[
+            metric("gone", &[("host", "a")], 1.0, 10),
+            metric("gone", &[("host", "a")], 2.0, 20),
+            metric("kept", &[("host", "b")], 3.0, 10),
+            metric("kept", &[("host", "b")], 4.0, 20),
+            metric("kept", &[("host", "b")], 5.0, 30),
+        ])
+        .expect("append");
+    let kept_middle = [LabelMatcher::metric_name("kept")];
+    match store.delete(&kept_middle, TimeRange::new(15, 25)) {
+        Err(crate::StorageError::Unsupported(_)) => return,
+        Err(e) => panic!("delete: {e}"),
+        Ok(deleted) => assert_eq!(deleted, 1, "only the sample at 20"),
+    }
+    let generation = store.deletions();
+    assert!(generation > 0, "deletions() moves after a deletion");
+    assert_eq!(
+        store
+            .delete(&[LabelMatcher::metric_name("gone")], TimeRange::ALL)
+            .expect("delete"),
+        2
+    );
+    store
+        .append(&[metric("kept", &[("host", "b")], 6.0, 20)])
+        .expect("append after");
+    let check = |store: &dyn MetricStore, when: &str| {
+        let kept = store.select(&kept_middle, TimeRange::ALL).expect("select");
+        assert_eq!(
+            kept[0].samples,
+            samples(&[(10, 3.0), (20, 6.0), (30, 5.0)]),
+            "{when}: the range went, the later write stayed"
+        );
+        assert!(
+            store
+                .select(&[LabelMatcher::metric_name("gone")], TimeRange::ALL)
+                .expect("select")
+                .is_empty(),
+            "{when}"
+        );
+        assert_eq!(
+            store.label_values("__name__").expect("names"),
+            vec!["kept"],
+            "{when}: a series left empty is listed nowhere"
+        );
+        assert_eq!(
+            store.label_values("host").expect("hosts"),
+            vec!["b"],
+            "{when}"
+        );
+        assert!(
+            store
+                .series(&[LabelMatcher::metric_name("gone")], TimeRange::ALL)
+                .expect("series")
+                .is_empty(),
+            "{when}"
+        );
+    };
+    check(store.as_ref(), "before reopen");
+    drop(store);
+    check(open(dir).as_ref(), "after reopen");
 }
 
 /// The values a Prometheus sender writes that are not numbers to JSON:

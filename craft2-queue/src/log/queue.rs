@@ -110,6 +110,12 @@ impl MetricQueue for LogQueue {
         Ok(())
     }
 
+    /// Writes the offsets now (and fsyncs the partitions) instead of at
+    /// the next tick.
+    fn sync_acks(&self) -> Result<(), QueueError> {
+        self.log.sync().map_err(backend)
+    }
+
     fn len(&self) -> usize {
         self.member.lag() as usize
     }

@@ -353,6 +353,42 @@ impl MemSeries {
         Ok(())
     }
 
+    /// Deletes every sample in `[start_ms, end_ms]`; returns how many went.
+    /// Untouched series cost a bounds check; a touched one is rebuilt from
+    /// the samples it keeps (deletion is rare, a rebuild is a few chunks).
+    ///
+    /// # Errors
+    /// [`ChunkError`] when a chunk cannot be decoded (nothing is deleted).
+    pub fn delete_range(
+        &mut self,
+        start_ms: i64,
+        end_ms: i64,
+        policy: &ChunkPolicy,
+    ) -> Result<usize, ChunkError> {
+        if !self.overlaps(start_ms, end_ms) {
+            return Ok(0);
+        }
+        let all = self.samples_in(i64::MIN, i64::MAX)?;
+        let before = all.len();
+        let keep: Vec<Sample> = all
+            .into_iter()
+            .filter(|s| !(start_ms..=end_ms).contains(&s.timestamp_ms))
+            .collect();
+        let deleted = before - keep.len();
+        if deleted == 0 {
+            return Ok(0);
+        }
+        let max_time = self.max_time;
+        *self = MemSeries::new();
+        for sample in keep {
+            self.append(sample, policy)?;
+        }
+        // As after `drop_before`: a later write of a deleted time is "out
+        // of order" against everything ever stored, and buffered as such.
+        self.max_time = max_time.max(self.max_time);
+        Ok(deleted)
+    }
+
     /// Samples held, counting overwritten duplicates until they are merged.
     pub fn len(&self) -> usize {
         self.sealed.iter().map(|s| s.chunk.len()).sum::<usize>() + self.open.len() + self.ooo.len()

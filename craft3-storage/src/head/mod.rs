@@ -327,6 +327,49 @@ impl Head {
         keys
     }
 
+    /// The series matching every matcher with a chunk reaching into
+    /// `range`: what a deletion must visit (and name in the WAL).
+    pub fn series_touching(
+        &self,
+        matchers: &[LabelMatcher],
+        range: TimeRange,
+    ) -> Vec<Arc<SeriesEntry>> {
+        let entries: Vec<_> = {
+            let catalog = self.registry.catalog();
+            catalog
+                .index
+                .select(matchers)
+                .into_iter()
+                .filter_map(|id| catalog.series.get(id as usize).cloned())
+                .collect()
+        };
+        entries
+            .into_iter()
+            .filter(|entry| entry.data.lock().overlaps(range.start_ms, range.end_ms))
+            .collect()
+    }
+
+    /// Deletes the samples in `range` of `entries`; returns how many
+    /// samples went.
+    ///
+    /// # Errors
+    /// [`HeadError::Chunk`] when a chunk cannot be decoded.
+    pub fn delete_in(
+        &self,
+        entries: &[Arc<SeriesEntry>],
+        range: TimeRange,
+    ) -> Result<usize, HeadError> {
+        let mut deleted = 0;
+        for entry in entries {
+            deleted += entry
+                .data
+                .lock()
+                .delete_range(range.start_ms, range.end_ms, &self.config.chunks)
+                .map_err(|source| chunk_error(entry, source))?;
+        }
+        Ok(deleted)
+    }
+
     /// Makes the deferred encoding choice for chunks sealed under
     /// [`ChunkPolicy::defer_choice`], series by series (each under its own
     /// lock, briefly); returns how many chunks were settled.
@@ -414,13 +457,39 @@ impl Head {
     }
 
     /// Label names in use, sorted, `__name__` included once a series exists.
+    ///
+    /// Only names some series holding samples carries: a series emptied by
+    /// a deletion, or by persisting (its samples are in a block then, which
+    /// answers for them), stays registered but is not listed.
     pub fn label_names(&self) -> Vec<String> {
-        self.registry.catalog().index.label_names()
+        let names = self.registry.catalog().index.label_names();
+        names
+            .into_iter()
+            .filter(|name| !self.label_values(name).is_empty())
+            .collect()
     }
 
-    /// Values of label `name` (`__name__`: metric names), sorted.
+    /// Values of label `name` (`__name__`: metric names), sorted: only
+    /// those of series holding samples (see [`Head::label_names`]).
     pub fn label_values(&self, name: &str) -> Vec<String> {
-        self.registry.catalog().index.label_values(name)
+        // A series lock is taken under the catalogue's read lock: nobody
+        // holding a series lock waits for the catalogue (appends take the
+        // series lock alone; creating a series takes the catalogue, then
+        // no series lock). A value's first postings usually answer.
+        let catalog = self.registry.catalog();
+        catalog
+            .index
+            .label_values(name)
+            .into_iter()
+            .filter(|value| {
+                catalog.index.postings(name, value).iter().any(|&id| {
+                    catalog
+                        .series
+                        .get(id as usize)
+                        .is_some_and(|entry| !entry.data.lock().is_empty())
+                })
+            })
+            .collect()
     }
 
     /// Series in the head.

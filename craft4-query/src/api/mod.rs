@@ -21,6 +21,7 @@
 //! /api/v1/query_exemplars metadata.rs  no exemplars stored yet: an empty list
 //! /api/v1/format_query    metadata.rs  parse → the canonical printer
 //! /api/v1/parse_query     syntax_tree.rs parse → Prometheus' JSON syntax tree
+//! /api/v1/admin/tsdb/delete_series admin.rs store.delete (with --web.enable-admin-api)
 //!                         params.rs, timestamp.rs: every parameter, checked first
 //!                         routes.rs: the paths, the envelope, the error JSON
 //! ```
@@ -30,6 +31,7 @@
 //! `promtool`, Grafana and every Prometheus client already speak. Docs
 //! chapter 4, "Speaking Prometheus".
 
+pub mod admin;
 pub mod format;
 pub mod metadata;
 pub mod params;
@@ -39,7 +41,7 @@ pub mod status;
 pub mod syntax_tree;
 pub mod timestamp;
 
-use common::{Clock, MetadataRegistry, QueryError};
+use common::{Clock, MetadataRegistry, QueryError, WriteBarrier};
 use serde_json::Value as Json;
 
 use crate::cache::ResultCache;
@@ -80,6 +82,21 @@ pub enum ApiEndpoint {
     Targets,
     /// `/api/v1/alertmanagers`
     Alertmanagers,
+    /// `/api/v1/admin/tsdb/delete_series` (admin: see [`admin`])
+    DeleteSeries,
+    /// `/api/v1/admin/tsdb/clean_tombstones` (admin)
+    CleanTombstones,
+}
+
+impl ApiEndpoint {
+    /// Whether the endpoint changes data, and so answers only when the
+    /// admin API is enabled (`--web.enable-admin-api`).
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            ApiEndpoint::DeleteSeries | ApiEndpoint::CleanTombstones
+        )
+    }
 }
 
 /// One API call: the endpoint and its parameters (query string and form body
@@ -101,6 +118,8 @@ pub enum Answer {
     Evaluated(Value),
     /// The other endpoints.
     Json(Json),
+    /// Done, nothing to say (the admin endpoints: HTTP 204).
+    Done,
 }
 
 impl Answer {
@@ -109,6 +128,7 @@ impl Answer {
         match self {
             Answer::Evaluated(value) => format::format_value(&value),
             Answer::Json(json) => json,
+            Answer::Done => Json::Null,
         }
     }
 
@@ -122,6 +142,7 @@ impl Answer {
                 out
             }
             Answer::Json(json) => json.to_string().into_bytes(),
+            Answer::Done => Vec::new(),
         }
     }
 }
@@ -142,6 +163,8 @@ pub struct ApiContext<'a> {
     pub started_ms: i64,
     /// Types and help by metric family, for `/api/v1/metadata`.
     pub metadata: &'a MetadataRegistry,
+    /// Settled before a deletion.
+    pub barrier: &'a WriteBarrier,
 }
 
 /// Answers one API call.
@@ -184,6 +207,11 @@ pub fn answer(context: &ApiContext<'_>, call: &ApiCall) -> Result<Answer, QueryE
             query::parse_query(params).map(|expr| Json::String(expr.to_string()))
         }
         ApiEndpoint::ParseQuery => query::parse_query(params).map(|expr| syntax_tree::of(&expr)),
+        ApiEndpoint::DeleteSeries => {
+            return admin::delete_series(store, context.barrier, params).map(|_| Answer::Done);
+        }
+        // Deletions rewrite what they touch at once: no tombstone is left.
+        ApiEndpoint::CleanTombstones => return Ok(Answer::Done),
     };
     json.map(Answer::Json)
 }

@@ -31,6 +31,7 @@ impl PrometheusApi {
 }
 
 const BOTH: &[&str] = &["GET", "POST"];
+const CHANGE: &[&str] = &["POST", "PUT"];
 const GET: &[&str] = &["GET"];
 
 impl RouteSet for PrometheusApi {
@@ -55,6 +56,8 @@ impl RouteSet for PrometheusApi {
             Route::new("/api/v1/status/tsdb", GET),
             Route::new("/api/v1/targets", GET),
             Route::new("/api/v1/alertmanagers", GET),
+            Route::new("/api/v1/admin/tsdb/delete_series", CHANGE),
+            Route::new("/api/v1/admin/tsdb/clean_tombstones", CHANGE),
         ]
     }
 
@@ -66,11 +69,22 @@ impl RouteSet for PrometheusApi {
                 format!("unknown API endpoint {}", request.path),
             );
         };
+        if endpoint.is_admin() && !self.engine.admin_api() {
+            // Prometheus' answer without `--web.enable-admin-api`.
+            return Response::api_error(503, "unavailable", "admin APIs disabled");
+        }
         let mut params = request.query_pairs();
-        if request.method == "POST" {
+        if request.method == "POST" || request.method == "PUT" {
             params.extend(form_urlencoded::parse(&request.body).into_owned());
         }
+        let admin = endpoint.is_admin();
         match self.engine.api_json(&ApiCall { endpoint, params }) {
+            Ok(_) if admin => Response {
+                status: 204,
+                content_type: "application/json",
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
             Ok(data) => {
                 // The envelope around the engine's text, without parsing it.
                 const HEAD: &[u8] = br#"{"status":"success","data":"#;
@@ -125,6 +139,8 @@ pub fn endpoint(path: &str) -> Option<ApiEndpoint> {
         "/api/v1/status/tsdb" => Some(ApiEndpoint::TsdbStatus),
         "/api/v1/targets" => Some(ApiEndpoint::Targets),
         "/api/v1/alertmanagers" => Some(ApiEndpoint::Alertmanagers),
+        "/api/v1/admin/tsdb/delete_series" => Some(ApiEndpoint::DeleteSeries),
+        "/api/v1/admin/tsdb/clean_tombstones" => Some(ApiEndpoint::CleanTombstones),
         _ => {
             let name = path
                 .strip_prefix("/api/v1/label/")?
