@@ -12,7 +12,11 @@
 //!   samples; phase0 re-reads all ~95 MB of it per question, which is why
 //!   the data is smaller here);
 //! - `cache (c)`: query (c) through the result cache, every step a miss
-//!   (the cache emptied before each run) and every step a hit.
+//!   (the cache emptied before each run) and every step a hit;
+//! - `fusion (c)`: query (c) with the aggregation fused with `rate` (the
+//!   default) and unfused (`rate(…) * 1`, which holds every series' rate
+//!   at every step before summing): what folding windows straight into
+//!   the accumulators buys.
 //!
 //! ```text
 //! cargo bench -p craft4-query --bench query
@@ -125,6 +129,33 @@ fn threads(c: &mut Criterion) {
     });
     group.bench_function("hit (every step cached)", |b| {
         b.iter(|| black_box(cached.api(&call).is_ok()))
+    });
+    group.finish();
+
+    let unfused = ApiCall {
+        endpoint: call.endpoint.clone(),
+        params: call
+            .params
+            .iter()
+            .map(|(name, value)| match name.as_str() {
+                "query" => (
+                    name.clone(),
+                    "sum by (host) (rate(http_requests_total[5m]) * 1)".to_string(),
+                ),
+                _ => (name.clone(), value.clone()),
+            })
+            .collect(),
+    };
+    let mut group = c.benchmark_group("fusion (c) sum by (host) (rate(x[5m])), 24 h");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    group.bench_function("unfused (every rate held)", |b| {
+        b.iter(|| black_box(engine.api(black_box(&unfused)).is_ok()))
+    });
+    group.bench_function("fused (rates folded as computed)", |b| {
+        b.iter(|| black_box(engine.api(black_box(&call)).is_ok()))
     });
     group.finish();
 }

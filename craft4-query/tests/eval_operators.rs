@@ -463,3 +463,133 @@ fn unary_minus_and_arithmetic_drop_names_and_may_collide() {
     // Comparisons keep names, so nothing collides.
     assert_eq!(fixture.vector(r#"{__name__=~".+_total"} > 0"#, 0).len(), 2);
 }
+
+// --- an aggregation fused with a range function ---------------------------
+
+/// 24 counters in three groups, scraped every 10 s ± 3 s for 40 min, with
+/// resets, a NaN, a stale marker ending one series, and one series that
+/// starts late; plus `other`, whose label sets equal some of `req`'s.
+fn jittered() -> Fixture {
+    use std::sync::Arc;
+    let mut metrics = Vec::new();
+    let mut state = 7u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    for i in 0..24 {
+        let group = ["a", "b", "c"][i % 3];
+        let instance = i.to_string();
+        let labels = [("g", group), ("i", instance.as_str())];
+        let mut value = (next() % 100) as f64;
+        let first = if i == 5 { 1200 } else { 0 };
+        for tick in first..240 {
+            let t_ms = tick * 10_000 + (next() % 6_000) as i64 - 3_000;
+            value += (next() % 1000) as f64 / 7.0;
+            if next() % 97 == 0 {
+                value = (next() % 10) as f64; // a reset
+            }
+            let v = match (i, tick) {
+                (3, 100) => f64::NAN,
+                (4, 180) => f64::from_bits(common::metric::STALE_NAN_BITS),
+                (4, 181..) => break,
+                _ => value,
+            };
+            metrics.push(common::testkit::metric("req", &labels, v, t_ms.max(0)));
+            if i < 2 {
+                metrics.push(common::testkit::metric(
+                    "other",
+                    &labels,
+                    v * 2.0,
+                    t_ms.max(0),
+                ));
+            }
+        }
+    }
+    let store = Arc::new(craft3_storage::HeadStore::default());
+    common::MetricStore::append(&*store, &metrics).unwrap();
+    Fixture::new(store)
+}
+
+/// `sum by (g) (rate(req[5m]))` is evaluated fused (no per-series rates
+/// held); `… * 1` forces the unfused path. Both must agree to the bit, for
+/// every reducing aggregation and range function, or fail alike.
+#[test]
+fn fused_aggregations_of_range_functions_equal_the_unfused_path_bit_for_bit() {
+    let fixture = jittered();
+    let functions = [
+        "rate(req[5m])",
+        "increase(req[90s])",
+        "delta(req[5m])",
+        "irate(req[1m])",
+        "deriv(req[3m])",
+        "resets(req[10m])",
+        "avg_over_time(req[2m])",
+        "max_over_time(req[2m])",
+        "count_over_time(req[30s])",
+        "stddev_over_time(req[5m])",
+        "quantile_over_time(0.9, req[5m])",
+        "last_over_time(req[1m])",
+        "predict_linear(req[5m], 60)",
+    ];
+    let aggregations = [
+        "sum by (g)",
+        "sum",
+        "avg by (g)",
+        "min without (i)",
+        "max by (g)",
+        "count by (g)",
+        "group by (g)",
+        "stddev by (g)",
+        "stdvar",
+        "quantile by (g) (0.75,",
+    ];
+    let mut compared = 0;
+    for function in functions {
+        for aggregation in aggregations {
+            // `quantile by (g) (0.75,` takes the function as its second argument.
+            let (fused, unfused) = if aggregation.ends_with(',') {
+                (
+                    format!("{aggregation} {function})"),
+                    format!("{aggregation} {function} * 1)"),
+                )
+            } else {
+                (
+                    format!("{aggregation} ({function})"),
+                    format!("{aggregation} ({function} * 1)"),
+                )
+            };
+            for (start, end, step) in [(0, 2_400_000, 60_000), (1_234, 2_399_999, 17_000)] {
+                let a = fixture.range_result(&fused, start, end, step).unwrap();
+                let b = fixture.range_result(&unfused, start, end, step).unwrap();
+                let (a, b) = (fixture.matrix(a), fixture.matrix(b));
+                assert!(!a.is_empty(), "{fused}");
+                assert_eq!(a.len(), b.len(), "{fused}");
+                for (x, y) in a.iter().zip(&b) {
+                    assert_eq!(x.0, y.0, "{fused}");
+                    let bits = |s: &[(f64, f64)]| -> Vec<(u64, u64)> {
+                        s.iter().map(|(t, v)| (t.to_bits(), v.to_bits())).collect()
+                    };
+                    assert_eq!(bits(&x.1), bits(&y.1), "{fused} at {}", x.0);
+                }
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, functions.len() * aggregations.len() * 2);
+    // Two inputs that lose their names to one label set: the same error.
+    for query in [
+        r#"sum by (g) (rate({__name__=~"req|other"}[5m]))"#,
+        r#"sum by (g) (rate({__name__=~"req|other"}[5m]) * 1)"#,
+    ] {
+        let error = fixture
+            .range_result(query, 0, 2_400_000, 60_000)
+            .expect_err(query);
+        assert!(
+            error.to_string().contains("same labelset"),
+            "{query}: {error}"
+        );
+    }
+}

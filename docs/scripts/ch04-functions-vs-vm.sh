@@ -29,7 +29,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-echo "victoria-metrics: $(victoria-metrics -version 2>&1 | head -1)"
+echo "victoria-metrics: $(dpkg-query -W -f="\${Version}" victoria-metrics 2>/dev/null || echo unknown)"
 echo "data: $SERIES series x 10 buckets, 24 h at 60 s"
 
 PLATFORM_PORT="$(free_port)"

@@ -17,15 +17,27 @@
 //! Welford's population variance, and for `topk`/`bottomk` Go's binary
 //! heap, so that ties keep the same series Prometheus keeps. Results have
 //! no metric name, except `topk`/`bottomk` (the input series as they
-//! were) and `by (__name__)`. Docs chapter 4, "Parallel aggregation".
+//! were) and `by (__name__)`.
+//!
+//! Fused with a range function: `sum by (le) (rate(x_bucket[5m]))` does
+//! not hold the rate of every input series at every step and then walk it
+//! again. A task per group (split by steps when there are fewer groups
+//! than cores) slides each member series' window over the steps and
+//! folds every value straight into the group's accumulator for that step,
+//! so what is held is groups × steps accumulators, not series × steps
+//! points.
+//! Series are folded in the order the unfused path would fold them, so
+//! the sums are the same to the bit. Docs chapter 4, "Parallel
+//! aggregation".
 
 use std::collections::HashMap;
 use std::ops::Range;
 
 use common::{LabelMatcher, Labels};
-use promql::{AggregateExpr, AggregateOp, Grouping};
+use promql::{AggregateExpr, AggregateOp, Expr, Grouping};
 use rayon::prelude::*;
 
+use super::functions::{RangeFunction, range_function};
 use super::numeric::{kahan_sum_inc, quantile};
 use super::steps::{Grid, StepCursor, point_count};
 use super::{EvalError, Evaluator};
@@ -57,9 +69,25 @@ pub(crate) fn aggregate(
         Some(param) => Some(evaluator.eval_scalar(param, grid)?),
         None => None,
     };
-    let input = evaluator.eval_vector(&aggregate.expr, grid)?;
+    let input = match &*aggregate.expr {
+        Expr::Call(call) if !matches!(aggregate.op, AggregateOp::Topk | AggregateOp::Bottomk) => {
+            match range_function(evaluator, call, grid)? {
+                Some(function) => {
+                    return fold_range_function(
+                        evaluator,
+                        aggregate,
+                        params.as_deref(),
+                        function,
+                        grid,
+                    );
+                }
+                None => evaluator.eval_vector(&aggregate.expr, grid)?,
+            }
+        }
+        _ => evaluator.eval_vector(&aggregate.expr, grid)?,
+    };
     let held = point_count(&input);
-    let (group_of, group_keys) = assign_groups(&input, &aggregate.grouping);
+    let (group_of, group_keys) = assign_groups(input.iter().map(|s| &s.key), &aggregate.grouping);
     let output = match aggregate.op {
         AggregateOp::Topk | AggregateOp::Bottomk => select_k(
             evaluator,
@@ -118,7 +146,7 @@ fn count_values(
     }
     let input = evaluator.eval_vector(&aggregate.expr, grid)?;
     let held = point_count(&input);
-    let (group_of, group_keys) = assign_groups(&input, &aggregate.grouping);
+    let (group_of, group_keys) = assign_groups(input.iter().map(|s| &s.key), &aggregate.grouping);
     let mut counts: HashMap<(usize, String), std::collections::BTreeMap<i64, f64>> = HashMap::new();
     for (series, &group) in input.iter().zip(&group_of) {
         evaluator.limits.check_deadline()?;
@@ -158,13 +186,15 @@ fn count_values(
 }
 
 /// Each input series' group index, and each group's output key.
-fn assign_groups(input: &[RangeSeries], grouping: &Grouping) -> (Vec<usize>, Vec<SeriesKey>) {
+fn assign_groups<'k>(
+    input: impl Iterator<Item = &'k SeriesKey>,
+    grouping: &Grouping,
+) -> (Vec<usize>, Vec<SeriesKey>) {
     let mut index: HashMap<SeriesKey, usize> = HashMap::new();
     let mut keys = Vec::new();
     let group_of = input
-        .iter()
-        .map(|series| {
-            let key = group_key(&series.key, grouping);
+        .map(|series_key| {
+            let key = group_key(series_key, grouping);
             *index.entry(key).or_insert_with_key(|key| {
                 keys.push(key.clone());
                 keys.len() - 1
@@ -207,11 +237,19 @@ fn group_key(key: &SeriesKey, grouping: &Grouping) -> SeriesKey {
 
 /// The step ranges the parallel loops split a grid into.
 fn step_chunks(grid: Grid) -> Vec<Range<usize>> {
-    let chunks = rayon::current_num_threads().max(1) * CHUNKS_PER_THREAD;
-    let length = grid.count.div_ceil(chunks).max(MIN_STEPS_PER_CHUNK);
-    (0..grid.count)
+    split_steps(
+        grid.count,
+        rayon::current_num_threads().max(1) * CHUNKS_PER_THREAD,
+    )
+}
+
+/// `0..count` in about `pieces` ranges of at least
+/// [`MIN_STEPS_PER_CHUNK`] steps.
+fn split_steps(count: usize, pieces: usize) -> Vec<Range<usize>> {
+    let length = count.div_ceil(pieces.max(1)).max(MIN_STEPS_PER_CHUNK);
+    (0..count)
         .step_by(length)
-        .map(|start| start..(start + length).min(grid.count))
+        .map(|start| start..(start + length).min(count))
         .collect()
 }
 
@@ -370,6 +408,12 @@ fn reduce(
             Ok(output)
         })
         .collect::<Result<_, EvalError>>()?;
+    Ok(join_chunks(group_keys, chunks))
+}
+
+/// One series per group from the chunks' points (chunks in step order,
+/// each with one list per group), without the empty ones, sorted by key.
+fn join_chunks(group_keys: Vec<SeriesKey>, chunks: Vec<Vec<Vec<Point>>>) -> Vec<RangeSeries> {
     let mut series: Vec<RangeSeries> = group_keys
         .into_iter()
         .map(|key| RangeSeries {
@@ -382,6 +426,126 @@ fn reduce(
             series[group].points.extend(points);
         }
     }
+    series.retain(|s| !s.points.is_empty());
+    series.sort_by(|a, b| a.key.cmp(&b.key));
+    series
+}
+
+/// A reducing aggregation of a range function, fused (see the module):
+/// per group (and range of steps, when groups are fewer than cores),
+/// every member series' windows folded into the group's accumulators,
+/// series in the order of their output keys — the order in which the
+/// unfused path folds them.
+///
+/// # Errors
+/// As the range function and [`reduce`].
+fn fold_range_function(
+    evaluator: &Evaluator<'_>,
+    aggregate: &AggregateExpr,
+    params: Option<&[f64]>,
+    function: RangeFunction,
+    grid: Grid,
+) -> Result<Vec<RangeSeries>, EvalError> {
+    let keys: Vec<SeriesKey> = function
+        .series()
+        .iter()
+        .map(|s| function.output_key(s))
+        .collect();
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    if order.windows(2).any(|pair| keys[pair[0]] == keys[pair[1]]) {
+        // Two inputs lose their names to one label set: the unfused path
+        // says whether that is an error (it is, unless one has no value).
+        let input = function.materialize(evaluator, grid)?;
+        let held = point_count(&input);
+        let (group_of, group_keys) =
+            assign_groups(input.iter().map(|s| &s.key), &aggregate.grouping);
+        let output = reduce(
+            evaluator,
+            aggregate.op,
+            params,
+            &input,
+            &group_of,
+            group_keys,
+            grid,
+        )?;
+        evaluator.limits.release(held);
+        return Ok(output);
+    }
+    let (group_of, group_keys) =
+        assign_groups(order.iter().map(|&i| &keys[i]), &aggregate.grouping);
+    let groups = group_keys.len();
+    // Markers are taken out (or left for the kind to skip) once per series,
+    // not once per task.
+    let points: Vec<_> = order
+        .par_iter()
+        .map(|&i| function.points(&function.series()[i]))
+        .collect();
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
+    for (position, &group) in group_of.iter().enumerate() {
+        members[group].push(position);
+    }
+    // A task per group and range of steps: few groups (`sum`, `sum by
+    // (le)`) are split by steps so every core works; many are not, so
+    // each series' window slides once over the whole query.
+    let pieces = (rayon::current_num_threads().max(1) * CHUNKS_PER_THREAD).div_ceil(groups.max(1));
+    let ranges = split_steps(grid.count, pieces);
+    let tasks: Vec<(usize, Range<usize>)> = (0..groups)
+        .flat_map(|group| ranges.iter().map(move |steps| (group, steps.clone())))
+        .collect();
+    let (op, limits) = (aggregate.op, &evaluator.limits);
+    let outputs: Vec<Vec<Point>> = tasks
+        .par_iter()
+        .map(|(group, steps)| {
+            limits.check_deadline()?;
+            let mut accumulators = vec![Accumulator::default(); steps.len()];
+            for &position in &members[*group] {
+                function.each_value(
+                    evaluator,
+                    &points[position],
+                    grid,
+                    steps.clone(),
+                    |step, v| {
+                        let accumulator = &mut accumulators[step - steps.start];
+                        if accumulator.seen {
+                            accumulator.add(op, v);
+                        } else {
+                            accumulator.start(op, v);
+                        }
+                    },
+                )?;
+            }
+            let mut output = Vec::new();
+            for (offset, accumulator) in accumulators.iter_mut().enumerate() {
+                if !accumulator.seen {
+                    continue;
+                }
+                let step = steps.start + offset;
+                let param = params
+                    .and_then(|p| p.get(step))
+                    .copied()
+                    .unwrap_or(f64::NAN);
+                let v = accumulator.finish(op, param);
+                output.push(Point {
+                    t: grid.time(step),
+                    v,
+                });
+            }
+            limits.charge(output.len())?;
+            Ok(output)
+        })
+        .collect::<Result<_, EvalError>>()?;
+    let mut series: Vec<RangeSeries> = group_keys
+        .into_iter()
+        .map(|key| RangeSeries {
+            key,
+            points: Vec::new(),
+        })
+        .collect();
+    for ((group, _), points) in tasks.iter().zip(outputs) {
+        series[*group].points.extend(points);
+    }
+    function.release(evaluator);
     series.retain(|s| !s.points.is_empty());
     series.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(series)

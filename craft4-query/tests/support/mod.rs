@@ -91,6 +91,14 @@ pub fn key_text(key: &SeriesKey) -> String {
 }
 
 impl Fixture {
+    /// An engine over `store` as it is.
+    pub fn new(store: Arc<dyn MetricStore>) -> Fixture {
+        Fixture {
+            engine: Engine::new(store, EngineConfig::default()),
+            _dir: None,
+        }
+    }
+
     pub fn instant_ms(&self, query: &str, time_ms: i64) -> Result<Value, EvalError> {
         let expr = parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
         self.engine.instant(&expr, time_ms)

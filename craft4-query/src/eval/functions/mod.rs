@@ -35,12 +35,76 @@ use promql::{Call, Expr};
 use rayon::prelude::*;
 
 use self::range::{OverRange, over_range};
+
+pub(crate) use self::range::RangeFunction;
 use super::numeric::{go_max, go_min};
 use super::steps::{Grid, drop_name, empty_key, merge_same_labelset};
 use super::{EvalError, Evaluated, Evaluator};
 use crate::value::{Point, RangeSeries};
 
 pub(crate) use self::presence::sort_order;
+
+/// `call`'s arguments evaluated when it is a function of one range vector
+/// (`rate`, `*_over_time`, …), for an aggregation to fold window by window
+/// (`aggregate.rs`); `None` for the other functions.
+///
+/// # Errors
+/// The arguments' errors.
+pub(crate) fn range_function(
+    evaluator: &Evaluator<'_>,
+    call: &Call,
+    grid: Grid,
+) -> Result<Option<RangeFunction>, EvalError> {
+    let Some(spec) = range_call(call) else {
+        return Ok(None);
+    };
+    let (kind, range_arg, scalars) = spec?;
+    RangeFunction::prepare(evaluator, kind, range_arg, &scalars, grid).map(Some)
+}
+
+/// Which range function `call` is, its range vector and its scalar
+/// arguments; `None` for the functions that are not of one range vector.
+#[allow(clippy::type_complexity)]
+fn range_call(call: &Call) -> Option<Result<(OverRange, &Expr, Vec<&Expr>), EvalError>> {
+    let kind = match call.function.name {
+        "rate" => OverRange::Rate,
+        "irate" => OverRange::Irate,
+        "increase" => OverRange::Increase,
+        "delta" => OverRange::Delta,
+        "idelta" => OverRange::Idelta,
+        "resets" => OverRange::Resets,
+        "changes" => OverRange::Changes,
+        "deriv" => OverRange::Deriv,
+        "predict_linear" => OverRange::PredictLinear,
+        "holt_winters" | "double_exponential_smoothing" => OverRange::HoltWinters,
+        "avg_over_time" => OverRange::Avg,
+        "min_over_time" => OverRange::Min,
+        "max_over_time" => OverRange::Max,
+        "sum_over_time" => OverRange::Sum,
+        "count_over_time" => OverRange::Count,
+        "stddev_over_time" => OverRange::Stddev,
+        "stdvar_over_time" => OverRange::Stdvar,
+        "mad_over_time" => OverRange::Mad,
+        "last_over_time" => OverRange::Last,
+        "present_over_time" => OverRange::Present,
+        "quantile_over_time" => OverRange::Quantile,
+        _ => return None,
+    };
+    let spec = (|| {
+        Ok(match kind {
+            // quantile_over_time(φ, v): the range vector comes second.
+            OverRange::Quantile => (kind, argument(call, 1)?, vec![argument(call, 0)?]),
+            OverRange::PredictLinear => (kind, argument(call, 0)?, vec![argument(call, 1)?]),
+            OverRange::HoltWinters => (
+                kind,
+                argument(call, 0)?,
+                vec![argument(call, 1)?, argument(call, 2)?],
+            ),
+            _ => (kind, argument(call, 0)?, Vec::new()),
+        })
+    })();
+    Some(spec)
+}
 
 /// Evaluates `call` at every step of `grid`.
 pub(crate) fn call(
@@ -49,40 +113,13 @@ pub(crate) fn call(
     grid: Grid,
 ) -> Result<Evaluated, EvalError> {
     let args = &call.args;
-    let over =
-        |kind, scalars: &[&Expr]| over_range(evaluator, kind, argument(call, 0)?, scalars, grid);
+    if let Some(spec) = range_call(call) {
+        let (kind, range_arg, scalars) = spec?;
+        let series = over_range(evaluator, kind, range_arg, &scalars, grid)?;
+        return Ok(Evaluated::Vector(series));
+    }
     let math = |map: fn(f64) -> f64| per_sample(evaluator, argument(call, 0)?, grid, |v, _| map(v));
     let series = match call.function.name {
-        "rate" => over(OverRange::Rate, &[])?,
-        "irate" => over(OverRange::Irate, &[])?,
-        "increase" => over(OverRange::Increase, &[])?,
-        "delta" => over(OverRange::Delta, &[])?,
-        "idelta" => over(OverRange::Idelta, &[])?,
-        "resets" => over(OverRange::Resets, &[])?,
-        "changes" => over(OverRange::Changes, &[])?,
-        "deriv" => over(OverRange::Deriv, &[])?,
-        "predict_linear" => over(OverRange::PredictLinear, &[argument(call, 1)?])?,
-        "holt_winters" | "double_exponential_smoothing" => over(
-            OverRange::HoltWinters,
-            &[argument(call, 1)?, argument(call, 2)?],
-        )?,
-        "avg_over_time" => over(OverRange::Avg, &[])?,
-        "min_over_time" => over(OverRange::Min, &[])?,
-        "max_over_time" => over(OverRange::Max, &[])?,
-        "sum_over_time" => over(OverRange::Sum, &[])?,
-        "count_over_time" => over(OverRange::Count, &[])?,
-        "stddev_over_time" => over(OverRange::Stddev, &[])?,
-        "stdvar_over_time" => over(OverRange::Stdvar, &[])?,
-        "mad_over_time" => over(OverRange::Mad, &[])?,
-        "last_over_time" => over(OverRange::Last, &[])?,
-        "present_over_time" => over(OverRange::Present, &[])?,
-        "quantile_over_time" => over_range(
-            evaluator,
-            OverRange::Quantile,
-            argument(call, 1)?,
-            &[argument(call, 0)?],
-            grid,
-        )?,
         "absent_over_time" => presence::absent_over_time(evaluator, argument(call, 0)?, grid)?,
         "abs" => math(f64::abs)?,
         "ceil" => math(f64::ceil)?,

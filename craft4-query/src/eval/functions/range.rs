@@ -16,10 +16,10 @@ use promql::Expr;
 use rayon::prelude::*;
 
 use super::super::numeric::{kahan_sum_inc, quantile};
-use super::super::selector::{SlidingWindow, is_stale, live_points};
+use super::super::selector::{RangeInput, SlidingWindow, is_stale, live_points};
 use super::super::steps::{Grid, drop_name, reject_same_labelset};
 use super::super::{Compat, EvalError, Evaluator};
-use crate::value::{Point, RangeSeries};
+use crate::value::{Point, RangeSeries, SeriesKey};
 
 /// The functions of one range vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,122 +80,215 @@ pub(super) fn over_range(
     scalar_args: &[&Expr],
     grid: Grid,
 ) -> Result<Vec<RangeSeries>, EvalError> {
-    let scalars: Vec<Vec<f64>> = scalar_args
-        .iter()
-        .map(|expr| evaluator.eval_scalar(expr, grid))
-        .collect::<Result<_, _>>()?;
-    let scalar = |index: usize, step: usize| {
-        scalars
-            .get(index)
-            .and_then(|values| values.get(step))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    let input = evaluator.eval_range(range_arg, grid)?;
-    let limits = &evaluator.limits;
-    let compat = evaluator.config.compat;
-    let results: Vec<RangeSeries> = input
-        .series
-        .par_iter()
-        .map(|series| {
-            limits.check_deadline()?;
-            // The kinds that only read values skip staleness markers as
-            // they aggregate; the others (rates read times and first/last
-            // samples) get the series without markers first. A separate
-            // pass over every sample to look for markers cost as much as
-            // `avg_over_time`'s own sum over a day.
-            let series_points = if kind.skips_markers_itself() {
-                Cow::Borrowed(series.points.as_slice())
-            } else {
-                live_points(&series.points)
-            };
-            let mut window = SlidingWindow::default();
-            let mut points = Vec::new();
-            // Reused by quantile_over_time, which must sort a copy.
-            let mut scratch = Vec::new();
-            for (step, t) in grid.times().enumerate() {
-                limits.check_deadline_every(step + 1)?;
-                let (start, end) = input.bounds(t);
-                let samples = window.advance(&series_points, start, end);
-                if samples.is_empty() {
-                    continue;
-                }
-                // Extrapolation reaches for the window's nominal start,
-                // `end - range`, whether or not a sample there is in it.
-                let from = end.saturating_sub(input.range_ms);
-                let value = match kind {
-                    OverRange::Rate => extrapolated_rate(samples, from, end, true, true, compat),
-                    OverRange::Increase => {
-                        extrapolated_rate(samples, from, end, true, false, compat)
-                    }
-                    OverRange::Delta => extrapolated_rate(samples, from, end, false, false, compat),
-                    OverRange::Irate => instant_rate(samples),
-                    OverRange::Idelta => match samples {
-                        [.., previous, last] => Some(last.v - previous.v),
-                        _ => None,
-                    },
-                    OverRange::Resets => Some(
-                        samples
-                            .windows(2)
-                            .filter(|pair| pair[1].v < pair[0].v)
-                            .count() as f64,
-                    ),
-                    OverRange::Changes => Some(
-                        samples
-                            .windows(2)
-                            .filter(|pair| {
-                                let (a, b) = (pair[0].v, pair[1].v);
-                                a != b && !(a.is_nan() && b.is_nan())
-                            })
-                            .count() as f64,
-                    ),
-                    OverRange::Deriv => {
-                        (samples.len() >= 2).then(|| linear_regression(samples, samples[0].t).0)
-                    }
-                    OverRange::PredictLinear => (samples.len() >= 2).then(|| {
-                        let (slope, intercept) = linear_regression(samples, t);
-                        slope * scalar(0, step) + intercept
-                    }),
-                    OverRange::HoltWinters => {
-                        holt_winters(samples, scalar(0, step), scalar(1, step))?
-                    }
-                    OverRange::Present => Some(1.0),
-                    OverRange::Avg => average(samples),
-                    OverRange::Min => extreme(samples, |current, best| current < best),
-                    OverRange::Max => extreme(samples, |current, best| current > best),
-                    OverRange::Sum => sum(samples),
-                    OverRange::Count => {
-                        let live = live_values(samples).count();
-                        (live > 0).then_some(live as f64)
-                    }
-                    OverRange::Stddev => variance(samples).map(f64::sqrt),
-                    OverRange::Stdvar => variance(samples),
-                    OverRange::Last => live_values(samples).next_back(),
-                    OverRange::Quantile => {
-                        scratch.clear();
-                        scratch.extend(live_values(samples));
-                        (!scratch.is_empty()).then(|| quantile(scalar(0, step), &mut scratch))
-                    }
-                    OverRange::Mad => {
-                        scratch.clear();
-                        scratch.extend(live_values(samples));
-                        (!scratch.is_empty()).then(|| median_absolute_deviation(&mut scratch))
-                    }
-                };
-                if let Some(v) = value {
-                    points.push(Point { t, v });
-                }
-            }
-            limits.charge(points.len())?;
-            let mut key = series.key.clone();
-            if kind != OverRange::Last {
-                drop_name(&mut key);
-            }
-            Ok(RangeSeries { key, points })
+    RangeFunction::prepare(evaluator, kind, range_arg, scalar_args, grid)?
+        .materialize(evaluator, grid)
+}
+
+/// A range function with its arguments evaluated: the range vector's
+/// series and the scalars' values per step. Evaluated by
+/// [`RangeFunction::materialize`] into one series per input, or, under an
+/// aggregation, window by window into the aggregation's accumulators
+/// (`aggregate.rs`), so that `sum by (le) (rate(x[5m]))` never holds the
+/// rate of every bucket series at every step.
+pub(crate) struct RangeFunction {
+    kind: OverRange,
+    compat: Compat,
+    input: RangeInput,
+    scalars: Vec<Vec<f64>>,
+}
+
+impl RangeFunction {
+    /// Evaluates the arguments (the range vector's samples are charged to
+    /// the budget until [`RangeFunction::release`]).
+    pub(super) fn prepare(
+        evaluator: &Evaluator<'_>,
+        kind: OverRange,
+        range_arg: &Expr,
+        scalar_args: &[&Expr],
+        grid: Grid,
+    ) -> Result<Self, EvalError> {
+        let scalars: Vec<Vec<f64>> = scalar_args
+            .iter()
+            .map(|expr| evaluator.eval_scalar(expr, grid))
+            .collect::<Result<_, _>>()?;
+        let input = evaluator.eval_range(range_arg, grid)?;
+        Ok(RangeFunction {
+            kind,
+            compat: evaluator.config.compat,
+            input,
+            scalars,
         })
-        .collect::<Result<_, EvalError>>()?;
-    limits.release(input.point_count());
-    reject_same_labelset(results)
+    }
+
+    /// The input series, in the store's order.
+    pub(crate) fn series(&self) -> &[RangeSeries] {
+        &self.input.series
+    }
+
+    /// The key of the output for input `series`: the metric name dropped,
+    /// except by `last_over_time`.
+    pub(crate) fn output_key(&self, series: &RangeSeries) -> SeriesKey {
+        let mut key = series.key.clone();
+        if self.kind != OverRange::Last {
+            drop_name(&mut key);
+        }
+        key
+    }
+
+    /// What the windows of `series` are cut from: the kinds that only read
+    /// values skip staleness markers as they aggregate; the others (rates
+    /// read times and first/last samples) get the series without markers
+    /// first. (A separate pass over every sample to look for markers cost
+    /// as much as `avg_over_time`'s own sum over a day.)
+    pub(crate) fn points<'s>(&self, series: &'s RangeSeries) -> Cow<'s, [Point]> {
+        if self.kind.skips_markers_itself() {
+            Cow::Borrowed(series.points.as_slice())
+        } else {
+            live_points(&series.points)
+        }
+    }
+
+    /// Gives back the input samples' budget.
+    pub(crate) fn release(&self, evaluator: &Evaluator<'_>) {
+        evaluator.limits.release(self.input.point_count());
+    }
+
+    /// Calls `each(step, value)` for every step in `steps` at which the
+    /// window of `points` (from [`RangeFunction::points`]) has a value.
+    ///
+    /// # Errors
+    /// `holt_winters`' factor errors; the deadline.
+    pub(crate) fn each_value(
+        &self,
+        evaluator: &Evaluator<'_>,
+        points: &[Point],
+        grid: Grid,
+        steps: std::ops::Range<usize>,
+        mut each: impl FnMut(usize, f64),
+    ) -> Result<(), EvalError> {
+        let scalar = |index: usize, step: usize| {
+            self.scalars
+                .get(index)
+                .and_then(|values| values.get(step))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        let (input, kind, compat) = (&self.input, self.kind, self.compat);
+        let mut window = SlidingWindow::default();
+        // Reused by quantile_over_time, which must sort a copy.
+        let mut scratch = Vec::new();
+        for step in steps {
+            evaluator.limits.check_deadline_every(step + 1)?;
+            let t = grid.time(step);
+            let (start, end) = input.bounds(t);
+            let samples = window.advance(points, start, end);
+            if samples.is_empty() {
+                continue;
+            }
+            // Extrapolation reaches for the window's nominal start,
+            // `end - range`, whether or not a sample there is in it.
+            let from = end.saturating_sub(input.range_ms);
+            let value = match kind {
+                OverRange::Rate => extrapolated_rate(samples, from, end, true, true, compat),
+                OverRange::Increase => extrapolated_rate(samples, from, end, true, false, compat),
+                OverRange::Delta => extrapolated_rate(samples, from, end, false, false, compat),
+                OverRange::Irate => instant_rate(samples),
+                OverRange::Idelta => match samples {
+                    [.., previous, last] => Some(last.v - previous.v),
+                    _ => None,
+                },
+                OverRange::Resets => Some(
+                    samples
+                        .windows(2)
+                        .filter(|pair| pair[1].v < pair[0].v)
+                        .count() as f64,
+                ),
+                OverRange::Changes => Some(
+                    samples
+                        .windows(2)
+                        .filter(|pair| {
+                            let (a, b) = (pair[0].v, pair[1].v);
+                            a != b && !(a.is_nan() && b.is_nan())
+                        })
+                        .count() as f64,
+                ),
+                OverRange::Deriv => {
+                    (samples.len() >= 2).then(|| linear_regression(samples, samples[0].t).0)
+                }
+                OverRange::PredictLinear => (samples.len() >= 2).then(|| {
+                    let (slope, intercept) = linear_regression(samples, t);
+                    slope * scalar(0, step) + intercept
+                }),
+                OverRange::HoltWinters => holt_winters(samples, scalar(0, step), scalar(1, step))?,
+                OverRange::Present => Some(1.0),
+                OverRange::Avg => average(samples),
+                OverRange::Min => extreme(samples, |current, best| current < best),
+                OverRange::Max => extreme(samples, |current, best| current > best),
+                OverRange::Sum => sum(samples),
+                OverRange::Count => {
+                    let live = live_values(samples).count();
+                    (live > 0).then_some(live as f64)
+                }
+                OverRange::Stddev => variance(samples).map(f64::sqrt),
+                OverRange::Stdvar => variance(samples),
+                OverRange::Last => live_values(samples).next_back(),
+                OverRange::Quantile => {
+                    scratch.clear();
+                    scratch.extend(live_values(samples));
+                    (!scratch.is_empty()).then(|| quantile(scalar(0, step), &mut scratch))
+                }
+                OverRange::Mad => {
+                    scratch.clear();
+                    scratch.extend(live_values(samples));
+                    (!scratch.is_empty()).then(|| median_absolute_deviation(&mut scratch))
+                }
+            };
+            if let Some(v) = value {
+                each(step, v);
+            }
+        }
+        Ok(())
+    }
+
+    /// One output series per input series, in parallel across series.
+    ///
+    /// # Errors
+    /// As [`RangeFunction::each_value`]; the budget; two outputs with one
+    /// label set.
+    pub(crate) fn materialize(
+        self,
+        evaluator: &Evaluator<'_>,
+        grid: Grid,
+    ) -> Result<Vec<RangeSeries>, EvalError> {
+        let limits = &evaluator.limits;
+        let results: Vec<RangeSeries> = self
+            .series()
+            .par_iter()
+            .map(|series| {
+                limits.check_deadline()?;
+                let mut points = Vec::new();
+                self.each_value(
+                    evaluator,
+                    &self.points(series),
+                    grid,
+                    0..grid.count,
+                    |step, v| {
+                        points.push(Point {
+                            t: grid.time(step),
+                            v,
+                        });
+                    },
+                )?;
+                limits.charge(points.len())?;
+                Ok(RangeSeries {
+                    key: self.output_key(series),
+                    points,
+                })
+            })
+            .collect::<Result<_, EvalError>>()?;
+        self.release(evaluator);
+        reject_same_labelset(results)
+    }
 }
 
 /// `mad_over_time`: the median of `|v - median|`, both medians Prometheus'
@@ -357,10 +450,16 @@ fn instant_rate(samples: &[Point]) -> Option<f64> {
     Some(increase / interval)
 }
 
-/// `to - from` in seconds; i128 because a window edge may have saturated
-/// at the end of i64 for an extreme (client-given) time.
+/// `to - from` in seconds. In i64 when it fits, which is always but for a
+/// window edge saturated at the end of i64 by an extreme (client-given)
+/// time; that one takes i128. (Converting every difference from i128 cost
+/// a tenth of a histogram panel's time: there is no hardware instruction
+/// for it.)
 fn seconds_between(from: i64, to: i64) -> f64 {
-    (i128::from(to) - i128::from(from)) as f64 / 1000.0
+    match to.checked_sub(from) {
+        Some(ms) => ms as f64 / 1000.0,
+        None => (i128::from(to) - i128::from(from)) as f64 / 1000.0,
+    }
 }
 
 /// The values of `samples` that are not staleness markers (a window of
