@@ -291,6 +291,16 @@ impl Parser<'_> {
                     ValueType::Scalar,
                 ))
             }
+            // Prometheus 3: a duration where a number goes is its seconds
+            // (`cert_expiry - time() < 15d`).
+            TokenKind::Duration(milliseconds) => {
+                self.advance();
+                Ok(Node::leaf(
+                    Expr::Number(milliseconds as f64 / 1000.0),
+                    token.start,
+                    ValueType::Scalar,
+                ))
+            }
             TokenKind::String(text) => {
                 self.advance();
                 Ok(Node::leaf(
@@ -453,7 +463,10 @@ impl Parser<'_> {
         let range_ms = self.parse_positive_duration("a range duration (like 5m)", "range")?;
         if self.is_next(&TokenKind::Colon) {
             self.advance();
-            let step_ms = if matches!(self.peek().kind, TokenKind::Duration(_)) {
+            let step_ms = if matches!(
+                self.peek().kind,
+                TokenKind::Duration(_) | TokenKind::Number(_)
+            ) {
                 Some(self.parse_positive_duration("a subquery step", "step")?)
             } else {
                 None
@@ -520,18 +533,34 @@ impl Parser<'_> {
 
     fn parse_positive_duration(&mut self, expected: &str, what: &str) -> Result<i64, ParseError> {
         let token = self.peek().clone();
-        match token.kind {
-            TokenKind::Duration(milliseconds) if milliseconds > 0 => {
-                self.advance();
-                Ok(milliseconds)
-            }
-            TokenKind::Duration(_) => Err(self.error_at(
+        let milliseconds = match token.kind {
+            TokenKind::Duration(milliseconds) => milliseconds,
+            TokenKind::Number(seconds) => self.seconds_as_duration(&token, seconds)?,
+            _ => return Err(self.error_here(expected)),
+        };
+        if milliseconds <= 0 {
+            return Err(self.error_at(
                 token.start,
                 &format!("a {what} greater than 0"),
                 token.describe(self.input),
-            )),
-            _ => Err(self.error_here(expected)),
+            ));
         }
+        self.advance();
+        Ok(milliseconds)
+    }
+
+    /// Prometheus 3: a number where a duration goes is seconds (`x[300]`,
+    /// `offset 60`), to the millisecond.
+    fn seconds_as_duration(&self, token: &Token, seconds: f64) -> Result<i64, ParseError> {
+        let milliseconds = (seconds * 1000.0).round();
+        if !milliseconds.is_finite() || milliseconds.abs() > i64::MAX as f64 / 2.0 {
+            return Err(self.error_at(
+                token.start,
+                "a duration in seconds within the range of time",
+                token.describe(self.input),
+            ));
+        }
+        Ok(milliseconds as i64)
     }
 
     /// `@ 1700000000`, `@ start()`, `@ end()` after a selector or subquery.
@@ -602,8 +631,11 @@ impl Parser<'_> {
         if negative {
             self.advance();
         }
-        let TokenKind::Duration(milliseconds) = self.peek().kind else {
-            return Err(self.error_here("a duration after offset (like 5m or -5m)"));
+        let token = self.peek().clone();
+        let milliseconds = match token.kind {
+            TokenKind::Duration(milliseconds) => milliseconds,
+            TokenKind::Number(seconds) => self.seconds_as_duration(&token, seconds)?,
+            _ => return Err(self.error_here("a duration after offset (like 5m or -5m)")),
         };
         self.advance();
         let offset = if negative {

@@ -171,6 +171,14 @@ const VALID: &[(&str, &str)] = &[
     ("(a or b) and c", "(a or b) and c"),
     ("a AND on (x) b", "a and on (x) b"),
     ("a unless ignoring (y) b", "a unless ignoring (y) b"),
+    // Prometheus 3: numbers as durations (seconds) and durations as numbers.
+    ("rate(x[300])", "rate(x[5m])"),
+    ("x[1.5]", "x[1s500ms]"),
+    ("x offset 60", "x offset 1m"),
+    ("x offset -90", "x offset -1m30s"),
+    ("max_over_time(x[3600:60])", "max_over_time(x[1h:1m])"),
+    ("expiry - time() < 15d", "expiry - time() < 1296000"),
+    ("predict_linear(x[1h], 4h)", "predict_linear(x[1h], 14400)"),
 ];
 
 #[test]
@@ -352,6 +360,17 @@ const INVALID: &[(&str, usize, &str)] = &[
     ("x @ later()", 4, "a timestamp, start() or end() after @"),
     ("x @ start", 9, "\"(\" after start or end"),
     ("x offset", 8, "a duration after offset"),
+    ("x[0]", 2, "a range greater than 0"),
+    (
+        "x[Inf]",
+        2,
+        "a duration in seconds within the range of time",
+    ),
+    (
+        "x offset NaN",
+        9,
+        "a duration in seconds within the range of time",
+    ),
 ];
 
 #[test]
