@@ -199,7 +199,7 @@ impl SeriesTables {
                                 value,
                             })
                             .collect(),
-                        samples: Vec::new(),
+                        ..Default::default()
                     }
                     .encode_to_vec()
                 };

@@ -90,6 +90,15 @@ pub struct TimeSeries {
     /// Samples in time order.
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<Sample>,
+    /// `prometheus.Exemplar`s, undecoded: a receiver that does not store
+    /// them must still see that they came, and say so, rather than let
+    /// prost skip them unseen.
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    pub exemplars: Vec<Vec<u8>>,
+    /// `prometheus.Histogram`s (native histograms), undecoded, for the
+    /// same reason.
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub histograms: Vec<Vec<u8>>,
 }
 
 /// `prometheus.Label`.
@@ -151,6 +160,7 @@ pub fn write_request(metrics: &[Metric]) -> WriteRequest {
             _ => request.timeseries.push(TimeSeries {
                 labels: wire_labels(metric),
                 samples: vec![sample],
+                ..Default::default()
             }),
         }
         previous = Some(metric);

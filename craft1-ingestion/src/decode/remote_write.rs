@@ -6,8 +6,12 @@
 //! cheapest format to decode per sample: no text to scan, no number to parse
 //! from decimal. The messages are declared once, in the `prompb` crate
 //! (by hand with prost's derive, keeping only the fields we read); prost
-//! skips the rest (exemplars, native histograms), so a newer sender's
-//! extra fields are ignored rather than refused. The request's metadata
+//! skips fields it does not know, so a newer sender's extras are ignored
+//! rather than refused. Exemplars and native histograms are not stored,
+//! and are not skipped unseen either: a request carrying them is refused
+//! (400, naming the series and the sender's setting that sends them:
+//! Prometheus' `send_exemplars` / `send_native_histograms`, both off by
+//! default), since a 2xx would tell the sender they were kept. The request's metadata
 //! (each family's type, help and unit) is handed back beside the metrics
 //! for `/api/v1/metadata`.
 //!
@@ -131,6 +135,24 @@ pub fn decode_remote_write_with_metadata(
                 reason: "no __name__ label: every series needs a metric name".to_string(),
             });
         };
+        let unstored = [
+            (
+                series.histograms.len(),
+                "native histogram samples",
+                "send_native_histograms",
+            ),
+            (series.exemplars.len(), "exemplars", "send_exemplars"),
+        ];
+        if let Some((count, what, setting)) = unstored.into_iter().find(|(count, ..)| *count > 0) {
+            return Err(DecodeError::Malformed {
+                at: Position::Series(series_index),
+                reason: format!(
+                    "{name} carries {count} {what}, which this server does not store; \
+                     nothing of this request was kept (Prometheus: set {setting}: false \
+                     in remote_write)"
+                ),
+            });
+        }
         let mut labels = Labels::from_pairs(pairs);
         let last = series.samples.len().checked_sub(1);
         for (sample_index, sample) in series.samples.iter().enumerate() {
@@ -186,6 +208,29 @@ mod tests {
                     timestamp: *timestamp,
                 })
                 .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn exemplars_and_native_histograms_are_refused_naming_the_setting() {
+        for (tag, setting) in [(3, "send_exemplars"), (4, "send_native_histograms")] {
+            let mut with_extra = series(&[("__name__", "lat")], &[(1.0, 1_000)]);
+            // Any bytes: the receiver counts them, it does not decode them.
+            match tag {
+                3 => with_extra.exemplars.push(vec![0x10, 0x01]),
+                _ => with_extra.histograms.push(vec![0x10, 0x01]),
+            }
+            let body = compress(&WriteRequest {
+                timeseries: vec![series(&[("__name__", "up")], &[(1.0, 1_000)]), with_extra],
+                ..Default::default()
+            });
+            let error = decode_remote_write(&body, &limits()).unwrap_err();
+            assert_eq!(error.status(), 400, "{error}");
+            let message = error.to_string();
+            assert!(message.contains("series 1"), "{message}");
+            assert!(message.contains("lat carries 1"), "{message}");
+            assert!(message.contains(setting), "{message}");
         }
     }
 
