@@ -265,8 +265,24 @@ fn late_future_repeated_and_non_finite_samples() {
     engine.ingest(&[sample("x", "a", 0.0, clock.now_ms() + 11 * 60_000)]);
     assert_eq!(engine.stats().from_the_future, 1);
     assert_eq!(engine.alerts()[0].status.state, AlertState::Firing);
+    recorder.take();
+    // A NaN in the window makes the sum NaN, and `NaN > 100` is false: the
+    // alert resolves while the NaN is in the window, as in Prometheus.
     engine.ingest(&[sample("x", "a", f64::NAN, T0 + 10_001)]);
     assert_eq!(engine.stats().not_finite, 1);
+    assert_eq!(
+        recorder.take_summary(),
+        vec![(Transition::Resolved, "Sum".into(), "{host=\"a\"}".into())]
+    );
+    // Once it leaves, the finite samples decide again.
+    engine.ingest(&[
+        sample("x", "a", 70.0, T0 + 20_002),
+        sample("x", "a", 80.0, T0 + 20_003),
+    ]);
+    assert_eq!(
+        recorder.take_summary(),
+        vec![(Transition::Firing, "Sum".into(), "{host=\"a\"}".into())]
+    );
 }
 
 #[test]

@@ -14,6 +14,14 @@
 //!   that no *later* sample is at least as large as (values strictly
 //!   decreasing front to back), so the front is the max and a sample
 //!   leaves it at most once. Amortised O(1) per sample.
+//! - **NaN and ±Inf** are samples like any other, with Prometheus'
+//!   arithmetic: they count; a NaN in the window makes the sum and the
+//!   mean NaN (so a condition on them is false while it is there), +Inf
+//!   and −Inf together too, one infinity alone makes them infinite; min
+//!   and max skip NaN unless every sample is NaN; the latest value may be
+//!   NaN. The running sum holds only the finite values — an infinity in
+//!   it could never be subtracted out again — and the window counts the
+//!   NaNs and infinities it holds beside it.
 //!
 //! Time. The window covers `[now - range, now]`, both ends inclusive
 //! (the seed's contract), where `now` is the newest sample time seen or the
@@ -66,9 +74,6 @@ pub enum Inserted {
     Replaced,
     /// Older than the window's start: ignored.
     TooOld,
-    /// Not a finite number: ignored (the pipeline rejects these at the
-    /// door; a NaN would poison the sum until it expired).
-    NotFinite,
 }
 
 /// The aggregates of a non-empty window.
@@ -76,11 +81,11 @@ pub enum Inserted {
 pub struct Aggregates {
     /// How many samples.
     pub count: usize,
-    /// Their sum.
+    /// Their sum (NaN with a NaN among them or both infinities).
     pub sum: f64,
-    /// The smallest value.
+    /// The smallest value but NaN (NaN when every value is).
     pub min: f64,
-    /// The largest value.
+    /// The largest value but NaN (NaN when every value is).
     pub max: f64,
     /// The value of the newest sample (latest time; highest source on a tie).
     pub last: f64,
@@ -103,8 +108,48 @@ pub struct SlidingWindow {
     max_candidates: VecDeque<Entry>,
     /// Values strictly increasing front to back; the front is the min.
     min_candidates: VecDeque<Entry>,
+    /// The sum of the finite values.
     sum: f64,
+    /// How many NaN, +Inf and −Inf values the window holds.
+    specials: Specials,
     expired_since_resum: usize,
+}
+
+/// The non-finite values a window holds, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Specials {
+    nan: usize,
+    positive: usize,
+    negative: usize,
+}
+
+impl Specials {
+    /// The counter `value` belongs to, or `None` for a finite one.
+    fn slot(&mut self, value: f64) -> Option<&mut usize> {
+        if value.is_nan() {
+            Some(&mut self.nan)
+        } else if value == f64::INFINITY {
+            Some(&mut self.positive)
+        } else if value == f64::NEG_INFINITY {
+            Some(&mut self.negative)
+        } else {
+            None
+        }
+    }
+
+    /// The sum of the window, given the sum of its finite values, as
+    /// float addition in any order would give it.
+    fn total(&self, finite: f64) -> f64 {
+        if self.nan > 0 || (self.positive > 0 && self.negative > 0) {
+            f64::NAN
+        } else if self.positive > 0 {
+            f64::INFINITY
+        } else if self.negative > 0 {
+            f64::NEG_INFINITY
+        } else {
+            finite
+        }
+    }
 }
 
 impl SlidingWindow {
@@ -118,8 +163,38 @@ impl SlidingWindow {
             max_candidates: VecDeque::new(),
             min_candidates: VecDeque::new(),
             sum: 0.0,
+            specials: Specials::default(),
             expired_since_resum: 0,
         }
+    }
+
+    /// Counts `value` in.
+    fn add_value(&mut self, value: f64) {
+        match self.specials.slot(value) {
+            Some(count) => *count += 1,
+            None => self.sum += value,
+        }
+    }
+
+    /// Counts `value` out.
+    fn remove_value(&mut self, value: f64) {
+        match self.specials.slot(value) {
+            Some(count) => *count = count.saturating_sub(1),
+            None => self.sum -= value,
+        }
+    }
+
+    /// The finite sum and the specials from scratch.
+    fn resum(&mut self) {
+        let (mut sum, mut specials) = (0.0, Specials::default());
+        for entry in &self.samples {
+            match specials.slot(entry.value) {
+                Some(count) => *count += 1,
+                None => sum += entry.value,
+            }
+        }
+        (self.sum, self.specials) = (sum, specials);
+        self.expired_since_resum = 0;
     }
 
     /// The window's length.
@@ -149,9 +224,6 @@ impl SlidingWindow {
 
     /// Adds one sample; see the module notes for late and repeated ones.
     pub fn insert(&mut self, timestamp_ms: i64, source: u32, value: f64) -> Inserted {
-        if !value.is_finite() {
-            return Inserted::NotFinite;
-        }
         if timestamp_ms < self.start_ms() {
             return Inserted::TooOld;
         }
@@ -167,7 +239,7 @@ impl SlidingWindow {
         if in_order {
             self.advance_to(timestamp_ms);
             self.samples.push_back(entry);
-            self.sum += value;
+            self.add_value(value);
             push_back_dominating(&mut self.max_candidates, entry, |a, b| a <= b);
             push_back_dominating(&mut self.min_candidates, entry, |a, b| a >= b);
             return Inserted::Appended;
@@ -182,7 +254,8 @@ impl SlidingWindow {
             if old.to_bits() == value.to_bits() {
                 return Inserted::Replaced;
             }
-            self.sum += value - old;
+            self.remove_value(old);
+            self.add_value(value);
             if position + 1 == self.samples.len() {
                 self.recandidate_newest();
             } else {
@@ -191,7 +264,7 @@ impl SlidingWindow {
             return Inserted::Replaced;
         }
         self.samples.insert(position, entry);
-        self.sum += value;
+        self.add_value(value);
         insert_dominating(&mut self.max_candidates, entry, |a, b| a <= b);
         insert_dominating(&mut self.min_candidates, entry, |a, b| a >= b);
         Inserted::Late
@@ -210,7 +283,7 @@ impl SlidingWindow {
                 break;
             }
             self.samples.pop_front();
-            self.sum -= front.value;
+            self.remove_value(front.value);
             self.expired_since_resum += 1;
         }
         for candidates in [&mut self.max_candidates, &mut self.min_candidates] {
@@ -220,12 +293,12 @@ impl SlidingWindow {
         }
         if self.samples.is_empty() {
             self.sum = 0.0;
+            self.specials = Specials::default();
             self.expired_since_resum = 0;
         } else if self.expired_since_resum >= self.samples.len().max(16) {
             // Pay for an exact sum with the expiries since the last one:
             // O(len) work after at least len O(1) expiries.
-            self.sum = self.samples.iter().map(|e| e.value).sum();
-            self.expired_since_resum = 0;
+            self.resum();
         }
     }
 
@@ -241,8 +314,7 @@ impl SlidingWindow {
         if self.samples.len() == before {
             return;
         }
-        self.sum = self.samples.iter().map(|e| e.value).sum();
-        self.expired_since_resum = 0;
+        self.resum();
         self.rebuild_candidates();
     }
 
@@ -251,7 +323,7 @@ impl SlidingWindow {
         let last = self.samples.back()?;
         Some(Aggregates {
             count: self.samples.len(),
-            sum: self.sum,
+            sum: self.specials.total(self.sum),
             min: self.min_candidates.front().map_or(f64::NAN, |e| e.value),
             max: self.max_candidates.front().map_or(f64::NAN, |e| e.value),
             last: last.value,
@@ -312,6 +384,10 @@ fn push_back_dominating(
     entry: Entry,
     dominated: fn(f64, f64) -> bool,
 ) {
+    // NaN is never a min or a max while another value is in the window.
+    if entry.value.is_nan() {
+        return;
+    }
     while candidates
         .back()
         .is_some_and(|last| dominated(last.value, entry.value))
@@ -330,6 +406,9 @@ fn insert_dominating(
     entry: Entry,
     dominated: fn(f64, f64) -> bool,
 ) {
+    if entry.value.is_nan() {
+        return;
+    }
     let position = candidates.partition_point(|e| e.key() < entry.key());
     if candidates
         .get(position)
@@ -413,13 +492,38 @@ mod tests {
     }
 
     #[test]
-    fn non_finite_values_are_ignored() {
-        let mut window = SlidingWindow::new(10);
-        assert_eq!(window.insert(1, 0, f64::NAN), Inserted::NotFinite);
+    fn non_finite_values_follow_prometheus_arithmetic() {
+        let mut window = SlidingWindow::new(10_000);
+        window.insert(1_000, 0, 5.0);
+        assert_eq!(window.insert(2_000, 0, f64::NAN), Inserted::Appended);
+        window.insert(3_000, 0, 7.0);
+        let a = window.aggregates().unwrap();
+        assert_eq!((a.count, a.min, a.max, a.last), (3, 5.0, 7.0, 7.0));
+        assert!(a.sum.is_nan() && a.avg().is_nan(), "a NaN poisons the sum");
+        // Once the NaN leaves, the sum is whole again.
+        window.advance_to(12_500);
+        assert_eq!(window.aggregates().unwrap().sum, 7.0);
+        window.insert(13_000, 0, f64::INFINITY);
+        let a = window.aggregates().unwrap();
+        assert_eq!((a.sum, a.max, a.min), (f64::INFINITY, f64::INFINITY, 7.0));
+        window.insert(14_000, 0, f64::NEG_INFINITY);
+        assert!(window.aggregates().unwrap().sum.is_nan(), "+Inf + -Inf");
+        // Both infinities expire: finite again, nothing lost to Inf - Inf.
+        window.insert(30_000, 0, 1.5);
+        assert_eq!(window.aggregates().unwrap().sum, 1.5);
+        let mut only_nan = SlidingWindow::new(10);
+        only_nan.insert(1, 0, f64::NAN);
+        let a = only_nan.aggregates().unwrap();
+        assert!(a.min.is_nan() && a.max.is_nan() && a.last.is_nan());
+        assert_eq!(a.count, 1);
+    }
+
+    #[test]
+    fn ending_a_source_keeps_the_others() {
         let mut shared = SlidingWindow::new(60_000);
         shared.insert(1_000, 0, 5.0);
         shared.insert(2_000, 1, 9.0);
-        shared.insert(3_000, 0, 7.0);
+        shared.insert(3_000, 0, f64::NAN);
         shared.end_source(0, 4_000);
         let left = shared.aggregates().expect("source 1 stays");
         assert_eq!(
@@ -429,8 +533,6 @@ mod tests {
         assert_eq!(shared.now_ms(), 4_000);
         shared.end_source(1, 4_000);
         assert!(shared.aggregates().is_none(), "no source left: no value");
-        assert_eq!(window.insert(1, 0, f64::INFINITY), Inserted::NotFinite);
-        assert!(window.is_empty());
     }
 
     #[test]
@@ -454,6 +556,8 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             4 => (-150i64..40, 0u32..3, -1_000.0f64..1_000.0)
+                .prop_map(|(delta, source, value)| Op::Sample { delta, source, value }),
+            1 => (-150i64..40, 0u32..3, prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(f64::NEG_INFINITY)])
                 .prop_map(|(delta, source, value)| Op::Sample { delta, source, value }),
             // At the newest time again (a batch stamped with one
             // millisecond): replaces the newest sample when the source
@@ -497,13 +601,25 @@ mod tests {
                     Some(got) => {
                         let values: Vec<f64> = kept.values().copied().collect();
                         prop_assert_eq!(got.count, values.len());
+                        // Plain float addition in time order: NaN and the
+                        // infinities propagate as they do in Prometheus.
                         let sum: f64 = values.iter().sum();
-                        let scale: f64 = values.iter().map(|v| v.abs()).sum::<f64>() + 1.0;
-                        prop_assert!((got.sum - sum).abs() <= 1e-9 * scale, "sum {} vs {}", got.sum, sum);
-                        prop_assert!((got.avg() - sum / values.len() as f64).abs() <= 1e-9 * scale);
-                        prop_assert_eq!(got.min, values.iter().copied().fold(f64::INFINITY, f64::min));
-                        prop_assert_eq!(got.max, values.iter().copied().fold(f64::NEG_INFINITY, f64::max));
-                        prop_assert_eq!(got.last, *kept.values().next_back().unwrap_or(&f64::NAN));
+                        if sum.is_finite() {
+                            let scale: f64 = values.iter().map(|v| v.abs()).sum::<f64>() + 1.0;
+                            prop_assert!((got.sum - sum).abs() <= 1e-9 * scale, "sum {} vs {}", got.sum, sum);
+                            prop_assert!((got.avg() - sum / values.len() as f64).abs() <= 1e-9 * scale);
+                        } else {
+                            prop_assert_eq!(got.sum.to_bits() == sum.to_bits() || (got.sum.is_nan() && sum.is_nan()), true, "sum {} vs {}", got.sum, sum);
+                        }
+                        // Prometheus' min_over_time / max_over_time: NaN
+                        // only when every value is.
+                        let extreme = |better: fn(f64, f64) -> bool| {
+                            values.iter().copied().fold(f64::NAN, |m, v| if better(v, m) || m.is_nan() { v } else { m })
+                        };
+                        let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+                        prop_assert!(same(got.min, extreme(|v, m| v < m)), "min {} of {:?}", got.min, values);
+                        prop_assert!(same(got.max, extreme(|v, m| v > m)), "max {} of {:?}", got.max, values);
+                        prop_assert!(same(got.last, *kept.values().next_back().unwrap_or(&f64::NAN)));
                     }
                 }
             }

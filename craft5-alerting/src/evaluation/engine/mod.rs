@@ -195,8 +195,8 @@ pub struct EngineStats {
     pub too_old: u64,
     /// Samples too far ahead of the clock, ignored.
     pub from_the_future: u64,
-    /// NaN or infinite samples, ignored (see the chapter: Prometheus would
-    /// let them make a condition false).
+    /// NaN or infinite samples taken into windows, with Prometheus'
+    /// arithmetic (a NaN in a window makes a condition on its sum false).
     pub not_finite: u64,
     /// Stale markers that ended a series for a plain-selector rule.
     pub stale_markers: u64,

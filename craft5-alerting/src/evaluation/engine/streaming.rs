@@ -130,11 +130,11 @@ impl StreamingAlertEngine {
                     batch.too_old += 1;
                     return;
                 }
-                Inserted::NotFinite => {
-                    batch.not_finite += 1;
-                    return;
+                Inserted::Appended | Inserted::Late | Inserted::Replaced => {
+                    if !metric.value.is_finite() {
+                        batch.not_finite += 1;
+                    }
                 }
-                Inserted::Appended | Inserted::Late | Inserted::Replaced => {}
             }
         }
         let at = tracked.window.now_ms();
