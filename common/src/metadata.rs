@@ -33,7 +33,7 @@ pub const MAX_ENTRIES_PER_FAMILY: usize = 8;
 pub const MAX_HELP_BYTES: usize = 4_096;
 
 /// A metric family's type, as the exposition formats name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MetricType {
     /// `counter`
     Counter,
@@ -49,7 +49,8 @@ pub enum MetricType {
     Info,
     /// `stateset`
     Stateset,
-    /// `unknown` (or untyped)
+    /// `unknown` (or untyped): what a family without a `TYPE` is.
+    #[default]
     Unknown,
 }
 
@@ -86,7 +87,7 @@ impl MetricType {
 }
 
 /// One description of a metric family.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MetricMetadata {
     /// Its type.
     pub metric_type: MetricType,

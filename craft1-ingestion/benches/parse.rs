@@ -1,7 +1,8 @@
 //! What does reading one metric cost, per wire format? phase0 parses one
 //! JSON object per request (`common::decode_metric_json`, called once per
 //! metric, as its server does); craft 1 reads whole batches as a JSON array,
-//! NDJSON, InfluxDB line protocol and Prometheus remote_write. The same
+//! NDJSON, InfluxDB line protocol and Prometheus remote_write, and a
+//! scrape's page in the text exposition format. The same
 //! 1,000 realistic metrics in each format, throughput in metrics, so the
 //! ratios read straight off one run. HTTP is not in the picture: this is the
 //! parser alone. Chapter 1.
@@ -11,7 +12,7 @@
 use std::hint::black_box;
 
 use common::{Labels, Metric, decode_metric_json};
-use craft1_ingestion::decode::{self, DecodeLimits, Format, Precision};
+use craft1_ingestion::decode::{self, DecodeLimits, ExpositionFormat, Format, Precision};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const BATCH: usize = 1_000;
@@ -40,6 +41,26 @@ fn realistic_metrics() -> Vec<Metric> {
             )
         })
         .collect()
+}
+
+/// An exporter's page: `name{labels} value timestamp`, labels quoted.
+fn exposition(metrics: &[Metric]) -> Vec<u8> {
+    let mut body = String::new();
+    for metric in metrics {
+        let labels: Vec<String> = metric
+            .labels
+            .iter()
+            .map(|(name, value)| format!("{name}=\"{value}\""))
+            .collect();
+        body.push_str(&format!(
+            "{}{{{}}} {} {}\n",
+            metric.name,
+            labels.join(","),
+            metric.value,
+            metric.timestamp_ms
+        ));
+    }
+    body.into_bytes()
 }
 
 /// Telegraf's shape for one metric: the `value` field, nanosecond time.
@@ -71,6 +92,11 @@ fn parse(c: &mut Criterion) {
     let ndjson = single_objects.join(&b'\n');
     let line_protocol = line_protocol(&metrics);
     let remote_write = decode::encode_remote_write(&metrics);
+    let exposition = exposition(&metrics);
+    let scraped =
+        decode::decode_exposition(&exposition, ExpositionFormat::Prometheus, NOW_MS, &limits)
+            .expect("decode");
+    assert_eq!(scraped.metrics, metrics, "exposition");
 
     // Every craft format must decode to exactly what phase0 reads, or the
     // comparison would be between different work.
@@ -92,6 +118,7 @@ fn parse(c: &mut Criterion) {
         ("NDJSON", ndjson.len()),
         ("line protocol", line_protocol.len()),
         ("remote_write", remote_write.len()),
+        ("text exposition", exposition.len()),
     ] {
         eprintln!("{name}: {:.1} bytes/metric", bytes as f64 / BATCH as f64);
     }
@@ -125,6 +152,17 @@ fn parse(c: &mut Criterion) {
             b.iter(|| decode::decode(format, black_box(body), NOW_MS, &limits).expect("decode"));
         });
     }
+    group.bench_function("craft1_text_exposition", |b| {
+        b.iter(|| {
+            decode::decode_exposition(
+                black_box(&exposition),
+                ExpositionFormat::Prometheus,
+                NOW_MS,
+                &limits,
+            )
+            .expect("decode")
+        });
+    });
     group.finish();
 }
 

@@ -11,6 +11,7 @@
 //! | NDJSON, one object per line | [`json`] | log shippers, `jq -c` |
 //! | InfluxDB line protocol | [`line_protocol`] | Telegraf, InfluxDB clients |
 //! | Prometheus remote_write (snappy + protobuf) | [`remote_write`] | Prometheus, Grafana Agent/Alloy, vmagent |
+//! | Prometheus text 0.0.4 and OpenMetrics 1.0 (`/metrics` pages) | [`exposition`] | every exporter, for a scrape |
 //! | `Content-Encoding: gzip` around any of them | [`gzip`] | most of the above, when configured |
 //!
 //! Every decoder is a pure function from bytes to `Vec<Metric>`: no I/O, no
@@ -30,6 +31,7 @@
 //!
 //! Story: docs chapter 1.
 
+pub mod exposition;
 pub mod gzip;
 pub mod json;
 mod json_object;
@@ -43,6 +45,7 @@ use std::fmt;
 use common::{Metric, MetricError};
 use thiserror::Error;
 
+pub use exposition::{Exposition, ExpositionFormat, decode_exposition};
 pub use gzip::gunzip;
 pub use json::{decode_json, decode_ndjson};
 pub use line_protocol::{Precision, decode_line_protocol};
