@@ -14,7 +14,10 @@
 //!   gzip, the write protocols, the server's own `GET /metrics`; every
 //!   other request to the pipeline's router.
 //! - [`decode`] — one file per wire format: JSON, line protocol,
-//!   remote_write, gzip, and the number reader the hand-written ones share.
+//!   remote_write, the exposition format, gzip, and the number reader the
+//!   hand-written ones share.
+//! - [`scrape`] — pull beside push: `prometheus.yml`'s targets scraped
+//!   into the queue, with `up` and staleness.
 //! - [`rate_limit`] — per-client token buckets.
 //! - [`self_metrics`] — the server's own counters in Prometheus' text format.
 //! - [`config`] — every limit in one place; [`args`] — the same as flags,
@@ -27,6 +30,7 @@ pub mod config;
 pub mod decode;
 pub mod handler;
 pub mod rate_limit;
+pub mod scrape;
 pub mod self_metrics;
 pub mod server;
 pub mod staircase;

@@ -101,6 +101,11 @@ pub struct Args {
     /// (craft5).
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// A Prometheus configuration file (`prometheus.yml`): its
+    /// `scrape_configs` are scraped into the queue, beside the pushes.
+    /// Keys this server does not support are named in a warning.
+    #[arg(long = "config.file")]
+    pub config_file: Option<PathBuf>,
     #[command(flatten)]
     pub ingestion_args: craft1_ingestion::args::IngestionArgs,
     #[command(flatten)]

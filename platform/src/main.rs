@@ -41,6 +41,17 @@ fn main() -> anyhow::Result<()> {
         args.alerting
     );
     let (data_dir, capacity) = (&args.data_dir, args.queue_capacity as usize);
+    // Read first: a broken file stops the start before anything is opened.
+    let scrape_set = match &args.config_file {
+        Some(path) => {
+            let set = craft1_ingestion::scrape::load(path)?;
+            for warning in &set.warnings {
+                common::say_err!("[Scrape] {}: {warning}", path.display());
+            }
+            Some(set)
+        }
+        None => None,
+    };
 
     let ingestion: Arc<dyn IngestionServer> = match args.ingestion {
         Ingestion::Phase0 => Arc::new(phase0::ingestion::SingleThreadServer::default()),
@@ -151,8 +162,23 @@ fn main() -> anyhow::Result<()> {
         log_writes: args.log_writes,
         ..Default::default()
     };
-    let report = Pipeline::start_with_shutdown(components, listener, options, shutdown)?
-        .run_until_shutdown();
+    let (queue, metadata) = (components.queue.clone(), components.metadata.clone());
+    let running = Pipeline::start_with_shutdown(components, listener, options, shutdown.clone())?;
+    let scraper = scrape_set.map(|set| {
+        let scraper = craft1_ingestion::scrape::Scraper::start(
+            &set,
+            queue,
+            Arc::new(SystemClock),
+            metadata,
+            &shutdown,
+        );
+        common::say!("[Scrape] scraping {} targets", scraper.targets());
+        scraper
+    });
+    let report = running.run_until_shutdown();
+    if let Some(scraper) = scraper {
+        scraper.join();
+    }
     // Stops the dispatcher and the delivery worker; what is not delivered
     // yet stays in the outbox for the next start.
     if let Some(service) = craft5 {

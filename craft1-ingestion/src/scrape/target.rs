@@ -1,0 +1,292 @@
+//! One target's scrape loop: every interval, `GET` its page, parse it
+//! (`decode/exposition.rs`), put the target's labels on every sample, add
+//! Prometheus' synthetic series, end with a stale marker every series that
+//! disappeared since the last scrape, and push the lot through the queue
+//! slot like any write.
+//!
+//! The synthetic series are what make pull worth it: `up` says whether the
+//! target answered (a push cannot tell a quiet client from a dead one),
+//! `scrape_duration_seconds`, `scrape_samples_scraped`,
+//! `scrape_samples_post_metric_relabeling` and `scrape_series_added` say
+//! what the scrape cost. A failed scrape — refused connection, timeout, an
+//! HTTP error, a page that does not parse, more samples than
+//! `sample_limit`, a queue that refuses the push — stores no sample of the
+//! page, writes `up 0`, and ends every series the target had, as
+//! Prometheus does, so queries and alerts see the end at once instead of
+//! five minutes of lookback later.
+//!
+//! Each target starts at its own offset into the interval (a hash of its
+//! URL), so a thousand targets are not all scraped in the same second.
+//! Docs chapter 1, "Pull".
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::metric::STALE_NAN_BITS;
+use common::{Clock, Labels, MetadataRegistry, Metric, MetricQueue, Shutdown};
+
+use super::config::TargetSpec;
+use crate::decode::{DecodeLimits, ExpositionFormat, decode_exposition};
+
+/// What one target's loop needs.
+pub struct TargetLoop {
+    /// The target.
+    pub spec: TargetSpec,
+    /// Where the samples go.
+    pub queue: Arc<dyn MetricQueue>,
+    /// The scrape's time, for samples without their own.
+    pub clock: Arc<dyn Clock>,
+    /// Where the page's `HELP`/`TYPE`/`UNIT` go.
+    pub metadata: Arc<MetadataRegistry>,
+    /// The page's size and sample limits.
+    pub limits: DecodeLimits,
+}
+
+/// A series as the store knows it.
+type SeriesId = (String, Labels);
+
+/// How one scrape went.
+struct Outcome {
+    samples: Vec<Metric>,
+    scraped: usize,
+    error: Option<String>,
+}
+
+impl TargetLoop {
+    /// Scrapes until `shutdown`.
+    pub fn run(self, shutdown: Shutdown) {
+        let interval = self.spec.interval;
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .timeout_global(Some(self.spec.timeout))
+                .http_status_as_error(false)
+                .user_agent(concat!("systems-craft-scraper/", env!("CARGO_PKG_VERSION")))
+                .build(),
+        );
+        if shutdown.wait_timeout(offset(&self.spec.url, interval)) {
+            return;
+        }
+        let mut previous: HashSet<SeriesId> = HashSet::new();
+        let mut last_error: Option<String> = None;
+        let mut next = Instant::now();
+        loop {
+            let began = Instant::now();
+            let at_ms = self.clock.now_ms();
+            let mut outcome = self.scrape(&agent, at_ms);
+            let mut current: HashSet<SeriesId> = HashSet::new();
+            if outcome.error.is_none() {
+                current = outcome
+                    .samples
+                    .iter()
+                    .map(|m| (m.name.clone(), m.labels.clone()))
+                    .collect();
+            }
+            let added = current.difference(&previous).count();
+            let mut batch = std::mem::take(&mut outcome.samples);
+            // Every series the target had and no longer has ends now.
+            for (name, labels) in previous.difference(&current) {
+                batch.push(
+                    Metric::new(name.clone(), f64::from_bits(STALE_NAN_BITS), at_ms)
+                        .with_labels(labels.clone()),
+                );
+            }
+            let seconds = began.elapsed().as_secs_f64();
+            let up = if outcome.error.is_none() { 1.0 } else { 0.0 };
+            let kept = if outcome.error.is_none() {
+                outcome.scraped
+            } else {
+                0
+            };
+            batch.extend(self.synthetic(at_ms, up, seconds, kept, added));
+            let pushed = self.queue.push(batch);
+            let error = match (outcome.error, pushed) {
+                (Some(error), _) => Some(error),
+                (None, Err(refused)) => {
+                    // Nothing of this scrape was stored: the next one must
+                    // still end what this one would have ended.
+                    current = previous.clone();
+                    let _ = self.queue.push(self.synthetic(at_ms, 0.0, seconds, 0, 0));
+                    Some(format!("the queue refused the scrape: {refused}"))
+                }
+                (None, Ok(())) => None,
+            };
+            if shutdown.is_triggered() {
+                // Stopping: the queue closes under the last scrape.
+                return;
+            }
+            if error != last_error {
+                match &error {
+                    Some(why) => common::say_err!(
+                        "[Scrape] {} {}: down: {why}",
+                        self.spec.job,
+                        self.spec.address
+                    ),
+                    None => common::say!("[Scrape] {} {}: up", self.spec.job, self.spec.address),
+                }
+                last_error = error;
+            }
+            previous = current;
+            next += interval;
+            let now = Instant::now();
+            if next < now {
+                // A scrape longer than the interval: skip the missed ticks.
+                next = now + interval;
+            }
+            if shutdown.wait_timeout(next - now) {
+                return;
+            }
+        }
+    }
+
+    /// One scrape: the page's samples with the target's labels, or why not.
+    fn scrape(&self, agent: &ureq::Agent, at_ms: i64) -> Outcome {
+        let fail = |error: String| Outcome {
+            samples: Vec::new(),
+            scraped: 0,
+            error: Some(error),
+        };
+        let mut response = match agent
+            .get(&self.spec.url)
+            .header("Accept", ExpositionFormat::ACCEPT)
+            .call()
+        {
+            Ok(response) => response,
+            Err(error) => return fail(format!("GET {}: {error}", self.spec.url)),
+        };
+        let status = response.status();
+        if status.as_u16() != 200 {
+            return fail(format!("server returned HTTP status {status}"));
+        }
+        let format = ExpositionFormat::from_content_type(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        );
+        let limit = self.limits.max_body_bytes;
+        let mut body = Vec::new();
+        let read = response
+            .body_mut()
+            .as_reader()
+            .take(limit as u64 + 1)
+            .read_to_end(&mut body);
+        if let Err(error) = read {
+            return fail(format!("reading the page: {error}"));
+        }
+        if body.len() > limit {
+            return fail(format!("the page is larger than {limit} bytes"));
+        }
+        let exposition = match decode_exposition(&body, format, at_ms, &self.limits) {
+            Ok(exposition) => exposition,
+            Err(error) => return fail(format!("the page does not parse: {error}")),
+        };
+        let scraped = exposition.metrics.len();
+        if self.spec.sample_limit > 0 && scraped > self.spec.sample_limit {
+            return fail(format!(
+                "sample limit exceeded: {scraped} samples, the limit is {}",
+                self.spec.sample_limit
+            ));
+        }
+        self.metadata.record(exposition.metadata);
+        let samples = exposition
+            .metrics
+            .into_iter()
+            .map(|mut metric| {
+                if !self.spec.honor_timestamps {
+                    metric.timestamp_ms = at_ms;
+                }
+                metric.labels = self.target_labels(&metric.labels);
+                metric
+            })
+            .collect();
+        Outcome {
+            samples,
+            scraped,
+            error: None,
+        }
+    }
+
+    /// The exposed labels with the target's added. On a clash the exposed
+    /// one wins with `honor_labels`; otherwise it is kept as
+    /// `exported_<name>`, as Prometheus does.
+    fn target_labels(&self, exposed: &Labels) -> Labels {
+        let mut pairs: Vec<(String, String)> = Vec::with_capacity(exposed.len() + 2);
+        for (name, value) in exposed.iter() {
+            if !self.spec.honor_labels && self.spec.labels.contains_key(name) {
+                pairs.push((format!("exported_{name}"), value.to_string()));
+            } else {
+                pairs.push((name.to_string(), value.to_string()));
+            }
+        }
+        for (name, value) in &self.spec.labels {
+            if self.spec.honor_labels && exposed.get(name).is_some() {
+                continue;
+            }
+            pairs.push((name.clone(), value.clone()));
+        }
+        Labels::from_pairs(pairs)
+    }
+
+    /// `up`, `scrape_duration_seconds`, `scrape_samples_scraped`,
+    /// `scrape_samples_post_metric_relabeling`, `scrape_series_added`.
+    fn synthetic(
+        &self,
+        at_ms: i64,
+        up: f64,
+        seconds: f64,
+        samples: usize,
+        added: usize,
+    ) -> Vec<Metric> {
+        let labels = Labels::from_pairs(
+            self.spec
+                .labels
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        [
+            ("up", up),
+            ("scrape_duration_seconds", seconds),
+            ("scrape_samples_scraped", samples as f64),
+            // No metric relabelling yet: everything scraped is kept.
+            ("scrape_samples_post_metric_relabeling", samples as f64),
+            ("scrape_series_added", added as f64),
+        ]
+        .into_iter()
+        .map(|(name, value)| Metric::new(name, value, at_ms).with_labels(labels.clone()))
+        .collect()
+    }
+}
+
+/// Where in the interval `url` is scraped: a hash of it, so targets spread
+/// over the interval and each keeps its slot across restarts.
+fn offset(url: &str, interval: Duration) -> Duration {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    url.hash(&mut hasher);
+    let interval_ms = interval.as_millis().max(1) as u64;
+    Duration::from_millis(hasher.finish() % interval_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_spread_targets_over_the_interval() {
+        let interval = Duration::from_secs(15);
+        let offsets: HashSet<u128> = (0..100)
+            .map(|i| {
+                offset(&format!("http://10.0.0.{i}:9100/metrics"), interval).as_millis() / 1_000
+            })
+            .collect();
+        assert!(
+            offsets.len() > 10,
+            "100 targets in {} distinct seconds",
+            offsets.len()
+        );
+        assert!(offsets.iter().all(|s| *s < 15));
+    }
+}
