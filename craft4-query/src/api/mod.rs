@@ -15,7 +15,7 @@
 //! /api/v1/status/flags    metadata.rs  the engine's settings, Prometheus' names
 //! /api/v1/status/runtimeinfo status.rs start time, working directory, cores
 //! /api/v1/status/tsdb     status.rs    cardinality: store.series → top 10s
-//! /api/v1/targets         status.rs    nothing is scraped: empty lists
+//! /api/v1/targets         status.rs    empty lists: the scraper does not report here yet
 //! /api/v1/alertmanagers   status.rs    none configured: empty lists
 //! /api/v1/metadata        metadata.rs  the MetadataRegistry the write paths fill
 //! /api/v1/query_exemplars metadata.rs  no exemplars stored yet: an empty list

@@ -123,7 +123,8 @@ pub fn runtime_info(started_ms: i64, store: &dyn MetricStore) -> Json {
     })
 }
 
-/// `/api/v1/targets`: nothing is scraped (the platform is pushed to).
+/// `/api/v1/targets`: empty — the scraper (craft 1) does not report its
+/// targets to the query slot yet.
 pub fn targets() -> Json {
     json!({"activeTargets": [], "droppedTargets": []})
 }
