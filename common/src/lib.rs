@@ -24,6 +24,8 @@
 //! - [`http`]: the HTTP surface's contract — [`http::Request`],
 //!   [`http::Response`], the [`http::Handler`] a server hands requests to,
 //!   the [`http::RouteSet`] a slot contributes routes through.
+//! - [`targets`]: the scrape targets and their health, in the one
+//!   [`TargetRegistry`] the scraper writes and `/api/v1/targets` reads.
 //! - [`barrier`]: [`WriteBarrier`], "every write accepted so far is
 //!   stored", which a slot asks of the runtime before a deletion.
 //! - [`clock`], [`shutdown`], [`duration`], [`console`]: time, stopping,
@@ -52,6 +54,7 @@ pub mod queue;
 pub mod rule;
 pub mod shutdown;
 pub mod storage;
+pub mod targets;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -71,3 +74,4 @@ pub use storage::{
     AppendObserver, LabelMatcher, MatchOp, MetricStore, Sample, Series, SeriesKey, StorageError,
     TimeRange, matches_all,
 };
+pub use targets::{TargetHealth, TargetRegistry, TargetStatus};

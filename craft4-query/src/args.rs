@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use common::duration::parse_positive_duration;
-use common::{MetadataRegistry, MetricStore, WriteBarrier};
+use common::{MetadataRegistry, MetricStore, TargetRegistry, WriteBarrier};
 use thiserror::Error;
 
 use crate::cache::CacheConfig;
@@ -59,6 +59,7 @@ impl QueryArgs {
         store: Arc<dyn MetricStore>,
         metadata: Arc<MetadataRegistry>,
         barrier: Arc<WriteBarrier>,
+        targets: Arc<TargetRegistry>,
     ) -> Result<QuerySlot, ArgsError> {
         if self.query_max_samples == 0 {
             return Err(ArgsError("--query-max-samples must be at least 1".into()));
@@ -75,6 +76,7 @@ impl QueryArgs {
         };
         let mut engine = Craft4QueryEngine::new(store, config)
             .with_metadata(metadata)
+            .with_targets(targets)
             .with_admin_api(self.web_enable_admin_api, barrier);
         if self.query_cache == "on" {
             engine = engine.with_cache(CacheConfig::enabled());

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::http::RouteSet;
 use common::{
     AppendObserver, Clock, InstantQuery, InstantSample, LabelMatcher, MetadataRegistry, Metric,
-    MetricStore, QueryEngine, QueryError, SystemClock, TimeRange, WriteBarrier,
+    MetricStore, QueryEngine, QueryError, SystemClock, TargetRegistry, TimeRange, WriteBarrier,
 };
 
 use crate::api::{self, ApiCall};
@@ -42,6 +42,8 @@ pub struct Craft4QueryEngine {
     /// Settled before a deletion, so no write accepted before it is
     /// stored after it (or delivered again after a crash).
     barrier: Arc<WriteBarrier>,
+    /// The scraper's targets (`/api/v1/targets`).
+    targets: Arc<TargetRegistry>,
     /// The store's [`MetricStore::deletions`] when the cache last checked:
     /// retention deleting a block changes answers about its time, which no
     /// write reports.
@@ -70,6 +72,7 @@ impl Craft4QueryEngine {
             metadata: Arc::new(MetadataRegistry::new()),
             admin_api: false,
             barrier: Arc::new(WriteBarrier::new()),
+            targets: Arc::new(TargetRegistry::new()),
             seen_deletions: AtomicU64::new(0),
         }
     }
@@ -141,6 +144,13 @@ impl Craft4QueryEngine {
         self.admin_api
     }
 
+    /// The same engine answering `/api/v1/targets` from `targets`: the
+    /// registry the scraper reports to.
+    pub fn with_targets(mut self, targets: Arc<TargetRegistry>) -> Self {
+        self.targets = targets;
+        self
+    }
+
     /// The same engine answering `/api/v1/metadata` from `metadata`: the
     /// registry the pipeline's write paths record into
     /// (`pipeline::Components::metadata`).
@@ -202,6 +212,7 @@ impl Craft4QueryEngine {
             started_ms: self.started_ms,
             metadata: &self.metadata,
             barrier: &self.barrier,
+            targets: &self.targets,
         };
         api::answer(&context, call)
     }

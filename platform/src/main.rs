@@ -14,7 +14,7 @@ use args::{Alerting, Args, Ingestion, Query, Queue, Storage};
 use clap::Parser;
 use common::{
     AlertEngine, IngestionServer, MetadataRegistry, MetricQueue, MetricStore, Shutdown,
-    SystemClock, WriteBarrier,
+    SystemClock, TargetRegistry, WriteBarrier,
 };
 use pipeline::{Components, Pipeline, PipelineOptions};
 
@@ -88,12 +88,17 @@ fn main() -> anyhow::Result<()> {
     let metadata = Arc::new(MetadataRegistry::new());
     // Answered by the pipeline, settled by slot 4 before a deletion.
     let barrier = Arc::new(WriteBarrier::new());
+    // Written by the scraper, read by slot 4's /api/v1/targets.
+    let targets = Arc::new(TargetRegistry::new());
     let query: Arc<dyn common::QueryEngine> = match args.query {
         Query::Phase0 => Arc::new(phase0::query::ScanQueryEngine::new(store.clone())),
         Query::Craft4 => {
-            let slot = args
-                .query_args
-                .build(store.clone(), metadata.clone(), barrier.clone())?;
+            let slot = args.query_args.build(
+                store.clone(),
+                metadata.clone(),
+                barrier.clone(),
+                targets.clone(),
+            )?;
             routes.push(slot.routes);
             observers.push(slot.observer);
             slot.engine
@@ -170,6 +175,7 @@ fn main() -> anyhow::Result<()> {
             queue,
             Arc::new(SystemClock),
             metadata,
+            targets,
             &shutdown,
         );
         common::say!("[Scrape] scraping {} targets", scraper.targets());

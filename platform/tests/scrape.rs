@@ -126,6 +126,37 @@ fn a_real_node_exporter_is_scraped_goes_down_and_comes_back() {
         "the page's TYPE: {body}"
     );
     wait_until(addr, r#"up{job="nobody"}"#, "a dead target", value_is("0"));
+    // Both targets in Prometheus' shape, with health and the last error.
+    let (status, body) = call(addr, "GET", "/api/v1/targets", "").expect("targets");
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let active = answer["data"]["activeTargets"].as_array().expect("list");
+    assert_eq!(active.len(), 2, "{body}");
+    let node_target = &active[0];
+    assert_eq!(node_target["scrapePool"], "node");
+    assert_eq!(node_target["health"], "up", "{body}");
+    assert_eq!(node_target["labels"]["instance"], node_addr.to_string());
+    assert_eq!(
+        node_target["discoveredLabels"]["__address__"],
+        node_addr.to_string()
+    );
+    assert_eq!(node_target["scrapeInterval"], "1s");
+    assert_eq!(
+        node_target["scrapeUrl"],
+        format!("http://{node_addr}/metrics")
+    );
+    assert_eq!(active[1]["health"], "down");
+    assert!(
+        active[1]["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("127.0.0.1:1"),
+        "{body}"
+    );
+    let (_, only) = call(addr, "GET", "/api/v1/targets?scrapePool=nobody", "").expect("filter");
+    assert!(!only.contains(r#""scrapePool":"node""#), "{only}");
+    let (status, _) = call(addr, "GET", "/api/v1/targets?state=sideways", "").expect("bad state");
+    assert_eq!(status, 400);
 
     // Killed: `up` goes 0, and its series end at once.
     drop(node);

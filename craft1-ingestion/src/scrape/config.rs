@@ -63,6 +63,10 @@ pub struct TargetSpec {
     pub address: String,
     /// The URL scraped: scheme, address, path and params.
     pub url: String,
+    /// The labels before relabelling: `__address__`, `__scheme__`,
+    /// `__metrics_path__`, `job`, the static labels (what
+    /// `/api/v1/targets` calls `discoveredLabels`).
+    pub discovered_labels: BTreeMap<String, String>,
     /// The target's labels: `job`, `instance` and the static labels.
     pub labels: BTreeMap<String, String>,
     /// How often.
@@ -238,6 +242,10 @@ pub fn parse(text: &str) -> Result<ScrapeSet, String> {
                 }
                 let mut labels = config.labels.clone();
                 labels.insert("job".into(), job.job_name.clone());
+                let mut discovered_labels = labels.clone();
+                discovered_labels.insert("__address__".into(), address.clone());
+                discovered_labels.insert("__scheme__".into(), job.scheme.clone());
+                discovered_labels.insert("__metrics_path__".into(), job.metrics_path.clone());
                 labels.insert("instance".into(), address.clone());
                 let mut url = format!("{}://{address}{}", job.scheme, job.metrics_path);
                 if !query.is_empty() {
@@ -248,6 +256,7 @@ pub fn parse(text: &str) -> Result<ScrapeSet, String> {
                     job: job.job_name.clone(),
                     address: address.clone(),
                     url,
+                    discovered_labels,
                     labels,
                     interval,
                     timeout,

@@ -5,7 +5,7 @@
 //! data too. Docs chapter 1, "Pull".
 //!
 //! What is not here yet: service discovery beyond `static_configs`,
-//! relabelling, `/api/v1/targets`, reload. The configuration warns about
+//! relabelling, reload. The configuration warns about
 //! each such key it meets.
 
 pub mod config;
@@ -14,7 +14,7 @@ pub mod target;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use common::{Clock, MetadataRegistry, MetricQueue, Shutdown};
+use common::{Clock, MetadataRegistry, MetricQueue, Shutdown, TargetRegistry, TargetStatus};
 
 pub use config::{ConfigError, ScrapeSet, TargetSpec, load};
 use target::TargetLoop;
@@ -27,18 +27,31 @@ pub struct Scraper {
 }
 
 impl Scraper {
-    /// Starts a loop per target of `set`; they stop when `shutdown` is
+    /// Starts a loop per target of `set`, each registered in `targets` and
+    /// reporting there how its scrapes go; they stop when `shutdown` is
     /// triggered.
     pub fn start(
         set: &ScrapeSet,
         queue: Arc<dyn MetricQueue>,
         clock: Arc<dyn Clock>,
         metadata: Arc<MetadataRegistry>,
+        targets: Arc<TargetRegistry>,
         shutdown: &Shutdown,
     ) -> Scraper {
         let mut loops = Vec::new();
         for spec in &set.targets {
+            let index = targets.register(TargetStatus {
+                job: spec.job.clone(),
+                scrape_url: spec.url.clone(),
+                discovered_labels: spec.discovered_labels.clone(),
+                labels: spec.labels.clone(),
+                interval: spec.interval,
+                timeout: spec.timeout,
+                ..TargetStatus::default()
+            });
             let target = TargetLoop {
+                index,
+                targets: targets.clone(),
                 spec: spec.clone(),
                 queue: queue.clone(),
                 clock: clock.clone(),

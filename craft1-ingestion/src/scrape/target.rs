@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::metric::STALE_NAN_BITS;
-use common::{Clock, Labels, MetadataRegistry, Metric, MetricQueue, Shutdown};
+use common::{
+    Clock, Labels, MetadataRegistry, Metric, MetricQueue, Shutdown, TargetHealth, TargetRegistry,
+};
 
 use super::config::TargetSpec;
 use crate::decode::{DecodeLimits, ExpositionFormat, decode_exposition};
@@ -35,6 +37,10 @@ use crate::decode::{DecodeLimits, ExpositionFormat, decode_exposition};
 pub struct TargetLoop {
     /// The target.
     pub spec: TargetSpec,
+    /// Its entry in `targets`.
+    pub index: usize,
+    /// Where each scrape's outcome is reported (`/api/v1/targets`).
+    pub targets: Arc<TargetRegistry>,
     /// Where the samples go.
     pub queue: Arc<dyn MetricQueue>,
     /// The scrape's time, for samples without their own.
@@ -117,6 +123,16 @@ impl TargetLoop {
                 // Stopping: the queue closes under the last scrape.
                 return;
             }
+            self.targets.update(self.index, |status| {
+                status.health = if error.is_none() {
+                    TargetHealth::Up
+                } else {
+                    TargetHealth::Down
+                };
+                status.last_error = error.clone().unwrap_or_default();
+                status.last_scrape_ms = Some(at_ms);
+                status.last_scrape_duration = Duration::from_secs_f64(seconds);
+            });
             if error != last_error {
                 match &error {
                     Some(why) => common::say_err!(

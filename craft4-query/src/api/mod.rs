@@ -15,7 +15,7 @@
 //! /api/v1/status/flags    metadata.rs  the engine's settings, Prometheus' names
 //! /api/v1/status/runtimeinfo status.rs start time, working directory, cores
 //! /api/v1/status/tsdb     status.rs    cardinality: store.series → top 10s
-//! /api/v1/targets         status.rs    empty lists: the scraper does not report here yet
+//! /api/v1/targets         status.rs    the scraper's targets and their health
 //! /api/v1/alertmanagers   status.rs    none configured: empty lists
 //! /api/v1/metadata        metadata.rs  the MetadataRegistry the write paths fill
 //! /api/v1/query_exemplars metadata.rs  no exemplars stored yet: an empty list
@@ -41,7 +41,7 @@ pub mod status;
 pub mod syntax_tree;
 pub mod timestamp;
 
-use common::{Clock, MetadataRegistry, QueryError, WriteBarrier};
+use common::{Clock, MetadataRegistry, QueryError, TargetRegistry, WriteBarrier};
 use serde_json::Value as Json;
 
 use crate::cache::ResultCache;
@@ -165,6 +165,8 @@ pub struct ApiContext<'a> {
     pub metadata: &'a MetadataRegistry,
     /// Settled before a deletion.
     pub barrier: &'a WriteBarrier,
+    /// The scraper's targets, for `/api/v1/targets`.
+    pub targets: &'a TargetRegistry,
 }
 
 /// Answers one API call.
@@ -199,7 +201,7 @@ pub fn answer(context: &ApiContext<'_>, call: &ApiCall) -> Result<Answer, QueryE
         ApiEndpoint::Flags => Ok(metadata::flags(engine.config())),
         ApiEndpoint::RuntimeInfo => Ok(status::runtime_info(context.started_ms, store)),
         ApiEndpoint::TsdbStatus => status::tsdb(store, params),
-        ApiEndpoint::Targets => Ok(status::targets()),
+        ApiEndpoint::Targets => status::targets(context.targets, params),
         ApiEndpoint::Alertmanagers => Ok(status::alertmanagers()),
         ApiEndpoint::Metadata => metadata::metric_metadata(context.metadata, params),
         ApiEndpoint::QueryExemplars => metadata::query_exemplars(params),

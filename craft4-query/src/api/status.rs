@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use common::{LabelMatcher, MetricStore, QueryError, TimeRange};
+use common::{LabelMatcher, MetricStore, QueryError, TargetRegistry, TimeRange};
 use serde_json::{Value as Json, json};
 
 use super::params::{Params, invalid_parameter};
@@ -123,10 +123,50 @@ pub fn runtime_info(started_ms: i64, store: &dyn MetricStore) -> Json {
     })
 }
 
-/// `/api/v1/targets`: empty — the scraper (craft 1) does not report its
-/// targets to the query slot yet.
-pub fn targets() -> Json {
-    json!({"activeTargets": [], "droppedTargets": []})
+/// `/api/v1/targets`: the scraper's targets (craft 1, `--config.file`)
+/// with their health, in Prometheus' shape; `state` (`active`, `dropped`,
+/// `any`) and `scrapePool` filter. Nothing is dropped (there is no
+/// relabelling to drop a target yet), so `droppedTargets` is empty.
+///
+/// # Errors
+/// 400 for a `state` that is none of the three.
+pub fn targets(registry: &TargetRegistry, params: Params<'_>) -> Result<Json, QueryError> {
+    let state = params.value("state");
+    let active = match state {
+        "" | "any" | "active" => true,
+        "dropped" => false,
+        other => {
+            return Err(QueryError::BadRequest(format!(
+                "invalid parameter \"state\": {other:?} is not active, dropped or any"
+            )));
+        }
+    };
+    let pool = params.value("scrapePool");
+    let targets: Vec<Json> = if active {
+        registry
+            .snapshot()
+            .into_iter()
+            .filter(|t| pool.is_empty() || t.job == pool)
+            .map(|t| {
+                json!({
+                    "discoveredLabels": t.discovered_labels,
+                    "labels": t.labels,
+                    "scrapePool": t.job,
+                    "scrapeUrl": t.scrape_url,
+                    "globalUrl": t.scrape_url,
+                    "lastError": t.last_error,
+                    "lastScrape": t.last_scrape_ms.map_or_else(|| "0001-01-01T00:00:00Z".to_string(), rfc3339),
+                    "lastScrapeDuration": t.last_scrape_duration.as_secs_f64(),
+                    "health": t.health.as_str(),
+                    "scrapeInterval": promql::format_duration(t.interval.as_millis() as i64),
+                    "scrapeTimeout": promql::format_duration(t.timeout.as_millis() as i64),
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(json!({"activeTargets": targets, "droppedTargets": []}))
 }
 
 /// `/api/v1/alertmanagers`: craft 5 delivers notifications itself; no
