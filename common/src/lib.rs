@@ -74,4 +74,4 @@ pub use storage::{
     AppendObserver, LabelMatcher, MatchOp, MetricStore, Sample, Series, SeriesKey, StorageError,
     TimeRange, matches_all,
 };
-pub use targets::{TargetHealth, TargetRegistry, TargetStatus};
+pub use targets::{DroppedTarget, TargetHealth, TargetRegistry, TargetStatus};

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+use crate::MetricMetadata;
+
 /// Whether a target's last scrape worked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TargetHealth {
@@ -55,12 +57,32 @@ pub struct TargetStatus {
     pub last_scrape_ms: Option<i64>,
     /// How long it took.
     pub last_scrape_duration: Duration,
+    /// The families its last page described (`HELP`, `TYPE`, `UNIT`), for
+    /// `/api/v1/targets/metadata`.
+    pub metadata: Vec<(String, MetricMetadata)>,
 }
 
-/// Every target, in the order they were registered.
+/// A target relabelling dropped: only what was discovered.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DroppedTarget {
+    /// Its job.
+    pub job: String,
+    /// The labels before relabelling.
+    pub discovered_labels: BTreeMap<String, String>,
+}
+
+/// Every target, active by id in the order they were registered, and the
+/// ones relabelling dropped.
 #[derive(Debug, Default)]
 pub struct TargetRegistry {
-    targets: RwLock<Vec<TargetStatus>>,
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_id: u64,
+    active: BTreeMap<u64, TargetStatus>,
+    dropped: Vec<DroppedTarget>,
 }
 
 impl TargetRegistry {
@@ -69,23 +91,42 @@ impl TargetRegistry {
         TargetRegistry::default()
     }
 
-    /// Adds a target; the index to [`TargetRegistry::update`] it by.
-    pub fn register(&self, status: TargetStatus) -> usize {
-        let mut targets = self.targets.write();
-        targets.push(status);
-        targets.len() - 1
+    /// Adds an active target; the id to [`TargetRegistry::update`] or
+    /// [`TargetRegistry::remove`] it by.
+    pub fn register(&self, status: TargetStatus) -> u64 {
+        let mut inner = self.inner.write();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.active.insert(id, status);
+        id
     }
 
-    /// Changes target `index` (an index not handed out changes nothing).
-    pub fn update(&self, index: usize, change: impl FnOnce(&mut TargetStatus)) {
-        if let Some(status) = self.targets.write().get_mut(index) {
+    /// Changes target `id` (an id not registered, or removed, changes
+    /// nothing).
+    pub fn update(&self, id: u64, change: impl FnOnce(&mut TargetStatus)) {
+        if let Some(status) = self.inner.write().active.get_mut(&id) {
             change(status);
         }
     }
 
-    /// A copy of every target.
+    /// Forgets target `id`: it is no longer scraped.
+    pub fn remove(&self, id: u64) {
+        self.inner.write().active.remove(&id);
+    }
+
+    /// Replaces the list of dropped targets.
+    pub fn set_dropped(&self, dropped: Vec<DroppedTarget>) {
+        self.inner.write().dropped = dropped;
+    }
+
+    /// A copy of every active target, in registration order.
     pub fn snapshot(&self) -> Vec<TargetStatus> {
-        self.targets.read().clone()
+        self.inner.read().active.values().cloned().collect()
+    }
+
+    /// A copy of the dropped targets.
+    pub fn dropped(&self) -> Vec<DroppedTarget> {
+        self.inner.read().dropped.clone()
     }
 }
 
@@ -94,16 +135,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registered_targets_are_updated_in_place() {
+    fn registered_targets_are_updated_in_place_and_removed() {
         let registry = TargetRegistry::new();
         let a = registry.register(TargetStatus {
             job: "node".into(),
             ..TargetStatus::default()
         });
+        let b = registry.register(TargetStatus {
+            job: "app".into(),
+            ..TargetStatus::default()
+        });
         registry.update(a, |s| s.health = TargetHealth::Up);
         registry.update(7, |s| s.health = TargetHealth::Down);
         let all = registry.snapshot();
-        assert_eq!(all.len(), 1);
+        assert_eq!(all.len(), 2);
         assert_eq!(all[0].health.as_str(), "up");
+        registry.remove(a);
+        registry.update(a, |s| s.health = TargetHealth::Down);
+        assert_eq!(registry.snapshot().len(), 1);
+        assert_eq!(registry.snapshot()[0].job, "app");
+        assert_ne!(a, b);
+        registry.set_dropped(vec![DroppedTarget::default()]);
+        assert_eq!(registry.dropped().len(), 1);
     }
 }

@@ -48,7 +48,13 @@ fn main() -> anyhow::Result<()> {
             for warning in &set.warnings {
                 common::say_err!("[Scrape] {}: {warning}", path.display());
             }
-            Some(set)
+            if !set.rule_files.is_empty() {
+                common::say_err!(
+                    "[Scrape] {}: rule_files: not loaded from this file; give a rule file with --rules",
+                    path.display()
+                );
+            }
+            Some((path.clone(), set))
         }
         None => None,
     };
@@ -155,6 +161,17 @@ fn main() -> anyhow::Result<()> {
         alerting,
         Arc::new(SystemClock),
     );
+    // `/-/reload` answers once the scraper runs; without a file, there is
+    // nothing to reload and no route.
+    let reload = craft1_ingestion::scrape::ReloadHandle::new();
+    if scrape_set.is_some() {
+        routes.push(Arc::new(craft1_ingestion::scrape::ReloadRoutes::new(
+            reload.clone(),
+        )));
+        reload
+            .reload_on_sighup()
+            .context("cannot install the SIGHUP handler")?;
+    }
     components.routes = routes;
     components.observers = observers;
     components.metadata = metadata;
@@ -169,18 +186,22 @@ fn main() -> anyhow::Result<()> {
     };
     let (queue, metadata) = (components.queue.clone(), components.metadata.clone());
     let running = Pipeline::start_with_shutdown(components, listener, options, shutdown.clone())?;
-    let scraper = scrape_set.map(|set| {
-        let scraper = craft1_ingestion::scrape::Scraper::start(
-            &set,
-            queue,
-            Arc::new(SystemClock),
-            metadata,
-            targets,
-            &shutdown,
-        );
-        common::say!("[Scrape] scraping {} targets", scraper.targets());
-        scraper
-    });
+    let scraper = match scrape_set {
+        Some((path, set)) => {
+            let deps = craft1_ingestion::scrape::ScrapeDeps {
+                queue,
+                clock: Arc::new(SystemClock),
+                metadata,
+                targets,
+            };
+            let scraper =
+                craft1_ingestion::scrape::Scraper::start(path, set, deps, &reload, &shutdown)
+                    .context("cannot start the scraper")?;
+            common::say!("[Scrape] scraping {} targets", scraper.targets());
+            Some(scraper)
+        }
+        None => None,
+    };
     let report = running.run_until_shutdown();
     if let Some(scraper) = scraper {
         scraper.join();

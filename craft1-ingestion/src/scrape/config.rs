@@ -1,27 +1,34 @@
-//! `prometheus.yml` → the targets to scrape: the part of Prometheus'
+//! `prometheus.yml` → the jobs to scrape: the part of Prometheus'
 //! configuration file the scraper acts on, read as the user wrote it for
 //! Prometheus.
 //!
-//! Supported: `global.scrape_interval`, `global.scrape_timeout`, and per
-//! `scrape_configs` entry `job_name`, `scrape_interval`, `scrape_timeout`,
-//! `metrics_path`, `scheme` (`http`, `https`), `params`, `honor_labels`,
-//! `honor_timestamps`, `sample_limit`, `static_configs` (`targets`,
-//! `labels`). Every other key, at any level, is kept out of the running
-//! configuration but named in a warning — never silently ignored, and never
-//! a reason to refuse a file Prometheus itself would run. A file that is
-//! not YAML, or a supported key with a bad value, is refused with the file,
-//! line and key. Docs chapter 1, "Pull".
+//! Supported: `global.scrape_interval`, `global.scrape_timeout`,
+//! `rule_files`, and per `scrape_configs` entry `job_name`,
+//! `scrape_interval`, `scrape_timeout`, `metrics_path`, `scheme` (`http`,
+//! `https`), `params`, `honor_labels`, `honor_timestamps`, `sample_limit`,
+//! `label_limit`, `label_name_length_limit`, `label_value_length_limit`,
+//! `body_size_limit`, `basic_auth`, `authorization`, `bearer_token(_file)`,
+//! `relabel_configs`, `metric_relabel_configs`, `static_configs` and
+//! `file_sd_configs`. Every other key, at any level, is kept out of the
+//! running configuration but named in a warning — never silently ignored,
+//! and never a reason to refuse a file Prometheus itself would run. A file
+//! that is not YAML, or a supported key with a bad value, is refused with
+//! the file, line and key. Docs chapter 1, "Pull".
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::relabel::{RelabelConfig, Rule};
+
 /// Prometheus' defaults.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_FILE_SD_REFRESH: Duration = Duration::from_secs(300);
 
 /// Why a configuration file was refused.
 #[derive(Debug, Error)]
@@ -44,42 +51,105 @@ pub enum ConfigError {
     },
 }
 
-/// A scrape configuration ready to run: its targets, and what in the file
-/// was not applied.
+/// A scrape configuration ready to run: its jobs, the rule files it names,
+/// and what in the file was not applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScrapeSet {
-    /// One entry per (job, target address).
-    pub targets: Vec<TargetSpec>,
+    /// One per `scrape_configs` entry, in the file's order.
+    pub jobs: Vec<Arc<Job>>,
+    /// `rule_files`, each a path or a glob in its last element, relative
+    /// to the configuration file's directory.
+    pub rule_files: Vec<PathBuf>,
+    /// `global.evaluation_interval` (Prometheus' default: 1m).
+    pub evaluation_interval: Duration,
     /// `key path: why`, one per unsupported key.
     pub warnings: Vec<String>,
 }
 
-/// One target as its job configures it.
+/// One `scrape_configs` entry: how its targets are found and scraped.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TargetSpec {
-    /// `job_name`.
-    pub job: String,
-    /// `host:port` (the `instance` label).
-    pub address: String,
-    /// The URL scraped: scheme, address, path and params.
-    pub url: String,
-    /// The labels before relabelling: `__address__`, `__scheme__`,
-    /// `__metrics_path__`, `job`, the static labels (what
-    /// `/api/v1/targets` calls `discoveredLabels`).
-    pub discovered_labels: BTreeMap<String, String>,
-    /// The target's labels: `job`, `instance` and the static labels.
-    pub labels: BTreeMap<String, String>,
+pub struct Job {
+    /// `job_name` (Prometheus' scrape pool).
+    pub name: String,
     /// How often.
     pub interval: Duration,
     /// Each scrape's time limit.
     pub timeout: Duration,
+    /// `metrics_path`.
+    pub metrics_path: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `params`: URL parameters, by name.
+    pub params: BTreeMap<String, Vec<String>>,
     /// Keep the exposed labels on a clash with the target's (else they
     /// become `exported_<name>`).
     pub honor_labels: bool,
     /// Use the timestamps the target exposes (else the scrape's time).
     pub honor_timestamps: bool,
-    /// Most samples a scrape may hold before it fails (0: no limit).
+    /// Most samples a scrape may hold, after metric relabelling (0: no
+    /// limit).
     pub sample_limit: usize,
+    /// Most labels a sample may have (0: no limit).
+    pub label_limit: usize,
+    /// Longest label name (0: no limit).
+    pub label_name_length_limit: usize,
+    /// Longest label value (0: no limit).
+    pub label_value_length_limit: usize,
+    /// Largest page, bytes (0: the decoder's own limit).
+    pub body_size_limit: usize,
+    /// The `Authorization` header sent with every scrape, if any.
+    pub authorization: Option<String>,
+    /// `relabel_configs`: target labels → final labels, or dropped.
+    pub relabel: Vec<Rule>,
+    /// `metric_relabel_configs`: each sample's labels, or dropped.
+    pub metric_relabel: Vec<Rule>,
+    /// `static_configs`.
+    pub static_groups: Vec<TargetGroup>,
+    /// `file_sd_configs`.
+    pub file_sd: Vec<FileSd>,
+}
+
+/// A group of targets with shared labels: one `static_configs` entry or
+/// one entry of a `file_sd` file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TargetGroup {
+    /// `host:port` each.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Labels for every target of the group.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One `file_sd_configs` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSd {
+    /// Files, or globs in the last path element, absolute.
+    pub files: Vec<PathBuf>,
+    /// Prometheus re-reads at least this often; this scraper also notices
+    /// a change within a second (it compares the files' times and sizes).
+    pub refresh_interval: Duration,
+}
+
+/// One target as its job and relabelling configure it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSpec {
+    /// Its job.
+    pub job: Arc<Job>,
+    /// `host:port`, the final `__address__`.
+    pub address: String,
+    /// The URL scraped: scheme, address, path and params.
+    pub url: String,
+    /// The labels before relabelling (`discoveredLabels` in
+    /// `/api/v1/targets`).
+    pub discovered_labels: BTreeMap<String, String>,
+    /// The labels every sample of it gets: relabelling's result without
+    /// the `__` labels, `instance` defaulting to the address.
+    pub labels: BTreeMap<String, String>,
+    /// How often (a relabelled `__scrape_interval__` wins).
+    pub interval: Duration,
+    /// Each scrape's limit (a relabelled `__scrape_timeout__` wins).
+    pub timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +158,8 @@ struct File {
     global: Option<Global>,
     #[serde(default)]
     scrape_configs: Vec<ScrapeConfig>,
+    #[serde(default)]
+    rule_files: Vec<String>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -96,6 +168,7 @@ struct File {
 struct Global {
     scrape_interval: Option<String>,
     scrape_timeout: Option<String>,
+    evaluation_interval: Option<String>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -118,9 +191,44 @@ struct ScrapeConfig {
     #[serde(default)]
     sample_limit: usize,
     #[serde(default)]
+    label_limit: usize,
+    #[serde(default)]
+    label_name_length_limit: usize,
+    #[serde(default)]
+    label_value_length_limit: usize,
+    body_size_limit: Option<serde_yaml_ng::Value>,
+    basic_auth: Option<BasicAuth>,
+    authorization: Option<Authorization>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<String>,
+    #[serde(default)]
+    relabel_configs: Vec<RelabelConfig>,
+    #[serde(default)]
+    metric_relabel_configs: Vec<RelabelConfig>,
+    #[serde(default)]
     static_configs: Vec<StaticConfig>,
+    #[serde(default)]
+    file_sd_configs: Vec<FileSdConfig>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BasicAuth {
+    username: Option<String>,
+    username_file: Option<String>,
+    password: Option<String>,
+    password_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Authorization {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    credentials: Option<String>,
+    credentials_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +239,14 @@ struct StaticConfig {
     labels: BTreeMap<String, String>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSdConfig {
+    #[serde(default)]
+    files: Vec<String>,
+    refresh_interval: Option<String>,
 }
 
 fn default_path() -> String {
@@ -145,7 +261,8 @@ fn yes() -> bool {
     true
 }
 
-/// Reads and checks `path`.
+/// Reads and checks `path`; relative paths in it (rule files, file_sd
+/// files, credential files) are taken from `path`'s directory.
 ///
 /// # Errors
 /// [`ConfigError`] naming the file (and serde's line and key).
@@ -154,17 +271,23 @@ pub fn load(path: &Path) -> Result<ScrapeSet, ConfigError> {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text).map_err(|message| ConfigError::Invalid {
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse_in(&text, base).map_err(|message| ConfigError::Invalid {
         path: path.display().to_string(),
         message,
     })
 }
 
-/// Checks a configuration's text.
+/// Checks a configuration's text, relative paths taken from the current
+/// directory.
 ///
 /// # Errors
 /// Why, with the line and the key.
 pub fn parse(text: &str) -> Result<ScrapeSet, String> {
+    parse_in(text, Path::new("."))
+}
+
+pub(crate) fn parse_in(text: &str, base: &Path) -> Result<ScrapeSet, String> {
     let file: File = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
     let mut warnings = Vec::new();
     let mut unsupported = |at: &str, other: &BTreeMap<String, serde_yaml_ng::Value>| {
@@ -179,95 +302,307 @@ pub fn parse(text: &str) -> Result<ScrapeSet, String> {
     unsupported("global.", &global.other);
     let global_interval = duration(global.scrape_interval.as_deref(), "global.scrape_interval")?
         .unwrap_or(DEFAULT_INTERVAL);
+    // Prometheus: an unset global timeout is 10 s, capped by the interval;
+    // a set one longer than the interval is an error.
     let global_timeout = duration(global.scrape_timeout.as_deref(), "global.scrape_timeout")?
-        .unwrap_or(DEFAULT_TIMEOUT);
-    let mut targets = Vec::new();
-    let mut jobs = std::collections::HashSet::new();
-    for (index, job) in file.scrape_configs.into_iter().enumerate() {
-        let at = format!("scrape_configs[{index}] ({})", job.job_name);
-        if job.job_name.is_empty() {
+        .unwrap_or(DEFAULT_TIMEOUT.min(global_interval));
+    if global_timeout > global_interval {
+        return Err(format!(
+            "global.scrape_timeout: {global_timeout:?} is longer than the scrape interval {global_interval:?}"
+        ));
+    }
+    let evaluation_interval = duration(
+        global.evaluation_interval.as_deref(),
+        "global.evaluation_interval",
+    )?
+    .unwrap_or(DEFAULT_INTERVAL);
+    let mut jobs = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (index, config) in file.scrape_configs.into_iter().enumerate() {
+        let at = format!("scrape_configs[{index}] ({})", config.job_name);
+        if config.job_name.is_empty() {
             return Err(format!(
                 "scrape_configs[{index}].job_name: must not be empty"
             ));
         }
-        if !jobs.insert(job.job_name.clone()) {
+        if !names.insert(config.job_name.clone()) {
             return Err(format!("{at}.job_name: found twice"));
         }
-        unsupported(&format!("{at}."), &job.other);
-        let interval = duration(
-            job.scrape_interval.as_deref(),
-            &format!("{at}.scrape_interval"),
-        )?
-        .unwrap_or(global_interval);
-        // Prometheus: the timeout defaults to the global one, capped by
-        // the interval.
-        let timeout = duration(
-            job.scrape_timeout.as_deref(),
-            &format!("{at}.scrape_timeout"),
-        )?
-        .unwrap_or_else(|| global_timeout.min(interval));
-        if timeout > interval {
-            return Err(format!(
-                "{at}.scrape_timeout: {timeout:?} is longer than the scrape interval {interval:?}"
-            ));
+        unsupported(&format!("{at}."), &config.other);
+        for (group, static_config) in config.static_configs.iter().enumerate() {
+            unsupported(
+                &format!("{at}.static_configs[{group}]."),
+                &static_config.other,
+            );
         }
-        if !matches!(job.scheme.as_str(), "http" | "https") {
-            return Err(format!(
-                "{at}.scheme: {:?} is neither http nor https",
-                job.scheme
-            ));
-        }
-        if !job.metrics_path.starts_with('/') {
-            return Err(format!(
-                "{at}.metrics_path: {:?} must start with /",
-                job.metrics_path
-            ));
-        }
-        let query: Vec<String> = job
-            .params
+        jobs.push(Arc::new(job(
+            config,
+            &at,
+            base,
+            global_interval,
+            global_timeout,
+        )?));
+    }
+    let rule_files = file.rule_files.iter().map(|f| base.join(f)).collect();
+    Ok(ScrapeSet {
+        jobs,
+        rule_files,
+        evaluation_interval,
+        warnings,
+    })
+}
+
+fn job(
+    config: ScrapeConfig,
+    at: &str,
+    base: &Path,
+    global_interval: Duration,
+    global_timeout: Duration,
+) -> Result<Job, String> {
+    let interval = duration(
+        config.scrape_interval.as_deref(),
+        &format!("{at}.scrape_interval"),
+    )?
+    .unwrap_or(global_interval);
+    // Prometheus: the timeout defaults to the global one, capped by the
+    // interval.
+    let timeout = duration(
+        config.scrape_timeout.as_deref(),
+        &format!("{at}.scrape_timeout"),
+    )?
+    .unwrap_or_else(|| global_timeout.min(interval));
+    if timeout > interval {
+        return Err(format!(
+            "{at}.scrape_timeout: {timeout:?} is longer than the scrape interval {interval:?}"
+        ));
+    }
+    if !matches!(config.scheme.as_str(), "http" | "https") {
+        return Err(format!(
+            "{at}.scheme: {:?} is neither http nor https",
+            config.scheme
+        ));
+    }
+    if !config.metrics_path.starts_with('/') {
+        return Err(format!(
+            "{at}.metrics_path: {:?} must start with /",
+            config.metrics_path
+        ));
+    }
+    let body_size_limit = match &config.body_size_limit {
+        None => 0,
+        Some(value) => size(value).ok_or_else(|| {
+            format!("{at}.body_size_limit: {value:?} is not a size (like 10MB, 512KiB, 0)")
+        })?,
+    };
+    let authorization = authorization(&config, at, base)?;
+    let compile = |rules: &[RelabelConfig], key: &str| -> Result<Vec<Rule>, String> {
+        rules
             .iter()
-            .flat_map(|(name, values)| {
-                values
-                    .iter()
-                    .map(move |value| format!("{}={}", encode(name), encode(value)))
-            })
-            .collect();
-        for (group, config) in job.static_configs.iter().enumerate() {
-            unsupported(&format!("{at}.static_configs[{group}]."), &config.other);
-            for address in &config.targets {
-                if address.is_empty() || address.contains('/') {
-                    return Err(format!(
-                        "{at}.static_configs[{group}].targets: {address:?} is not host:port"
-                    ));
-                }
-                let mut labels = config.labels.clone();
-                labels.insert("job".into(), job.job_name.clone());
-                let mut discovered_labels = labels.clone();
-                discovered_labels.insert("__address__".into(), address.clone());
-                discovered_labels.insert("__scheme__".into(), job.scheme.clone());
-                discovered_labels.insert("__metrics_path__".into(), job.metrics_path.clone());
-                labels.insert("instance".into(), address.clone());
-                let mut url = format!("{}://{address}{}", job.scheme, job.metrics_path);
-                if !query.is_empty() {
-                    url.push('?');
-                    url.push_str(&query.join("&"));
-                }
-                targets.push(TargetSpec {
-                    job: job.job_name.clone(),
-                    address: address.clone(),
-                    url,
-                    discovered_labels,
-                    labels,
-                    interval,
-                    timeout,
-                    honor_labels: job.honor_labels,
-                    honor_timestamps: job.honor_timestamps,
-                    sample_limit: job.sample_limit,
-                });
+            .enumerate()
+            .map(|(i, rule)| rule.compile().map_err(|e| format!("{at}.{key}[{i}].{e}")))
+            .collect()
+    };
+    let relabel = compile(&config.relabel_configs, "relabel_configs")?;
+    let metric_relabel = compile(&config.metric_relabel_configs, "metric_relabel_configs")?;
+    let mut static_groups = Vec::new();
+    for (group, static_config) in config.static_configs.iter().enumerate() {
+        for address in &static_config.targets {
+            check_address(address)
+                .map_err(|e| format!("{at}.static_configs[{group}].targets: {e}"))?;
+        }
+        static_groups.push(TargetGroup {
+            targets: static_config.targets.clone(),
+            labels: static_config.labels.clone(),
+        });
+    }
+    let mut file_sd = Vec::new();
+    for (i, sd) in config.file_sd_configs.iter().enumerate() {
+        let key = format!("{at}.file_sd_configs[{i}]");
+        if sd.files.is_empty() {
+            return Err(format!("{key}.files: file service discovery needs a file"));
+        }
+        let mut files = Vec::new();
+        for file in &sd.files {
+            let name = Path::new(file)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("");
+            let lower = name.to_ascii_lowercase();
+            if !(lower.ends_with(".json") || lower.ends_with(".yml") || lower.ends_with(".yaml")) {
+                return Err(format!(
+                    "{key}.files: {file:?} must end in .json, .yml or .yaml"
+                ));
+            }
+            if Path::new(file)
+                .parent()
+                .is_some_and(|dir| dir.to_string_lossy().contains(['*', '?', '[']))
+            {
+                return Err(format!(
+                    "{key}.files: {file:?} has a wildcard outside its last path element"
+                ));
+            }
+            files.push(base.join(file));
+        }
+        let refresh_interval = duration(
+            sd.refresh_interval.as_deref(),
+            &format!("{key}.refresh_interval"),
+        )?
+        .unwrap_or(DEFAULT_FILE_SD_REFRESH);
+        file_sd.push(FileSd {
+            files,
+            refresh_interval,
+        });
+    }
+    Ok(Job {
+        name: config.job_name,
+        interval,
+        timeout,
+        metrics_path: config.metrics_path,
+        scheme: config.scheme,
+        params: config.params,
+        honor_labels: config.honor_labels,
+        honor_timestamps: config.honor_timestamps,
+        sample_limit: config.sample_limit,
+        label_limit: config.label_limit,
+        label_name_length_limit: config.label_name_length_limit,
+        label_value_length_limit: config.label_value_length_limit,
+        body_size_limit,
+        authorization,
+        relabel,
+        metric_relabel,
+        static_groups,
+        file_sd,
+    })
+}
+
+/// `host:port` (or `host`), no scheme or path.
+pub(crate) fn check_address(address: &str) -> Result<(), String> {
+    if address.is_empty() || address.contains('/') || address.contains(char::is_whitespace) {
+        return Err(format!("{address:?} is not host:port"));
+    }
+    Ok(())
+}
+
+/// The `Authorization` header of `basic_auth`, `authorization` or
+/// `bearer_token(_file)` (at most one of them, as Prometheus requires).
+fn authorization(config: &ScrapeConfig, at: &str, base: &Path) -> Result<Option<String>, String> {
+    let read = |file: &str, key: &str| -> Result<String, String> {
+        let path = base.join(file);
+        std::fs::read_to_string(&path)
+            .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
+            .map_err(|e| format!("{at}.{key}: cannot read {}: {e}", path.display()))
+    };
+    let given = [
+        config.basic_auth.is_some(),
+        config.authorization.is_some(),
+        config.bearer_token.is_some() || config.bearer_token_file.is_some(),
+    ]
+    .iter()
+    .filter(|given| **given)
+    .count();
+    if given > 1 {
+        return Err(format!(
+            "{at}: at most one of basic_auth, authorization and bearer_token may be configured"
+        ));
+    }
+    if let Some(auth) = &config.basic_auth {
+        let username = match (&auth.username, &auth.username_file) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "{at}.basic_auth: at most one of username and username_file"
+                ));
+            }
+            (Some(name), None) => name.clone(),
+            (None, Some(file)) => read(file, "basic_auth.username_file")?,
+            (None, None) => String::new(),
+        };
+        let password = match (&auth.password, &auth.password_file) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "{at}.basic_auth: at most one of password and password_file"
+                ));
+            }
+            (Some(password), None) => password.clone(),
+            (None, Some(file)) => read(file, "basic_auth.password_file")?,
+            (None, None) => String::new(),
+        };
+        return Ok(Some(format!(
+            "Basic {}",
+            base64(format!("{username}:{password}").as_bytes())
+        )));
+    }
+    if let Some(auth) = &config.authorization {
+        let kind = auth.kind.clone().unwrap_or_else(|| "Bearer".into());
+        if kind.eq_ignore_ascii_case("basic") {
+            return Err(format!(
+                "{at}.authorization.type: Basic is not allowed here, use basic_auth"
+            ));
+        }
+        let credentials = match (&auth.credentials, &auth.credentials_file) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "{at}.authorization: at most one of credentials and credentials_file"
+                ));
+            }
+            (Some(credentials), None) => credentials.clone(),
+            (None, Some(file)) => read(file, "authorization.credentials_file")?,
+            (None, None) => String::new(),
+        };
+        return Ok(Some(format!("{kind} {credentials}")));
+    }
+    match (&config.bearer_token, &config.bearer_token_file) {
+        (Some(_), Some(_)) => Err(format!(
+            "{at}: at most one of bearer_token and bearer_token_file"
+        )),
+        (Some(token), None) => Ok(Some(format!("Bearer {token}"))),
+        (None, Some(file)) => Ok(Some(format!("Bearer {}", read(file, "bearer_token_file")?))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Standard base64 with padding, for `basic_auth`.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
             }
         }
     }
-    Ok(ScrapeSet { targets, warnings })
+    out
+}
+
+/// Prometheus' sizes: `512`, `512B`, `10KB`/`10KiB`, `10MB`, … (powers of
+/// 1024 either way, as Prometheus reads them).
+fn size(value: &serde_yaml_ng::Value) -> Option<usize> {
+    if let Some(n) = value.as_u64() {
+        return usize::try_from(n).ok();
+    }
+    let text = value.as_str()?.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let number: usize = text[..digits].parse().ok()?;
+    let unit = text[digits..].trim();
+    let power = match unit {
+        "" | "B" => 0,
+        "KB" | "KiB" => 1,
+        "MB" | "MiB" => 2,
+        "GB" | "GiB" => 3,
+        "TB" | "TiB" => 4,
+        _ => return None,
+    };
+    number.checked_mul(1024usize.checked_pow(power)?)
 }
 
 /// A Prometheus duration (`15s`, `1m`, `1h30m`, `500ms`) at `key`.
@@ -282,7 +617,7 @@ fn duration(text: Option<&str>, key: &str) -> Result<Option<Duration>, String> {
 }
 
 /// `1h30m`, `15s`, `500ms`, `2d`: units from largest to smallest.
-fn parse_prometheus_duration(text: &str) -> Option<u64> {
+pub(crate) fn parse_prometheus_duration(text: &str) -> Option<u64> {
     const UNITS: [(&str, u64); 7] = [
         ("y", 365 * 86_400_000),
         ("w", 7 * 86_400_000),
@@ -317,9 +652,28 @@ fn parse_prometheus_duration(text: &str) -> Option<u64> {
     Some(total)
 }
 
-/// Percent-encoding for a query parameter.
-fn encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+/// `ms` as Prometheus prints a duration: `1m`, `1h30m`, `15s`, `500ms`.
+pub(crate) fn format_duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let mut rest = ms;
+    for (unit, factor) in [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        if rest >= factor {
+            out.push_str(&format!("{}{unit}", rest / factor));
+            rest %= factor;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -327,31 +681,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_prometheus_file_becomes_targets_and_warnings() {
+    fn a_prometheus_file_becomes_jobs_and_warnings() {
         let set = parse(
             "global:\n  scrape_interval: 15s\n  external_labels: {site: a}\n\
-             rule_files: [rules.yml]\n\
+             rule_files: [rules.yml]\nremote_read: []\n\
              scrape_configs:\n\
              - job_name: node\n  static_configs:\n  - targets: ['a:9100', 'b:9100']\n    labels: {team: infra}\n\
-             - job_name: app\n  scrape_interval: 5s\n  metrics_path: /m\n  params: {format: [prom]}\n  relabel_configs: []\n  static_configs:\n  - targets: ['c:8080']\n",
+             - job_name: app\n  scrape_interval: 5s\n  metrics_path: /m\n  params: {format: [prom]}\n  body_size_limit: 10MB\n\
+             \x20 basic_auth: {username: u, password: p}\n  kubernetes_sd_configs: []\n  static_configs:\n  - targets: ['c:8080']\n",
         )
         .unwrap();
-        assert_eq!(set.targets.len(), 3);
-        let a = &set.targets[0];
-        assert_eq!(a.url, "http://a:9100/metrics");
-        assert_eq!(a.interval, Duration::from_secs(15));
-        assert_eq!(a.timeout, Duration::from_secs(10));
-        assert_eq!(a.labels.get("team").map(String::as_str), Some("infra"));
-        assert_eq!(a.labels.get("instance").map(String::as_str), Some("a:9100"));
-        let c = &set.targets[2];
-        assert_eq!(c.url, "http://c:8080/m?format=prom");
-        assert_eq!(c.timeout, Duration::from_secs(5), "capped by the interval");
+        assert_eq!(set.jobs.len(), 2);
+        let node = &set.jobs[0];
+        assert_eq!(node.interval, Duration::from_secs(15));
+        assert_eq!(node.timeout, Duration::from_secs(10));
+        assert_eq!(node.static_groups[0].targets, ["a:9100", "b:9100"]);
+        let app = &set.jobs[1];
+        assert_eq!(
+            app.timeout,
+            Duration::from_secs(5),
+            "capped by the interval"
+        );
+        assert_eq!(app.body_size_limit, 10 * 1024 * 1024);
+        assert_eq!(app.authorization.as_deref(), Some("Basic dTpw"));
+        assert_eq!(set.rule_files, [PathBuf::from("./rules.yml")]);
         assert_eq!(
             set.warnings,
             vec![
-                "rule_files: not supported by this server, not applied",
+                "remote_read: not supported by this server, not applied",
                 "global.external_labels: not supported by this server, not applied",
-                "scrape_configs[1] (app).relabel_configs: not supported by this server, not applied",
+                "scrape_configs[1] (app).kubernetes_sd_configs: not supported by this server, not applied",
             ]
         );
     }
@@ -377,6 +736,38 @@ mod tests {
                 "line 3",
             ),
             ("scrape_configs: [\n", "line"),
+            (
+                "scrape_configs:\n- job_name: a\n  relabel_configs:\n  - action: hashmod\n    target_label: x\n",
+                "scrape_configs[0] (a).relabel_configs[0].modulus",
+            ),
+            (
+                "scrape_configs:\n- job_name: a\n  metric_relabel_configs:\n  - regex: '('\n    target_label: x\n",
+                "metric_relabel_configs[0].regex",
+            ),
+            (
+                "scrape_configs:\n- job_name: a\n  relabel_configs:\n  - sourcelabels: [a]\n",
+                "line 4",
+            ),
+            (
+                "scrape_configs:\n- job_name: a\n  body_size_limit: huge\n",
+                "body_size_limit",
+            ),
+            (
+                "scrape_configs:\n- job_name: a\n  bearer_token: t\n  basic_auth: {username: u}\n",
+                "at most one",
+            ),
+            (
+                "scrape_configs:\n- job_name: a\n  authorization: {credentials_file: /nonexistent/token}\n",
+                "authorization.credentials_file",
+            ),
+            (
+                "scrape_configs:\n- job_name: a\n  file_sd_configs:\n  - files: ['targets.txt']\n",
+                "file_sd_configs[0].files",
+            ),
+            (
+                "scrape_configs:\n- job_name: a\n  static_configs:\n  - targets: ['http://a:1']\n",
+                "static_configs[0].targets",
+            ),
         ] {
             let error = parse(text).unwrap_err();
             assert!(error.contains(phrase), "{text:?}: {error}");
@@ -384,5 +775,33 @@ mod tests {
         assert_eq!(parse_prometheus_duration("1h30m"), Some(5_400_000));
         assert_eq!(parse_prometheus_duration("500ms"), Some(500));
         assert_eq!(parse_prometheus_duration("30m1h"), None);
+        assert_eq!(format_duration(5_400_000), "1h30m");
+        assert_eq!(format_duration(15_000), "15s");
+    }
+
+    #[test]
+    fn authorization_forms_and_base64() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
+        let set = parse_in(
+            "scrape_configs:\n- job_name: a\n  authorization: {credentials_file: token}\n\
+             - job_name: b\n  bearer_token: t\n- job_name: c\n  authorization: {type: Token, credentials: x}\n",
+            dir.path(),
+        )
+        .unwrap();
+        let headers: Vec<_> = set.jobs.iter().map(|j| j.authorization.clone()).collect();
+        assert_eq!(
+            headers,
+            [
+                Some("Bearer s3cret".to_string()),
+                Some("Bearer t".to_string()),
+                Some("Token x".to_string())
+            ]
+        );
+        assert_eq!(
+            base64(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(base64(b"ab"), "YWI=");
     }
 }

@@ -1,89 +1,282 @@
 //! Pull beside push: the scraper. `platform --config.file prometheus.yml`
-//! reads the user's Prometheus configuration (`config.rs`) and runs one
-//! loop per target (`target.rs`), each pushing its samples through the
+//! reads the user's Prometheus configuration (`config.rs`), finds each
+//! job's targets and relabels them (`discovery.rs`, `relabel.rs`), and runs
+//! one loop per target (`target.rs`), each pushing its samples through the
 //! queue slot like any write, so every queue choice applies to scraped
-//! data too. Docs chapter 1, "Pull".
-//!
-//! What is not here yet: service discovery beyond `static_configs`,
-//! relabelling, reload. The configuration warns about
-//! each such key it meets.
+//! data too. A manager thread keeps the loops in step with the targets:
+//! every second it re-reads what changed (`file_sd` files) and, on
+//! `POST /-/reload` or SIGHUP (`reload.rs`), the whole file; a target that
+//! stays keeps its loop, so a reload loses no scrape. Docs chapter 1,
+//! "Pull".
 
 pub mod config;
+pub mod discovery;
+pub mod relabel;
+pub mod reload;
 pub mod target;
 
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use common::{Clock, MetadataRegistry, MetricQueue, Shutdown, TargetRegistry, TargetStatus};
 
-pub use config::{ConfigError, ScrapeSet, TargetSpec, load};
+pub use config::{ConfigError, Job, ScrapeSet, TargetSpec, load};
+pub use reload::{ReloadHandle, ReloadRoutes};
 use target::TargetLoop;
 
 use crate::decode::DecodeLimits;
 
-/// The running scrape loops.
+/// How often the manager looks for changed discovery files.
+const RESYNC: Duration = Duration::from_secs(1);
+
+/// What the scrape loops write to and report to.
+#[derive(Clone)]
+pub struct ScrapeDeps {
+    /// Where the samples go.
+    pub queue: Arc<dyn MetricQueue>,
+    /// The scrape's time.
+    pub clock: Arc<dyn Clock>,
+    /// Where pages' `HELP`/`TYPE`/`UNIT` go (`/api/v1/metadata`).
+    pub metadata: Arc<MetadataRegistry>,
+    /// Where each target's health goes (`/api/v1/targets`).
+    pub targets: Arc<TargetRegistry>,
+}
+
+/// The running scraper: its manager thread and, under it, a loop per
+/// target.
 pub struct Scraper {
-    loops: Vec<JoinHandle<()>>,
+    manager: JoinHandle<()>,
+    active: Arc<AtomicUsize>,
 }
 
 impl Scraper {
-    /// Starts a loop per target of `set`, each registered in `targets` and
-    /// reporting there how its scrapes go; they stop when `shutdown` is
-    /// triggered.
+    /// Starts scraping `set` (read from `path`, which a reload reads
+    /// again); requests sent to `reload` are answered by the manager. The
+    /// loops stop when `shutdown` is triggered.
+    ///
+    /// # Errors
+    /// When the manager thread cannot be started.
     pub fn start(
-        set: &ScrapeSet,
-        queue: Arc<dyn MetricQueue>,
-        clock: Arc<dyn Clock>,
-        metadata: Arc<MetadataRegistry>,
-        targets: Arc<TargetRegistry>,
+        path: PathBuf,
+        set: ScrapeSet,
+        deps: ScrapeDeps,
+        reload: &ReloadHandle,
         shutdown: &Shutdown,
-    ) -> Scraper {
-        let mut loops = Vec::new();
-        for spec in &set.targets {
-            let index = targets.register(TargetStatus {
-                job: spec.job.clone(),
-                scrape_url: spec.url.clone(),
-                discovered_labels: spec.discovered_labels.clone(),
-                labels: spec.labels.clone(),
-                interval: spec.interval,
-                timeout: spec.timeout,
-                ..TargetStatus::default()
-            });
-            let target = TargetLoop {
-                index,
-                targets: targets.clone(),
-                spec: spec.clone(),
-                queue: queue.clone(),
-                clock: clock.clone(),
-                metadata: metadata.clone(),
-                limits: DecodeLimits::default(),
-            };
-            let shutdown = shutdown.clone();
-            let name = format!("scrape {}", spec.address);
-            match std::thread::Builder::new()
-                .name(name)
-                .spawn(move || target.run(shutdown))
-            {
-                Ok(handle) => loops.push(handle),
-                Err(error) => common::say_err!(
-                    "[Scrape] cannot start the loop for {} {}: {error}",
-                    spec.job,
-                    spec.address
-                ),
+    ) -> std::io::Result<Scraper> {
+        let active = Arc::new(AtomicUsize::new(0));
+        let mut manager = Manager {
+            path,
+            jobs: set.jobs,
+            deps,
+            cache: discovery::FileCache::default(),
+            running: HashMap::new(),
+            stopping: Vec::new(),
+            said: HashSet::new(),
+            active: active.clone(),
+        };
+        // The first targets before `start` returns, so the caller can say
+        // how many there are.
+        manager.sync();
+        let requests = reload.requests();
+        let shutdown = shutdown.clone();
+        let manager = std::thread::Builder::new()
+            .name("scrape-manager".into())
+            .spawn(move || manager.run(&requests, &shutdown))?;
+        Ok(Scraper { manager, active })
+    }
+
+    /// How many targets are being scraped now.
+    pub fn targets(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Waits for the manager and every loop to end (after the shutdown).
+    pub fn join(self) {
+        let _ = self.manager.join();
+    }
+}
+
+/// One target's running loop.
+struct Running {
+    spec: TargetSpec,
+    id: u64,
+    stop: Shutdown,
+    removed: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+struct Manager {
+    path: PathBuf,
+    jobs: Vec<Arc<Job>>,
+    deps: ScrapeDeps,
+    cache: discovery::FileCache,
+    /// By target key: job, URL and final labels.
+    running: HashMap<String, Running>,
+    /// Loops told to stop, joined once they have.
+    stopping: Vec<JoinHandle<()>>,
+    /// Discovery errors already printed, so a broken file is said once.
+    said: HashSet<String>,
+    active: Arc<AtomicUsize>,
+}
+
+impl Manager {
+    fn run(mut self, requests: &reload::Requests, shutdown: &Shutdown) {
+        let mut last_sync = Instant::now();
+        while !shutdown.is_triggered() {
+            if let Some(reply) = requests.next(Duration::from_millis(200)) {
+                let outcome = self.reload();
+                let _ = reply.send(outcome);
+                last_sync = Instant::now();
+            } else if last_sync.elapsed() >= RESYNC {
+                self.sync();
+                last_sync = Instant::now();
+            }
+            self.stopping.retain(|handle| !handle.is_finished());
+        }
+        for running in self.running.values() {
+            running.stop.trigger();
+        }
+        for (_, running) in self.running.drain() {
+            let _ = running.handle.join();
+        }
+        for handle in self.stopping.drain(..) {
+            let _ = handle.join();
+        }
+    }
+
+    /// Reads the file again; a file that does not load changes nothing.
+    fn reload(&mut self) -> Result<String, String> {
+        let set = load(&self.path).map_err(|e| e.to_string())?;
+        for warning in &set.warnings {
+            common::say_err!("[Scrape] {}: {warning}", self.path.display());
+        }
+        self.jobs = set.jobs;
+        self.said.clear();
+        self.sync();
+        let message = format!(
+            "{}: {} jobs, {} targets",
+            self.path.display(),
+            self.jobs.len(),
+            self.running.len()
+        );
+        common::say!("[Scrape] configuration reloaded: {message}");
+        Ok(message)
+    }
+
+    /// Brings the loops in line with what discovery finds now.
+    fn sync(&mut self) {
+        let mut wanted: Vec<(String, TargetSpec)> = Vec::new();
+        let mut dropped = Vec::new();
+        let mut seen = HashSet::new();
+        for job in &self.jobs {
+            let found = discovery::discover(job, &mut self.cache);
+            for error in found.errors {
+                if self.said.insert(error.clone()) {
+                    common::say_err!("[Scrape] {error}");
+                }
+            }
+            dropped.extend(found.dropped);
+            for spec in found.active {
+                let key = format!("{}\u{0}{}\u{0}{:?}", job.name, spec.url, spec.labels);
+                // The same target twice (two groups naming it) is scraped
+                // once, as Prometheus does.
+                if seen.insert(key.clone()) {
+                    wanted.push((key, spec));
+                }
             }
         }
-        Scraper { loops }
+        let keep: HashSet<&String> = wanted.iter().map(|(key, _)| key).collect();
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|key| !keep.contains(key))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(running) = self.running.remove(&key) {
+                common::say!(
+                    "[Scrape] {} {}: no longer a target, its series end",
+                    running.spec.job.name,
+                    running.spec.address
+                );
+                self.stop(running, true);
+            }
+        }
+        for (key, spec) in wanted {
+            match self.running.get(&key) {
+                Some(running) if running.spec == spec => continue,
+                Some(_) => {
+                    // The same target under a changed job (a reload): the
+                    // old loop stops without ending the series the new
+                    // one goes on writing.
+                    if let Some(running) = self.running.remove(&key) {
+                        self.stop(running, false);
+                    }
+                }
+                None => {}
+            }
+            if let Some(running) = self.spawn(spec) {
+                self.running.insert(key, running);
+            }
+        }
+        self.deps.targets.set_dropped(dropped);
+        self.active.store(self.running.len(), Ordering::Relaxed);
     }
 
-    /// How many targets are being scraped.
-    pub fn targets(&self) -> usize {
-        self.loops.len()
+    fn stop(&mut self, running: Running, removed: bool) {
+        running.removed.store(removed, Ordering::Release);
+        running.stop.trigger();
+        self.deps.targets.remove(running.id);
+        self.stopping.push(running.handle);
     }
 
-    /// Waits for every loop to end (after the shutdown).
-    pub fn join(self) {
-        for handle in self.loops {
-            let _ = handle.join();
+    fn spawn(&mut self, spec: TargetSpec) -> Option<Running> {
+        let id = self.deps.targets.register(TargetStatus {
+            job: spec.job.name.clone(),
+            scrape_url: spec.url.clone(),
+            discovered_labels: spec.discovered_labels.clone(),
+            labels: spec.labels.clone(),
+            interval: spec.interval,
+            timeout: spec.timeout,
+            ..TargetStatus::default()
+        });
+        let stop = Shutdown::new();
+        let removed = Arc::new(AtomicBool::new(false));
+        let target = TargetLoop {
+            id,
+            removed: removed.clone(),
+            targets: self.deps.targets.clone(),
+            spec: spec.clone(),
+            queue: self.deps.queue.clone(),
+            clock: self.deps.clock.clone(),
+            metadata: self.deps.metadata.clone(),
+            limits: DecodeLimits::default(),
+        };
+        let loop_stop = stop.clone();
+        match std::thread::Builder::new()
+            .name(format!("scrape {}", spec.address))
+            .spawn(move || target.run(loop_stop))
+        {
+            Ok(handle) => Some(Running {
+                spec,
+                id,
+                stop,
+                removed,
+                handle,
+            }),
+            Err(error) => {
+                common::say_err!(
+                    "[Scrape] cannot start the loop for {} {}: {error}",
+                    spec.job.name,
+                    spec.address
+                );
+                self.deps.targets.remove(id);
+                None
+            }
         }
     }
 }

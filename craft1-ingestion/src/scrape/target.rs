@@ -23,6 +23,7 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::metric::STALE_NAN_BITS;
@@ -31,6 +32,7 @@ use common::{
 };
 
 use super::config::TargetSpec;
+use super::relabel::{self, LabelSet};
 use crate::decode::{DecodeLimits, ExpositionFormat, decode_exposition};
 
 /// What one target's loop needs.
@@ -38,7 +40,10 @@ pub struct TargetLoop {
     /// The target.
     pub spec: TargetSpec,
     /// Its entry in `targets`.
-    pub index: usize,
+    pub id: u64,
+    /// Set before `stop` is triggered when the target is no longer
+    /// discovered: the loop then ends every series it wrote.
+    pub removed: Arc<AtomicBool>,
     /// Where each scrape's outcome is reported (`/api/v1/targets`).
     pub targets: Arc<TargetRegistry>,
     /// Where the samples go.
@@ -57,12 +62,16 @@ type SeriesId = (String, Labels);
 /// How one scrape went.
 struct Outcome {
     samples: Vec<Metric>,
+    /// Samples on the page, before metric relabelling.
     scraped: usize,
     error: Option<String>,
+    /// The page's families, when it parsed.
+    metadata: Option<Vec<(String, common::MetricMetadata)>>,
 }
 
 impl TargetLoop {
-    /// Scrapes until `shutdown`.
+    /// Scrapes until `shutdown`; if [`TargetLoop::removed`] was set by
+    /// then, ends with a stale marker for every series it wrote.
     pub fn run(self, shutdown: Shutdown) {
         let interval = self.spec.interval;
         let agent = ureq::Agent::new_with_config(
@@ -72,10 +81,10 @@ impl TargetLoop {
                 .user_agent(concat!("systems-craft-scraper/", env!("CARGO_PKG_VERSION")))
                 .build(),
         );
+        let mut previous: HashSet<SeriesId> = HashSet::new();
         if shutdown.wait_timeout(offset(&self.spec.url, interval)) {
             return;
         }
-        let mut previous: HashSet<SeriesId> = HashSet::new();
         let mut last_error: Option<String> = None;
         let mut next = Instant::now();
         loop {
@@ -101,12 +110,12 @@ impl TargetLoop {
             }
             let seconds = began.elapsed().as_secs_f64();
             let up = if outcome.error.is_none() { 1.0 } else { 0.0 };
-            let kept = if outcome.error.is_none() {
-                outcome.scraped
+            let (scraped, kept) = if outcome.error.is_none() {
+                (outcome.scraped, batch.len())
             } else {
-                0
+                (0, 0)
             };
-            batch.extend(self.synthetic(at_ms, up, seconds, kept, added));
+            batch.extend(self.synthetic(at_ms, up, seconds, scraped, kept, added));
             let pushed = self.queue.push(batch);
             let error = match (outcome.error, pushed) {
                 (Some(error), _) => Some(error),
@@ -114,16 +123,20 @@ impl TargetLoop {
                     // Nothing of this scrape was stored: the next one must
                     // still end what this one would have ended.
                     current = previous.clone();
-                    let _ = self.queue.push(self.synthetic(at_ms, 0.0, seconds, 0, 0));
+                    let _ = self
+                        .queue
+                        .push(self.synthetic(at_ms, 0.0, seconds, 0, 0, 0));
                     Some(format!("the queue refused the scrape: {refused}"))
                 }
                 (None, Ok(())) => None,
             };
             if shutdown.is_triggered() {
                 // Stopping: the queue closes under the last scrape.
+                self.end_if_removed(&current);
                 return;
             }
-            self.targets.update(self.index, |status| {
+            let page_metadata = std::mem::take(&mut outcome.metadata);
+            self.targets.update(self.id, |status| {
                 status.health = if error.is_none() {
                     TargetHealth::Up
                 } else {
@@ -132,15 +145,20 @@ impl TargetLoop {
                 status.last_error = error.clone().unwrap_or_default();
                 status.last_scrape_ms = Some(at_ms);
                 status.last_scrape_duration = Duration::from_secs_f64(seconds);
+                if let Some(metadata) = page_metadata {
+                    status.metadata = metadata;
+                }
             });
             if error != last_error {
                 match &error {
                     Some(why) => common::say_err!(
                         "[Scrape] {} {}: down: {why}",
-                        self.spec.job,
+                        self.spec.job.name,
                         self.spec.address
                     ),
-                    None => common::say!("[Scrape] {} {}: up", self.spec.job, self.spec.address),
+                    None => {
+                        common::say!("[Scrape] {} {}: up", self.spec.job.name, self.spec.address)
+                    }
                 }
                 last_error = error;
             }
@@ -152,23 +170,64 @@ impl TargetLoop {
                 next = now + interval;
             }
             if shutdown.wait_timeout(next - now) {
+                self.end_if_removed(&previous);
                 return;
             }
         }
     }
 
-    /// One scrape: the page's samples with the target's labels, or why not.
+    /// A target no longer discovered: its series, `up` and the other
+    /// synthetic ones included, end now, as Prometheus ends them.
+    fn end_if_removed(&self, series: &HashSet<SeriesId>) {
+        if !self.removed.load(Ordering::Acquire) {
+            return;
+        }
+        let at_ms = self.clock.now_ms();
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        let mut batch: Vec<Metric> = series
+            .iter()
+            .map(|(name, labels)| {
+                Metric::new(name.clone(), stale, at_ms).with_labels(labels.clone())
+            })
+            .collect();
+        batch.extend(
+            self.synthetic(at_ms, stale, stale, 0, 0, 0)
+                .into_iter()
+                .map(|mut m| {
+                    m.value = stale;
+                    m
+                }),
+        );
+        if let Err(refused) = self.queue.push(batch) {
+            common::say_err!(
+                "[Scrape] {} {}: removed, but its series could not be ended: {refused}",
+                self.spec.job.name,
+                self.spec.address
+            );
+        }
+    }
+
+    /// One scrape: the page's samples with the target's labels, after
+    /// metric relabelling, or why not.
     fn scrape(&self, agent: &ureq::Agent, at_ms: i64) -> Outcome {
+        let job = &self.spec.job;
         let fail = |error: String| Outcome {
             samples: Vec::new(),
             scraped: 0,
             error: Some(error),
+            metadata: None,
         };
-        let mut response = match agent
+        let mut request = agent
             .get(&self.spec.url)
             .header("Accept", ExpositionFormat::ACCEPT)
-            .call()
-        {
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                format!("{}", self.spec.timeout.as_secs_f64()),
+            );
+        if let Some(authorization) = &job.authorization {
+            request = request.header("Authorization", authorization);
+        }
+        let mut response = match request.call() {
             Ok(response) => response,
             Err(error) => return fail(format!("GET {}: {error}", self.spec.url)),
         };
@@ -183,7 +242,11 @@ impl TargetLoop {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or(""),
         );
-        let limit = self.limits.max_body_bytes;
+        let limit = if job.body_size_limit > 0 {
+            job.body_size_limit
+        } else {
+            self.limits.max_body_bytes
+        };
         let mut body = Vec::new();
         let read = response
             .body_mut()
@@ -194,35 +257,42 @@ impl TargetLoop {
             return fail(format!("reading the page: {error}"));
         }
         if body.len() > limit {
-            return fail(format!("the page is larger than {limit} bytes"));
+            return fail(format!(
+                "body size limit exceeded: the page is larger than {limit} bytes"
+            ));
         }
         let exposition = match decode_exposition(&body, format, at_ms, &self.limits) {
             Ok(exposition) => exposition,
             Err(error) => return fail(format!("the page does not parse: {error}")),
         };
         let scraped = exposition.metrics.len();
-        if self.spec.sample_limit > 0 && scraped > self.spec.sample_limit {
+        let mut samples = Vec::with_capacity(scraped);
+        for mut metric in exposition.metrics {
+            if !job.honor_timestamps {
+                metric.timestamp_ms = at_ms;
+            }
+            metric.labels = self.target_labels(&metric.labels);
+            if !job.metric_relabel.is_empty() && !metric_relabel(&job.metric_relabel, &mut metric) {
+                continue;
+            }
+            if let Err(error) = check_label_limits(job, &metric) {
+                return fail(error);
+            }
+            samples.push(metric);
+        }
+        if job.sample_limit > 0 && samples.len() > job.sample_limit {
             return fail(format!(
-                "sample limit exceeded: {scraped} samples, the limit is {}",
-                self.spec.sample_limit
+                "sample limit exceeded: {} samples, the limit is {}",
+                samples.len(),
+                job.sample_limit
             ));
         }
-        self.metadata.record(exposition.metadata);
-        let samples = exposition
-            .metrics
-            .into_iter()
-            .map(|mut metric| {
-                if !self.spec.honor_timestamps {
-                    metric.timestamp_ms = at_ms;
-                }
-                metric.labels = self.target_labels(&metric.labels);
-                metric
-            })
-            .collect();
+        self.metadata.record(exposition.metadata.clone());
         Outcome {
             samples,
             scraped,
             error: None,
+            metadata: Some(exposition.metadata),
         }
     }
 
@@ -230,16 +300,17 @@ impl TargetLoop {
     /// one wins with `honor_labels`; otherwise it is kept as
     /// `exported_<name>`, as Prometheus does.
     fn target_labels(&self, exposed: &Labels) -> Labels {
+        let honor = self.spec.job.honor_labels;
         let mut pairs: Vec<(String, String)> = Vec::with_capacity(exposed.len() + 2);
         for (name, value) in exposed.iter() {
-            if !self.spec.honor_labels && self.spec.labels.contains_key(name) {
+            if !honor && self.spec.labels.contains_key(name) {
                 pairs.push((format!("exported_{name}"), value.to_string()));
             } else {
                 pairs.push((name.to_string(), value.to_string()));
             }
         }
         for (name, value) in &self.spec.labels {
-            if self.spec.honor_labels && exposed.get(name).is_some() {
+            if honor && exposed.get(name).is_some() {
                 continue;
             }
             pairs.push((name.clone(), value.clone()));
@@ -254,7 +325,8 @@ impl TargetLoop {
         at_ms: i64,
         up: f64,
         seconds: f64,
-        samples: usize,
+        scraped: usize,
+        kept: usize,
         added: usize,
     ) -> Vec<Metric> {
         let labels = Labels::from_pairs(
@@ -266,15 +338,66 @@ impl TargetLoop {
         [
             ("up", up),
             ("scrape_duration_seconds", seconds),
-            ("scrape_samples_scraped", samples as f64),
-            // No metric relabelling yet: everything scraped is kept.
-            ("scrape_samples_post_metric_relabeling", samples as f64),
+            ("scrape_samples_scraped", scraped as f64),
+            ("scrape_samples_post_metric_relabeling", kept as f64),
             ("scrape_series_added", added as f64),
         ]
         .into_iter()
         .map(|(name, value)| Metric::new(name, value, at_ms).with_labels(labels.clone()))
         .collect()
     }
+}
+
+/// `metric_relabel_configs` over one sample, its name as `__name__`;
+/// `false` when dropped (also when relabelling removed the name).
+fn metric_relabel(rules: &[relabel::Rule], metric: &mut Metric) -> bool {
+    let mut set: LabelSet = metric
+        .labels
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    set.insert("__name__".into(), std::mem::take(&mut metric.name));
+    if !relabel::apply(rules, &mut set) {
+        return false;
+    }
+    match set.remove("__name__") {
+        Some(name) if !name.is_empty() => metric.name = name,
+        _ => return false,
+    }
+    metric.labels = Labels::from_pairs(set);
+    true
+}
+
+/// `label_limit`, `label_name_length_limit`, `label_value_length_limit`:
+/// one sample over any fails the scrape, with Prometheus' words.
+fn check_label_limits(job: &super::config::Job, metric: &Metric) -> Result<(), String> {
+    // `__name__` counts as a label, as in Prometheus.
+    let count = metric.labels.len() + 1;
+    if job.label_limit > 0 && count > job.label_limit {
+        return Err(format!(
+            "label_limit exceeded (metric: {}, number of labels: {count}, limit: {})",
+            metric.name, job.label_limit
+        ));
+    }
+    for (name, value) in metric.labels.iter() {
+        if job.label_name_length_limit > 0 && name.len() > job.label_name_length_limit {
+            return Err(format!(
+                "label_name_length_limit exceeded (metric: {}, label name: {name}, length: {}, limit: {})",
+                metric.name,
+                name.len(),
+                job.label_name_length_limit
+            ));
+        }
+        if job.label_value_length_limit > 0 && value.len() > job.label_value_length_limit {
+            return Err(format!(
+                "label_value_length_limit exceeded (metric: {}, label name: {name}, value: {value:?}, length: {}, limit: {})",
+                metric.name,
+                value.len(),
+                job.label_value_length_limit
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where in the interval `url` is scraped: a hash of it, so targets spread

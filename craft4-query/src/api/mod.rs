@@ -16,6 +16,7 @@
 //! /api/v1/status/runtimeinfo status.rs start time, working directory, cores
 //! /api/v1/status/tsdb     status.rs    cardinality: store.series → top 10s
 //! /api/v1/targets         status.rs    the scraper's targets and their health
+//! /api/v1/targets/metadata status.rs   each target's families, from its last page
 //! /api/v1/alertmanagers   status.rs    none configured: empty lists
 //! /api/v1/metadata        metadata.rs  the MetadataRegistry the write paths fill
 //! /api/v1/query_exemplars metadata.rs  no exemplars stored yet: an empty list
@@ -80,6 +81,8 @@ pub enum ApiEndpoint {
     TsdbStatus,
     /// `/api/v1/targets`
     Targets,
+    /// `/api/v1/targets/metadata`
+    TargetsMetadata,
     /// `/api/v1/alertmanagers`
     Alertmanagers,
     /// `/api/v1/admin/tsdb/delete_series` (admin: see [`admin`])
@@ -202,6 +205,7 @@ pub fn answer(context: &ApiContext<'_>, call: &ApiCall) -> Result<Answer, QueryE
         ApiEndpoint::RuntimeInfo => Ok(status::runtime_info(context.started_ms, store)),
         ApiEndpoint::TsdbStatus => status::tsdb(store, params),
         ApiEndpoint::Targets => status::targets(context.targets, params),
+        ApiEndpoint::TargetsMetadata => status::targets_metadata(context.targets, params),
         ApiEndpoint::Alertmanagers => Ok(status::alertmanagers()),
         ApiEndpoint::Metadata => metadata::metric_metadata(context.metadata, params),
         ApiEndpoint::QueryExemplars => metadata::query_exemplars(params),

@@ -142,6 +142,16 @@ pub fn targets(registry: &TargetRegistry, params: Params<'_>) -> Result<Json, Qu
         }
     };
     let pool = params.value("scrapePool");
+    let dropped: Vec<Json> = if state == "active" {
+        Vec::new()
+    } else {
+        registry
+            .dropped()
+            .into_iter()
+            .filter(|t| pool.is_empty() || t.job == pool)
+            .map(|t| json!({"discoveredLabels": t.discovered_labels}))
+            .collect()
+    };
     let targets: Vec<Json> = if active {
         registry
             .snapshot()
@@ -166,7 +176,67 @@ pub fn targets(registry: &TargetRegistry, params: Params<'_>) -> Result<Json, Qu
     } else {
         Vec::new()
     };
-    Ok(json!({"activeTargets": targets, "droppedTargets": []}))
+    Ok(json!({"activeTargets": targets, "droppedTargets": dropped}))
+}
+
+/// `/api/v1/targets/metadata`: the families each target's last page
+/// described. `match_target` is a label selector over the targets' labels
+/// (`{job="node"}`), `metric` one family, `limit` the most targets.
+///
+/// # Errors
+/// `invalid parameter …` for a selector that does not parse or names a
+/// metric, or a bad limit.
+pub fn targets_metadata(registry: &TargetRegistry, params: Params<'_>) -> Result<Json, QueryError> {
+    let limit = params.limit()?;
+    let matchers = match params.value("match_target") {
+        "" => Vec::new(),
+        text => {
+            let invalid = |why: String| super::params::invalid_parameter("match_target", why);
+            let expr = promql::parse(text).map_err(|e| invalid(e.to_string()))?;
+            let promql::Expr::VectorSelector(selector) = expr else {
+                return Err(invalid(format!(
+                    "expected a label selector such as {{job=\"node\"}}, found {expr}"
+                )));
+            };
+            let matchers = selector.store_matchers();
+            if matchers
+                .iter()
+                .any(|m| m.name == common::LabelMatcher::METRIC_NAME)
+            {
+                return Err(invalid(
+                    "a target selector names labels, not a metric".into(),
+                ));
+            }
+            matchers
+        }
+    };
+    let metric = params.value("metric");
+    let mut out = Vec::new();
+    let mut matched = 0;
+    for target in registry.snapshot() {
+        let labels =
+            common::Labels::from_pairs(target.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        if !common::matches_all(&matchers, "", &labels) {
+            continue;
+        }
+        if limit.is_some_and(|limit| matched >= limit) {
+            break;
+        }
+        matched += 1;
+        for (family, entry) in &target.metadata {
+            if !metric.is_empty() && family != metric {
+                continue;
+            }
+            out.push(json!({
+                "target": target.labels,
+                "metric": family,
+                "type": entry.metric_type.as_str(),
+                "help": entry.help,
+                "unit": entry.unit,
+            }));
+        }
+    }
+    Ok(Json::Array(out))
 }
 
 /// `/api/v1/alertmanagers`: craft 5 delivers notifications itself; no

@@ -1,0 +1,471 @@
+//! A `prometheus.yml` as people write them, run by the real binary against
+//! targets that behave and targets that do not: relabelling with every
+//! action, metric relabelling, `honor_labels` on a clash, `file_sd` files
+//! changing under the running server, a target slower than its timeout, one
+//! that answers garbage, one over `body_size_limit`, one over
+//! `sample_limit`; then `POST /-/reload` and SIGHUP, with a broken file
+//! (refused, the old configuration runs on) and a good one (applied, the
+//! unchanged target's loop never missing a beat).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{call, encode, start_platform_with_output};
+
+type Answer = Vec<(serde_json::Value, String)>;
+
+fn query(addr: SocketAddr, expr: &str) -> Answer {
+    let (status, body) = call(
+        addr,
+        "GET",
+        &format!("/api/v1/query?query={}", encode(expr)),
+        "",
+    )
+    .expect("query");
+    assert_eq!(status, 200, "{expr}: {body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+    answer["data"]["result"]
+        .as_array()
+        .expect("vector")
+        .iter()
+        .map(|s| {
+            (
+                s["metric"].clone(),
+                s["value"][1].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn wait_until(addr: SocketAddr, expr: &str, what: &str, done: impl Fn(&Answer) -> bool) -> Answer {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = query(addr, expr);
+        if done(&answer) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {expr} answers {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn value_is(expected: &str) -> impl Fn(&Answer) -> bool + '_ {
+    move |answer| answer.len() == 1 && answer[0].1 == expected
+}
+
+/// `/api/v1/targets`' active targets of `pool`.
+fn targets(addr: SocketAddr, pool: &str) -> Vec<serde_json::Value> {
+    let (status, body) = call(
+        addr,
+        "GET",
+        &format!("/api/v1/targets?scrapePool={pool}"),
+        "",
+    )
+    .expect("targets");
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+    answer["data"]["activeTargets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn wait_for_error(addr: SocketAddr, pool: &str, phrase: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = targets(addr, pool);
+        let error = list
+            .first()
+            .and_then(|t| t["lastError"].as_str())
+            .unwrap_or("")
+            .to_string();
+        if error.contains(phrase) {
+            assert_eq!(list[0]["health"], "down");
+            return error;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pool}: lastError {error:?} never said {phrase:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The misbehaving exporter: one listener, a behaviour per path; the times
+/// each path was asked for, kept.
+struct Exporter {
+    addr: SocketAddr,
+    hits: Arc<Mutex<Vec<(String, Instant)>>>,
+}
+
+const GOOD: &str = "# HELP app_requests_total Requests served.\n# TYPE app_requests_total counter\n\
+app_requests_total{path=\"/a\",job=\"inner\"} 5\n\
+app_requests_total{path=\"/b\",job=\"inner\"} 7\n\
+app_debug_info{x=\"1\"} 1\n\
+go_gc_seconds 0.1\n";
+
+impl Exporter {
+    fn start() -> Exporter {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let record = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let record = record.clone();
+                std::thread::spawn(move || serve(stream, &record));
+            }
+        });
+        Exporter { addr, hits }
+    }
+
+    fn times(&self, path: &str) -> Vec<Instant> {
+        self.hits
+            .lock()
+            .expect("hits")
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, at)| *at)
+            .collect()
+    }
+}
+
+fn serve(stream: TcpStream, hits: &Mutex<Vec<(String, Instant)>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut stream = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
+        hits.lock()
+            .expect("hits")
+            .push((path.clone(), Instant::now()));
+        let body: Vec<u8> = match path.as_str() {
+            "/slow" => {
+                std::thread::sleep(Duration::from_secs(3));
+                GOOD.as_bytes().to_vec()
+            }
+            "/garbage" => b"this is { not a metrics page\n".to_vec(),
+            "/big" => {
+                let mut page = Vec::with_capacity(10 << 20);
+                let mut i = 0;
+                while page.len() < 10 << 20 {
+                    page.extend_from_slice(format!("big_series{{i=\"{i}\"}} 1\n").as_bytes());
+                    i += 1;
+                }
+                page
+            }
+            "/many" => (0..200)
+                .map(|i| format!("many_series{{i=\"{i}\"}} {i}\n"))
+                .collect::<String>()
+                .into_bytes(),
+            _ => GOOD.as_bytes().to_vec(),
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        if stream.write_all(head.as_bytes()).is_err() || stream.write_all(&body).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn relabelling_file_sd_limits_and_misbehaving_targets() {
+    let exporter = Exporter::start();
+    let target = exporter.addr;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sd = dir.path().join("sd");
+    std::fs::create_dir(&sd).expect("sd dir");
+    std::fs::write(
+        sd.join("one.json"),
+        format!(r#"[{{"targets": ["{target}"], "labels": {{"src": "file1"}}}}]"#),
+    )
+    .expect("sd file");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n\
+scrape_configs:\n\
+- job_name: app\n  metrics_path: /good\n\
+\x20 static_configs:\n  - targets: ['{target}']\n    labels: {{env: Prod, team: a}}\n\
+\x20 - targets: ['ignored.invalid:1']\n    labels: {{env: test}}\n\
+\x20 relabel_configs:\n\
+\x20 - {{source_labels: [env], target_label: env, action: lowercase}}\n\
+\x20 - {{source_labels: [env], regex: prod, action: keep}}\n\
+\x20 - {{source_labels: [team], target_label: team_upper, action: uppercase}}\n\
+\x20 - {{source_labels: [__address__], modulus: 4, target_label: __tmp_shard, action: hashmod}}\n\
+\x20 - {{source_labels: [__tmp_shard], target_label: shard}}\n\
+\x20 - {{source_labels: [team], target_label: team_copy}}\n\
+\x20 - {{source_labels: [team], target_label: team_copy, action: keepequal}}\n\
+\x20 - {{source_labels: [env], target_label: team, action: dropequal}}\n\
+\x20 - {{regex: team_copy, action: labeldrop}}\n\
+\x20 - {{regex: (env), replacement: environment, action: labelmap}}\n\
+\x20 - {{regex: '__.*|job|instance|env|environment|team|team_upper|shard', action: labelkeep}}\n\
+\x20 metric_relabel_configs:\n\
+\x20 - {{source_labels: [__name__], regex: 'app_debug_.*', action: drop}}\n\
+\x20 - {{source_labels: [path], regex: '/(.*)', target_label: route, replacement: 'route_$1'}}\n\
+- job_name: honored\n  metrics_path: /good\n  honor_labels: true\n  static_configs:\n  - targets: ['{target}']\n\
+- job_name: files\n  metrics_path: /good\n  file_sd_configs:\n  - files: ['sd/*.json']\n\
+- job_name: slow\n  metrics_path: /slow\n  scrape_timeout: 500ms\n  static_configs:\n  - targets: ['{target}']\n\
+- job_name: garbage\n  metrics_path: /garbage\n  static_configs:\n  - targets: ['{target}']\n\
+- job_name: big\n  metrics_path: /big\n  body_size_limit: 1MB\n  static_configs:\n  - targets: ['{target}']\n\
+- job_name: many\n  metrics_path: /many\n  sample_limit: 100\n  static_configs:\n  - targets: ['{target}']\n"
+        ),
+    )
+    .expect("write config");
+    let (_platform, addr, _output) = start_platform_with_output(
+        &[
+            "--config.file",
+            config.to_str().expect("utf-8"),
+            "--alert-interval",
+            "1h",
+        ],
+        &dir.path().join("data"),
+    );
+
+    // Relabelled target labels and metric relabelling.
+    let requests = wait_until(
+        addr,
+        r#"app_requests_total{job="app"}"#,
+        "app scraped",
+        |a| a.len() == 2,
+    );
+    for (labels, _) in &requests {
+        assert_eq!(labels["env"], "prod", "{labels}");
+        assert_eq!(labels["environment"], "prod", "{labels}");
+        assert_eq!(labels["team"], "a", "{labels}");
+        assert_eq!(labels["team_upper"], "A", "{labels}");
+        assert_eq!(
+            labels["exported_job"], "inner",
+            "a clash without honor_labels"
+        );
+        assert_eq!(labels["instance"], target.to_string());
+        assert!(labels.get("team_copy").is_none(), "{labels}");
+        let shard: u32 = labels["shard"]
+            .as_str()
+            .expect("shard")
+            .parse()
+            .expect("number");
+        assert!(shard < 4);
+        let route = labels["route"].as_str().expect("route");
+        assert!(route == "route_a" || route == "route_b", "{labels}");
+    }
+    assert!(
+        query(addr, r#"app_debug_info{job="app"}"#).is_empty(),
+        "dropped by metric relabelling"
+    );
+    wait_until(
+        addr,
+        r#"app_debug_info{job="honored"}"#,
+        "kept where no rule drops it",
+        |a| a.len() == 1,
+    );
+    wait_until(
+        addr,
+        r#"scrape_samples_scraped{job="app"}"#,
+        "scraped count",
+        value_is("4"),
+    );
+    wait_until(
+        addr,
+        r#"scrape_samples_post_metric_relabeling{job="app"}"#,
+        "kept count",
+        value_is("3"),
+    );
+    let (_, body) = call(addr, "GET", "/api/v1/targets?state=dropped", "").expect("dropped");
+    assert!(
+        body.contains("ignored.invalid:1"),
+        "the env=test target dropped: {body}"
+    );
+    assert!(!body.contains("activeTargets\":[{"), "{body}");
+
+    // honor_labels: the page's job wins.
+    let honored = wait_until(addr, r#"app_requests_total{job="inner"}"#, "honored", |a| {
+        a.len() == 2
+    });
+    assert!(honored[0].0.get("exported_job").is_none());
+
+    // file_sd: the file's labels, then a change under the running server.
+    wait_until(
+        addr,
+        r#"up{job="files",src="file1"}"#,
+        "from the file",
+        value_is("1"),
+    );
+    let rewritten = sd.join("one.json.tmp");
+    std::fs::write(
+        &rewritten,
+        format!(r#"[{{"targets": ["{target}"], "labels": {{"src": "file2"}}}}]"#),
+    )
+    .expect("rewrite");
+    std::fs::rename(&rewritten, sd.join("one.json")).expect("rename");
+    wait_until(
+        addr,
+        r#"up{job="files",src="file2"}"#,
+        "the changed file",
+        value_is("1"),
+    );
+    wait_until(
+        addr,
+        r#"up{job="files",src="file1"}"#,
+        "the old target's series end",
+        |a| a.is_empty(),
+    );
+
+    // Misbehaving targets fail their scrape with a clear error.
+    let slow = wait_for_error(addr, "slow", "timeout");
+    eprintln!("slow: {slow}");
+    wait_until(addr, r#"up{job="slow"}"#, "slow is down", value_is("0"));
+    assert!(wait_for_error(addr, "garbage", "does not parse").contains("line 1"));
+    wait_for_error(addr, "big", "body size limit exceeded");
+    wait_for_error(
+        addr,
+        "many",
+        "sample limit exceeded: 200 samples, the limit is 100",
+    );
+    assert!(
+        query(addr, "many_series").is_empty(),
+        "nothing of a failed scrape is stored"
+    );
+    assert!(query(addr, "big_series").is_empty());
+
+    // Each target's families, as its page described them.
+    let (status, body) = call(
+        addr,
+        "GET",
+        &format!(
+            "/api/v1/targets/metadata?match_target={}&metric=app_requests_total",
+            encode(r#"{job="app"}"#)
+        ),
+        "",
+    )
+    .expect("targets metadata");
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let list = answer["data"].as_array().expect("list");
+    assert_eq!(list.len(), 1, "{body}");
+    assert_eq!(list[0]["type"], "counter");
+    assert_eq!(list[0]["help"], "Requests served.");
+    assert_eq!(list[0]["target"]["job"], "app");
+    let (status, _) = call(
+        addr,
+        "GET",
+        &format!("/api/v1/targets/metadata?match_target={}", encode("up{")),
+        "",
+    )
+    .expect("bad selector");
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn reload_by_http_and_sighup_keeps_the_old_file_on_error_and_loses_no_scrape() {
+    let exporter = Exporter::start();
+    let target = exporter.addr;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("prometheus.yml");
+    let file = |jobs: &[&str]| {
+        let mut text = String::from("global:\n  scrape_interval: 1s\nscrape_configs:\n");
+        for job in jobs {
+            text.push_str(&format!(
+                "- job_name: {job}\n  metrics_path: /{job}\n  static_configs:\n  - targets: ['{target}']\n"
+            ));
+        }
+        text
+    };
+    std::fs::write(&config, file(&["keep", "first"])).expect("write");
+    let (platform, addr, _output) = start_platform_with_output(
+        &[
+            "--config.file",
+            config.to_str().expect("utf-8"),
+            "--alert-interval",
+            "1h",
+        ],
+        &dir.path().join("data"),
+    );
+    wait_until(addr, r#"up{job="first"}"#, "first", value_is("1"));
+    wait_until(addr, r#"up{job="keep"}"#, "keep", value_is("1"));
+
+    // A broken file: refused with the line and the key, nothing changes.
+    std::fs::write(
+        &config,
+        "scrape_configs:\n- job_name: keep\n  scrape_interval: soon\n",
+    )
+    .expect("break");
+    let (status, body) = call(addr, "POST", "/-/reload", "").expect("reload");
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("scrape_configs[0] (keep).scrape_interval") && body.contains("\"error\""),
+        "{body}"
+    );
+    std::thread::sleep(Duration::from_millis(1_500));
+    wait_until(
+        addr,
+        r#"up{job="first"}"#,
+        "the old file runs on",
+        value_is("1"),
+    );
+
+    // A good file: the new job starts, the removed one ends, `keep` goes on.
+    let before = Instant::now();
+    std::fs::write(&config, file(&["keep", "second"])).expect("rewrite");
+    let (status, body) = call(addr, "POST", "/-/reload", "").expect("reload");
+    assert_eq!(status, 200, "{body}");
+    wait_until(addr, r#"up{job="second"}"#, "second", value_is("1"));
+    wait_until(addr, r#"up{job="first"}"#, "first ends", |a| a.is_empty());
+
+    // SIGHUP: the same, from the operator's shell.
+    std::fs::write(&config, file(&["keep", "third"])).expect("rewrite");
+    let pid = platform.0.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    wait_until(addr, r#"up{job="third"}"#, "third", value_is("1"));
+    wait_until(addr, r#"up{job="second"}"#, "second ends", |a| a.is_empty());
+    std::thread::sleep(Duration::from_millis(1_500));
+
+    // Its loop never restarted: no gap in `keep`'s scrapes across both
+    // reloads (1 s apart, a missed one would be a 2 s gap).
+    let keep: Vec<Instant> = exporter
+        .times("/keep")
+        .into_iter()
+        .filter(|at| *at >= before - Duration::from_secs(2))
+        .collect();
+    assert!(keep.len() >= 3, "{} scrapes of keep", keep.len());
+    let widest = keep
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    assert!(
+        widest < Duration::from_millis(1_700),
+        "keep's scrapes had a {widest:?} gap across the reloads"
+    );
+}
