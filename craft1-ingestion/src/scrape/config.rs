@@ -62,6 +62,10 @@ pub struct ScrapeSet {
     pub rule_files: Vec<PathBuf>,
     /// `global.evaluation_interval` (Prometheus' default: 1m).
     pub evaluation_interval: Duration,
+    /// `alerting.alertmanagers`: each Alertmanager's `/api/v2/alerts` URL.
+    pub alertmanagers: Vec<String>,
+    /// The longest `timeout` among them (Prometheus' default: 10s).
+    pub alertmanager_timeout: Duration,
     /// `key path: why`, one per unsupported key.
     pub warnings: Vec<String>,
 }
@@ -160,6 +164,30 @@ struct File {
     scrape_configs: Vec<ScrapeConfig>,
     #[serde(default)]
     rule_files: Vec<String>,
+    #[serde(default)]
+    alerting: Option<Alerting>,
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+#[derive(Deserialize)]
+struct Alerting {
+    #[serde(default)]
+    alertmanagers: Vec<AlertmanagerConfig>,
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+#[derive(Deserialize)]
+struct AlertmanagerConfig {
+    #[serde(default = "default_scheme")]
+    scheme: String,
+    #[serde(default)]
+    path_prefix: String,
+    timeout: Option<String>,
+    api_version: Option<String>,
+    #[serde(default)]
+    static_configs: Vec<StaticConfig>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -344,10 +372,57 @@ pub(crate) fn parse_in(text: &str, base: &Path) -> Result<ScrapeSet, String> {
         )?));
     }
     let rule_files = file.rule_files.iter().map(|f| base.join(f)).collect();
+    let mut alertmanagers = Vec::new();
+    let mut alertmanager_timeout = Duration::ZERO;
+    if let Some(alerting) = &file.alerting {
+        unsupported("alerting.", &alerting.other);
+        for (i, config) in alerting.alertmanagers.iter().enumerate() {
+            let at = format!("alerting.alertmanagers[{i}]");
+            unsupported(&format!("{at}."), &config.other);
+            if !matches!(config.scheme.as_str(), "http" | "https") {
+                return Err(format!(
+                    "{at}.scheme: {:?} is neither http nor https",
+                    config.scheme
+                ));
+            }
+            match config.api_version.as_deref() {
+                None | Some("v2") => {}
+                Some(other) => {
+                    return Err(format!(
+                        "{at}.api_version: {other:?}: only Alertmanager's v2 API is spoken"
+                    ));
+                }
+            }
+            let timeout = duration(config.timeout.as_deref(), &format!("{at}.timeout"))?
+                .unwrap_or(DEFAULT_TIMEOUT);
+            alertmanager_timeout = alertmanager_timeout.max(timeout);
+            let prefix = config.path_prefix.trim_end_matches('/');
+            for (group, static_config) in config.static_configs.iter().enumerate() {
+                unsupported(
+                    &format!("{at}.static_configs[{group}]."),
+                    &static_config.other,
+                );
+                for address in &static_config.targets {
+                    check_address(address)
+                        .map_err(|e| format!("{at}.static_configs[{group}].targets: {e}"))?;
+                    alertmanagers.push(format!(
+                        "{}://{address}{prefix}/api/v2/alerts",
+                        config.scheme
+                    ));
+                }
+            }
+        }
+    }
     Ok(ScrapeSet {
         jobs,
         rule_files,
         evaluation_interval,
+        alertmanagers,
+        alertmanager_timeout: if alertmanager_timeout.is_zero() {
+            DEFAULT_TIMEOUT
+        } else {
+            alertmanager_timeout
+        },
         warnings,
     })
 }
@@ -685,6 +760,7 @@ mod tests {
         let set = parse(
             "global:\n  scrape_interval: 15s\n  external_labels: {site: a}\n\
              rule_files: [rules.yml]\nremote_read: []\n\
+             alerting:\n  alert_relabel_configs: []\n  alertmanagers:\n  - path_prefix: /am/\n    static_configs:\n    - targets: ['am:9093']\n\
              scrape_configs:\n\
              - job_name: node\n  static_configs:\n  - targets: ['a:9100', 'b:9100']\n    labels: {team: infra}\n\
              - job_name: app\n  scrape_interval: 5s\n  metrics_path: /m\n  params: {format: [prom]}\n  body_size_limit: 10MB\n\
@@ -705,12 +781,14 @@ mod tests {
         assert_eq!(app.body_size_limit, 10 * 1024 * 1024);
         assert_eq!(app.authorization.as_deref(), Some("Basic dTpw"));
         assert_eq!(set.rule_files, [PathBuf::from("./rules.yml")]);
+        assert_eq!(set.alertmanagers, ["http://am:9093/am/api/v2/alerts"]);
         assert_eq!(
             set.warnings,
             vec![
                 "remote_read: not supported by this server, not applied",
                 "global.external_labels: not supported by this server, not applied",
                 "scrape_configs[1] (app).kubernetes_sd_configs: not supported by this server, not applied",
+                "alerting.alert_relabel_configs: not supported by this server, not applied",
             ]
         );
     }

@@ -20,6 +20,7 @@
 //!
 //! Docs: chapter 5, "Delivery guarantees".
 
+pub mod alertmanager_api;
 pub mod history;
 pub mod notify_log;
 pub mod outbox;
