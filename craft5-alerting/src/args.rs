@@ -49,6 +49,22 @@ pub struct AlertingArgs {
     /// beside it. Default: <data-dir>/alerts/state.json.
     #[arg(long)]
     pub alert_state: Option<PathBuf>,
+    /// Craft 5: how often a firing alert is sent again to the
+    /// Alertmanagers of `--config.file`'s `alerting` section (Prometheus'
+    /// flag and default).
+    #[arg(long = "rules.alert.resend-delay", value_parser = common::duration::parse_positive_duration, default_value = "1m")]
+    pub resend_delay: Duration,
+    /// Alertmanagers to send firing alerts to (`--config.file`'s
+    /// `alerting.alertmanagers`: their `/api/v2/alerts` URLs), beside the
+    /// routing above.
+    #[arg(skip)]
+    pub alertmanagers: Vec<String>,
+    /// Each send's limit.
+    #[arg(skip)]
+    pub alertmanager_timeout: Option<Duration>,
+    /// This server's URL, for the alerts' `generatorURL`.
+    #[arg(skip)]
+    pub external_url: String,
 }
 
 /// Craft 5 as the platform mounts it.
@@ -107,6 +123,19 @@ impl AlertingArgs {
             .with_query(query);
         if let Some(interval) = interval {
             options.interval = interval;
+        }
+        if !self.alertmanagers.is_empty() {
+            common::say!(
+                "[Alerting] firing alerts also go to {} Alertmanager(s): {}",
+                self.alertmanagers.len(),
+                self.alertmanagers.join(", ")
+            );
+            options.alertmanagers = Some(crate::delivery::alertmanager_api::AlertmanagerTargets {
+                urls: self.alertmanagers.clone(),
+                timeout: self.alertmanager_timeout.unwrap_or(Duration::from_secs(10)),
+                resend_delay: self.resend_delay,
+                external_url: self.external_url.clone(),
+            });
         }
         let receivers: Vec<&str> = routing.receivers.names().collect();
         common::say!(

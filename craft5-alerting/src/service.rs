@@ -35,11 +35,14 @@ use parking_lot::Mutex;
 use thiserror::Error;
 
 use crate::config::RoutingConfig;
+use crate::delivery::alertmanager_api::{AlertmanagerSender, AlertmanagerTargets};
 use crate::delivery::outbox::{OpenReport, Outbox, OutboxError, OutboxOptions};
 use crate::delivery::worker::{DeliveryWorker, Jitter};
 use crate::evaluation::engine::{
     EngineError, EngineOptions, PERIODIC_NOT_EVALUATED, StreamingAlertEngine,
 };
+use crate::evaluation::state::Transition;
+use crate::notification::TransitionNotifier;
 use crate::oncall::ack::{AckError, Acknowledgements};
 use crate::oncall::escalation::{EscalationError, Escalator};
 use crate::routing::Dispatcher;
@@ -78,6 +81,9 @@ pub struct ServiceOptions {
     /// receivers: the seed's `common::Notifier`s (the conformance suite's
     /// collector, a console for a demo).
     pub notifiers: Vec<Arc<dyn common::Notifier>>,
+    /// Alertmanagers every firing alert is also sent to, as Prometheus
+    /// sends them (`delivery/alertmanager_api.rs`).
+    pub alertmanagers: Option<AlertmanagerTargets>,
 }
 
 impl ServiceOptions {
@@ -93,6 +99,7 @@ impl ServiceOptions {
             query: None,
             query_limits: crate::evaluation::periodic::RuleQueryLimits::default(),
             notifiers: Vec::new(),
+            alertmanagers: None,
         }
     }
 
@@ -162,6 +169,7 @@ pub struct AlertingService {
     outbox: Arc<Outbox>,
     clock: Arc<dyn Clock>,
     outbox_report: OpenReport,
+    alertmanager: Option<Arc<AlertmanagerSender>>,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -215,10 +223,17 @@ impl AlertingService {
             options.clock.clone(),
             directory.as_ref().map(|d| d.join(ESCALATIONS_FILE)),
         )?);
+        let alertmanager = options
+            .alertmanagers
+            .clone()
+            .map(|targets| Arc::new(AlertmanagerSender::new(targets, options.clock.clone())));
         let mut engine_options = EngineOptions::new(options.clock.clone())
             .with_interval(options.interval)
             .with_transition_notifier(dispatcher.clone())
             .with_transition_notifier(escalator.clone());
+        if let Some(sender) = &alertmanager {
+            engine_options = engine_options.with_transition_notifier(sender.clone());
+        }
         engine_options.state_file = options.state_file.clone();
         engine_options.query = options.query.clone();
         engine_options.query_limits = options.query_limits;
@@ -233,6 +248,15 @@ impl AlertingService {
             .filter(|e| e.transition.notifies())
             .collect();
         escalator.reconcile(restored.clone());
+        if let Some(sender) = &alertmanager {
+            // Alerts firing before the restart are sent again at once.
+            for event in restored
+                .iter()
+                .filter(|e| e.transition == Transition::Firing)
+            {
+                let _ = sender.notify_transition(event);
+            }
+        }
         dispatcher.reconcile(restored);
         let delivery = Arc::new(DeliveryWorker::new(
             outbox.clone(),
@@ -251,6 +275,7 @@ impl AlertingService {
             outbox,
             clock: options.clock,
             outbox_report,
+            alertmanager,
             stop: Arc::new(AtomicBool::new(false)),
             threads: Mutex::new(Vec::new()),
         })
@@ -287,6 +312,18 @@ impl AlertingService {
                     source,
                 })?,
         );
+        if let Some(sender) = self.alertmanager.clone() {
+            let stop = self.stop.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("alert-alertmanager".into())
+                    .spawn(move || sender.run(&stop))
+                    .map_err(|source| ServiceError::Thread {
+                        name: "alert-alertmanager",
+                        source,
+                    })?,
+            );
+        }
         let delivery = self.delivery.clone();
         let stop = self.stop.clone();
         threads.push(
@@ -308,6 +345,9 @@ impl AlertingService {
         self.stop.store(true, Ordering::Release);
         self.dispatcher.wake();
         self.escalator.wake();
+        if let Some(sender) = &self.alertmanager {
+            sender.wake();
+        }
         self.outbox.signal().notify();
         let threads = std::mem::take(&mut *self.threads.lock());
         for thread in threads {

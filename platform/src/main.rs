@@ -113,6 +113,14 @@ fn main() -> anyhow::Result<()> {
     let mut craft5 = None;
     let alerting: Arc<dyn AlertEngine> = match args.alerting {
         Alerting::Phase0 => {
+            if scrape_set
+                .as_ref()
+                .is_some_and(|(_, set)| !set.alertmanagers.is_empty())
+            {
+                anyhow::bail!(
+                    "--config.file: alerting.alertmanagers needs --alerting craft5 (phase0 prints alerts only)"
+                );
+            }
             if args.alerting_args.alertmanager_config.is_some() {
                 anyhow::bail!("--alertmanager-config needs --alerting craft5");
             }
@@ -141,7 +149,13 @@ fn main() -> anyhow::Result<()> {
             ))
         }
         Alerting::Craft5 => {
-            let slot = args.alerting_args.build(
+            let mut alerting_args = args.alerting_args.clone();
+            if let Some((_, set)) = &scrape_set {
+                alerting_args.alertmanagers = set.alertmanagers.clone();
+                alerting_args.alertmanager_timeout = Some(set.alertmanager_timeout);
+                alerting_args.external_url = format!("http://{}:{}", args.host, args.port);
+            }
+            let slot = alerting_args.build(
                 args.rules.as_deref(),
                 data_dir,
                 args.alert_interval,

@@ -3,7 +3,9 @@
 //! Prometheus.
 //!
 //! Supported: `global.scrape_interval`, `global.scrape_timeout`,
-//! `rule_files`, and per `scrape_configs` entry `job_name`,
+//! `global.evaluation_interval`, `rule_files`, `alerting.alertmanagers`
+//! (`static_configs`, `scheme`, `path_prefix`, `timeout`, `api_version:
+//! v2`: handed to craft 5 as URLs), and per `scrape_configs` entry `job_name`,
 //! `scrape_interval`, `scrape_timeout`, `metrics_path`, `scheme` (`http`,
 //! `https`), `params`, `honor_labels`, `honor_timestamps`, `sample_limit`,
 //! `label_limit`, `label_name_length_limit`, `label_value_length_limit`,

@@ -278,7 +278,9 @@ mod tests {
                 reader.read_exact(&mut body).unwrap();
                 kept.lock().push(serde_json::from_slice(&body).unwrap());
                 let mut stream = stream;
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
             }
         });
         (url, bodies)
@@ -297,23 +299,37 @@ mod tests {
             },
             clock,
         );
-        sender.notify_transition(&event(Transition::Pending, T0 - 60_000)).unwrap();
+        sender
+            .notify_transition(&event(Transition::Pending, T0 - 60_000))
+            .unwrap();
         assert_eq!(sender.send_due(T0), 0, "pending is not sent");
-        sender.notify_transition(&event(Transition::Firing, T0)).unwrap();
+        sender
+            .notify_transition(&event(Transition::Firing, T0))
+            .unwrap();
         assert_eq!(sender.send_due(T0), 1);
         assert_eq!(sender.send_due(T0 + 59_000), 0, "not yet due again");
         assert_eq!(sender.send_due(T0 + 60_000), 1, "resent after the delay");
-        sender.notify_transition(&event(Transition::Resolved, T0 + 70_000)).unwrap();
+        sender
+            .notify_transition(&event(Transition::Resolved, T0 + 70_000))
+            .unwrap();
         assert_eq!(sender.send_due(T0 + 70_000), 1, "the resolution at once");
         assert_eq!(sender.send_due(T0 + 130_000), 1, "and again");
-        assert_eq!(sender.send_due(T0 + 70_000 + RESOLVED_RETENTION_MS + 1), 0, "then forgotten");
+        assert_eq!(
+            sender.send_due(T0 + 70_000 + RESOLVED_RETENTION_MS + 1),
+            0,
+            "then forgotten"
+        );
         let bodies = bodies.lock();
         assert_eq!(bodies.len(), 4);
         let first = &bodies[0][0];
         assert_eq!(first["labels"]["alertname"], "HighCpu");
         assert_eq!(first["annotations"]["summary"], "hot");
         assert_eq!(first["startsAt"], rfc3339(T0 - 60_000));
-        assert_eq!(first["endsAt"], rfc3339(T0 + 240_000), "four resend delays ahead");
+        assert_eq!(
+            first["endsAt"],
+            rfc3339(T0 + 240_000),
+            "four resend delays ahead"
+        );
         assert_eq!(bodies[2][0]["endsAt"], rfc3339(T0 + 70_000));
         assert_eq!(sender.counts(), (4, 0));
     }
@@ -330,7 +346,9 @@ mod tests {
             },
             clock,
         );
-        sender.notify_transition(&event(Transition::Firing, T0)).unwrap();
+        sender
+            .notify_transition(&event(Transition::Firing, T0))
+            .unwrap();
         assert_eq!(sender.send_due(T0), 1);
         assert_eq!(sender.send_due(T0 + 1_000), 1, "still due after a failure");
         assert_eq!(sender.counts(), (0, 2));
