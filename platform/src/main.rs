@@ -178,9 +178,11 @@ fn main() -> anyhow::Result<()> {
     // `/-/reload` answers once the scraper runs; without a file, there is
     // nothing to reload and no route.
     let reload = craft1_ingestion::scrape::ReloadHandle::new();
+    let scrape_stats = Arc::new(craft1_ingestion::scrape::stats::ScrapeStats::default());
     if scrape_set.is_some() {
         routes.push(Arc::new(craft1_ingestion::scrape::ReloadRoutes::new(
             reload.clone(),
+            scrape_stats.clone(),
         )));
         reload
             .reload_on_sighup()
@@ -207,6 +209,7 @@ fn main() -> anyhow::Result<()> {
                 clock: Arc::new(SystemClock),
                 metadata,
                 targets,
+                stats: scrape_stats,
             };
             let scraper =
                 craft1_ingestion::scrape::Scraper::start(path, set, deps, &reload, &shutdown)

@@ -353,6 +353,13 @@ fn reload_by_http_and_sighup_keeps_the_old_file_on_error_and_loses_no_scrape() {
     assert!(sent.success());
     wait_until(addr, r#"up{job="third"}"#, "third", value_is("1"));
     wait_until(addr, r#"up{job="second"}"#, "second ends", |a| a.is_empty());
+    let (_, metrics) = call(addr, "GET", "/metrics", "").expect("metrics");
+    assert!(
+        metrics.contains("scraper_reloads_total 2")
+            && metrics.contains("scraper_reloads_failed_total 1")
+            && metrics.contains("scraper_targets 2"),
+        "{metrics}"
+    );
     std::thread::sleep(Duration::from_millis(1_500));
 
     // Its loop never restarted: no gap in `keep`'s scrapes across both
@@ -372,4 +379,44 @@ fn reload_by_http_and_sighup_keeps_the_old_file_on_error_and_loses_no_scrape() {
         widest < Duration::from_millis(1_700),
         "keep's scrapes had a {widest:?} gap across the reloads"
     );
+}
+
+#[test]
+fn a_scrape_the_queue_refuses_is_down_counted_and_named() {
+    let exporter = Exporter::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n\
+             - job_name: many\n  metrics_path: /many\n  static_configs:\n  - targets: ['{}']\n",
+            exporter.addr
+        ),
+    )
+    .expect("write config");
+    // A queue of 50 metrics cannot take a scrape of 200 samples at once.
+    let (_platform, addr, _output) = start_platform_with_output(
+        &[
+            "--config.file",
+            config.to_str().expect("utf-8"),
+            "--queue",
+            "crossbeam",
+            "--queue-capacity",
+            "50",
+            "--alert-interval",
+            "1h",
+        ],
+        &dir.path().join("data"),
+    );
+    let error = wait_for_error(addr, "many", "the queue refused the scrape");
+    eprintln!("{error}");
+    assert!(query(addr, "many_series").is_empty());
+    let (_, metrics) = call(addr, "GET", "/metrics", "").expect("metrics");
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("scraper_queue_refused_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(refused >= 1, "{metrics}");
 }

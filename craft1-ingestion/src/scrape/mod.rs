@@ -13,6 +13,7 @@ pub mod config;
 pub mod discovery;
 pub mod relabel;
 pub mod reload;
+pub mod stats;
 pub mod target;
 
 use std::collections::{HashMap, HashSet};
@@ -44,6 +45,8 @@ pub struct ScrapeDeps {
     pub metadata: Arc<MetadataRegistry>,
     /// Where each target's health goes (`/api/v1/targets`).
     pub targets: Arc<TargetRegistry>,
+    /// The scraper's counters (`GET /metrics`, through [`ReloadRoutes`]).
+    pub stats: Arc<stats::ScrapeStats>,
 }
 
 /// The running scraper: its manager thread and, under it, a loop per
@@ -150,7 +153,14 @@ impl Manager {
 
     /// Reads the file again; a file that does not load changes nothing.
     fn reload(&mut self) -> Result<String, String> {
-        let set = load(&self.path).map_err(|e| e.to_string())?;
+        let set = match load(&self.path) {
+            Ok(set) => set,
+            Err(error) => {
+                stats::ScrapeStats::bump(&self.deps.stats.reloads_failed, 1);
+                return Err(error.to_string());
+            }
+        };
+        stats::ScrapeStats::bump(&self.deps.stats.reloads, 1);
         for warning in &set.warnings {
             common::say_err!("[Scrape] {}: {warning}", self.path.display());
         }
@@ -225,6 +235,10 @@ impl Manager {
         }
         self.deps.targets.set_dropped(dropped);
         self.active.store(self.running.len(), Ordering::Relaxed);
+        self.deps
+            .stats
+            .targets
+            .store(self.running.len() as u64, Ordering::Relaxed);
     }
 
     fn stop(&mut self, running: Running, removed: bool) {
@@ -254,6 +268,7 @@ impl Manager {
             queue: self.deps.queue.clone(),
             clock: self.deps.clock.clone(),
             metadata: self.deps.metadata.clone(),
+            stats: self.deps.stats.clone(),
             limits: DecodeLimits::default(),
         };
         let loop_stop = stop.clone();

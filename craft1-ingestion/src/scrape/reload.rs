@@ -5,11 +5,14 @@
 //! HTTP reply, or the log line for SIGHUP) names the file, line and key.
 //! Docs chapter 1, "Pull".
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use common::http::{Request, Response, Route, RouteSet};
+
+use super::stats::ScrapeStats;
 
 /// The manager's answer: what was loaded, or why nothing was.
 pub type Outcome = Result<String, String>;
@@ -92,15 +95,17 @@ impl ReloadHandle {
     }
 }
 
-/// `POST /-/reload` (and `PUT`, as Prometheus answers both).
+/// `POST /-/reload` (and `PUT`, as Prometheus answers both), and the
+/// scraper's counters on `GET /metrics`.
 pub struct ReloadRoutes {
     handle: ReloadHandle,
+    stats: Arc<ScrapeStats>,
 }
 
 impl ReloadRoutes {
-    /// Routes over `handle`.
-    pub fn new(handle: ReloadHandle) -> Self {
-        ReloadRoutes { handle }
+    /// Routes over `handle`, counters from `stats`.
+    pub fn new(handle: ReloadHandle, stats: Arc<ScrapeStats>) -> Self {
+        ReloadRoutes { handle, stats }
     }
 }
 
@@ -126,6 +131,10 @@ impl RouteSet for ReloadRoutes {
             }
         }
     }
+
+    fn write_metrics(&self, out: &mut String) {
+        self.stats.write(out);
+    }
 }
 
 #[cfg(test)]
@@ -140,7 +149,7 @@ mod tests {
             let reply = requests.next(Duration::from_secs(10)).unwrap();
             reply.send(Err("prometheus.yml: line 3".into())).unwrap();
         });
-        let routes = ReloadRoutes::new(handle);
+        let routes = ReloadRoutes::new(handle, Arc::default());
         let response = routes.handle(&Request::new("POST", "/-/reload", vec![], vec![]));
         manager.join().unwrap();
         assert_eq!(response.status, 500);

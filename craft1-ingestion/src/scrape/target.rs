@@ -33,6 +33,7 @@ use common::{
 
 use super::config::TargetSpec;
 use super::relabel::{self, LabelSet};
+use super::stats::ScrapeStats;
 use crate::decode::{DecodeLimits, ExpositionFormat, decode_exposition};
 
 /// What one target's loop needs.
@@ -54,6 +55,8 @@ pub struct TargetLoop {
     pub metadata: Arc<MetadataRegistry>,
     /// The page's size and sample limits.
     pub limits: DecodeLimits,
+    /// The scraper's counters.
+    pub stats: Arc<super::stats::ScrapeStats>,
 }
 
 /// A series as the store knows it.
@@ -116,10 +119,16 @@ impl TargetLoop {
                 (0, 0)
             };
             batch.extend(self.synthetic(at_ms, up, seconds, scraped, kept, added));
+            let pushed_samples = if outcome.error.is_none() {
+                kept as u64
+            } else {
+                0
+            };
             let pushed = self.queue.push(batch);
             let error = match (outcome.error, pushed) {
                 (Some(error), _) => Some(error),
                 (None, Err(refused)) => {
+                    ScrapeStats::bump(&self.stats.queue_refused, 1);
                     // Nothing of this scrape was stored: the next one must
                     // still end what this one would have ended.
                     current = previous.clone();
@@ -128,8 +137,15 @@ impl TargetLoop {
                         .push(self.synthetic(at_ms, 0.0, seconds, 0, 0, 0));
                     Some(format!("the queue refused the scrape: {refused}"))
                 }
-                (None, Ok(())) => None,
+                (None, Ok(())) => {
+                    ScrapeStats::bump(&self.stats.samples, pushed_samples);
+                    None
+                }
             };
+            ScrapeStats::bump(&self.stats.scrapes, 1);
+            if error.is_some() {
+                ScrapeStats::bump(&self.stats.failed, 1);
+            }
             if shutdown.is_triggered() {
                 // Stopping: the queue closes under the last scrape.
                 self.end_if_removed(&current);
