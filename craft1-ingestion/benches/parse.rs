@@ -2,7 +2,8 @@
 //! JSON object per request (`common::decode_metric_json`, called once per
 //! metric, as its server does); craft 1 reads whole batches as a JSON array,
 //! NDJSON, InfluxDB line protocol and Prometheus remote_write, and a
-//! scrape's page in the text exposition format. The same
+//! scrape's page in the text exposition format — beside the
+//! `prometheus-parse` crate reading the same page. The same
 //! 1,000 realistic metrics in each format, throughput in metrics, so the
 //! ratios read straight off one run. HTTP is not in the picture: this is the
 //! parser alone. Chapter 1.
@@ -161,6 +162,23 @@ fn parse(c: &mut Criterion) {
                 &limits,
             )
             .expect("decode")
+        });
+    });
+    // The same page through a crate from crates.io (`prometheus-parse`),
+    // which reads lines into its own samples: the comparison the chapter
+    // asks for, a parser not written for this course.
+    let text = String::from_utf8(exposition.clone()).expect("utf-8");
+    let theirs = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("prometheus-parse");
+    assert_eq!(
+        theirs.samples.len(),
+        BATCH,
+        "prometheus-parse read every sample"
+    );
+    group.bench_function("crate_prometheus_parse_text_exposition", |b| {
+        b.iter(|| {
+            prometheus_parse::Scrape::parse(black_box(&text).lines().map(|l| Ok(l.to_string())))
+                .expect("parse")
         });
     });
     group.finish();
