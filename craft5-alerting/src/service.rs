@@ -78,6 +78,11 @@ pub struct ServiceOptions {
     /// receivers: the seed's `common::Notifier`s (the conformance suite's
     /// collector, a console for a demo).
     pub notifiers: Vec<Arc<dyn common::Notifier>>,
+    /// Where recording rules write (the platform's queue); `None` leaves
+    /// them loaded but not evaluated.
+    pub writer: Option<Arc<dyn common::MetricWriter>>,
+    /// Settled before a later rule of a group reads an earlier record.
+    pub barrier: Option<Arc<common::WriteBarrier>>,
 }
 
 impl ServiceOptions {
@@ -93,7 +98,22 @@ impl ServiceOptions {
             query: None,
             query_limits: crate::evaluation::periodic::RuleQueryLimits::default(),
             notifiers: Vec::new(),
+            writer: None,
+            barrier: None,
         }
+    }
+
+    /// Writes recording rules' samples through `writer` (the platform's
+    /// queue), settling `barrier` before a later rule of the group reads
+    /// them.
+    pub fn with_writer(
+        mut self,
+        writer: Arc<dyn common::MetricWriter>,
+        barrier: Option<Arc<common::WriteBarrier>>,
+    ) -> Self {
+        self.writer = Some(writer);
+        self.barrier = barrier;
+        self
     }
 
     /// Also tells `notifiers` of every alert that starts firing.
@@ -222,6 +242,8 @@ impl AlertingService {
         engine_options.state_file = options.state_file.clone();
         engine_options.query = options.query.clone();
         engine_options.query_limits = options.query_limits;
+        engine_options.writer = options.writer.clone();
+        engine_options.barrier = options.barrier.clone();
         let engine = Arc::new(StreamingAlertEngine::new(
             rules,
             options.notifiers.clone(),

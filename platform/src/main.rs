@@ -135,11 +135,17 @@ fn main() -> anyhow::Result<()> {
             ))
         }
         Alerting::Craft5 => {
+            // Recording rules write back through the queue, like any write.
+            let pipeline = craft5_alerting::args::PipelineAccess {
+                writer: Arc::new(common::QueueWriter::new(queue.clone())),
+                barrier: barrier.clone(),
+            };
             let slot = args.alerting_args.build(
                 args.rules.as_deref(),
                 data_dir,
                 args.alert_interval,
                 query.clone(),
+                pipeline,
             )?;
             routes.push(slot.routes);
             craft5 = Some(slot.service.clone());
