@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use common::metric::{is_valid_label_name, is_valid_metric_name};
+use common::metric::{MAX_LABEL_VALUE_LEN, is_valid_label_name, is_valid_metric_name};
 use promql::{ValueType, parse, parse_duration};
 use serde::Deserialize;
 use thiserror::Error;
@@ -474,6 +474,12 @@ fn check_recording_rule(
             // rather than every write later.
             report(format!(
                 "label name {name:?} is reserved: names starting with `__` are internal (the record's name is `record:`)"
+            ));
+        } else if value.len() > MAX_LABEL_VALUE_LEN {
+            // Every recorded sample would be refused by the write path.
+            report(format!(
+                "label {name:?}: the value is {} bytes, longer than the {MAX_LABEL_VALUE_LEN} a label value may be",
+                value.len()
             ));
         } else {
             labels.push((name, value));
