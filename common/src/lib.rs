@@ -28,6 +28,8 @@
 //!   [`TargetRegistry`] the scraper writes and `/api/v1/targets` reads.
 //! - [`barrier`]: [`WriteBarrier`], "every write accepted so far is
 //!   stored", which a slot asks of the runtime before a deletion.
+//! - [`writer`]: [`MetricWriter`], how a slot that derives samples
+//!   (recording rules) writes them back through the queue.
 //! - [`clock`], [`shutdown`], [`duration`], [`console`]: time, stopping,
 //!   flag durations and log lines, injectable or panic-free for tests.
 //! - `testkit` (feature `testkit`): the conformance suites every
@@ -57,6 +59,7 @@ pub mod storage;
 pub mod targets;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod writer;
 
 pub use alerting::{AlertEngine, AlertError, Evaluation};
 pub use barrier::WriteBarrier;
@@ -75,3 +78,4 @@ pub use storage::{
     TimeRange, matches_all,
 };
 pub use targets::{DroppedTarget, TargetHealth, TargetRegistry, TargetStatus};
+pub use writer::{MetricWriter, QueueWriter};

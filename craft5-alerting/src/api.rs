@@ -5,7 +5,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /api/v1/rules` | rule groups, each rule's state, health and active alerts (Prometheus' shape) |
+//! | `GET /api/v1/rules` | rule groups, alerting rules with their state, health and active alerts, recording rules with their health (Prometheus' shape; `type=alert\|record` filters) |
 //! | `GET /api/v1/alerts` | pending and firing alerts (Prometheus' shape, plus `id`, `acknowledged`, `escalations`) |
 //! | `POST /api/v1/alerts/{id}/ack` | acknowledge a firing alert (`{"by":…,"comment":…}`, optional) |
 //! | `GET /api/v1/oncall` | who is on call per schedule, now or at `?time=` (`?schedule=` for one) |
@@ -34,6 +34,8 @@ use crate::delivery::outbox::Outbox;
 use crate::delivery::receivers::NotifiedAlert;
 use crate::delivery::receivers::webhook::rfc3339;
 use crate::evaluation::engine::{PERIODIC_NOT_EVALUATED, StreamingAlertEngine};
+use crate::evaluation::periodic::RuleHealth;
+use crate::evaluation::recording::RECORDING_NOT_WRITTEN;
 use crate::evaluation::state::Transition;
 use crate::matcher::Matcher;
 use crate::notification::AlertEvent;
@@ -41,7 +43,7 @@ use crate::oncall::ack::{AckError, Acknowledgement, Acknowledgements, alert_id};
 use crate::oncall::escalation::{Escalator, Incident};
 use crate::oncall::schedule::{OnCallSource, Schedules};
 use crate::routing::Dispatcher;
-use crate::rules::RuleExpr;
+use crate::rules::{GroupEntry, RuleExpr};
 use crate::service::AlertingService;
 use crate::silence::{Silence, SilenceError, SilenceSpec, SilenceState, Silences};
 
@@ -342,87 +344,192 @@ pub fn oncall_body(
 /// Prometheus' "never": Go's zero time.
 const NEVER: &str = "0001-01-01T00:00:00Z";
 
-/// `/api/v1/rules`' body: every group and rule, with the rule's state
-/// (firing if any alert fires, else pending if any is pending), its
-/// health, last error, last evaluation and its duration, and its active
-/// alerts. A streaming rule is always `ok`, evaluated at the last tick
-/// (and on every sample, which is why its duration says nothing and is
-/// 0); a periodic rule reports its last query (`unknown` before the first,
-/// or when the engine has no store to query).
+/// Which rules `/api/v1/rules` lists: Prometheus' `type` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleTypeFilter {
+    /// No `type`: both kinds.
+    All,
+    /// `type=alert`: alerting rules only.
+    Alerting,
+    /// `type=record`: recording rules only.
+    Recording,
+}
+
+impl RuleTypeFilter {
+    /// Reads `type` from query parameters (the first one counts, as Go's
+    /// `Query().Get` has it).
+    ///
+    /// # Errors
+    /// Prometheus' message for any other value, for a 400 `bad_data`.
+    pub fn from_params(params: &[(String, String)]) -> Result<Self, String> {
+        let Some((_, value)) = params.iter().find(|(name, _)| name == "type") else {
+            return Ok(RuleTypeFilter::All);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "" => Ok(RuleTypeFilter::All),
+            "alert" => Ok(RuleTypeFilter::Alerting),
+            "record" => Ok(RuleTypeFilter::Recording),
+            _ => Err(format!(
+                "invalid parameter \"type\": not supported value {value:?}"
+            )),
+        }
+    }
+
+    fn alerting(self) -> bool {
+        self != RuleTypeFilter::Recording
+    }
+
+    fn recording(self) -> bool {
+        self != RuleTypeFilter::Alerting
+    }
+}
+
+/// `/api/v1/rules`' body with every rule; see [`rules_body_filtered`].
 pub fn rules_body(engine: &StreamingAlertEngine) -> Value {
+    rules_body_filtered(engine, RuleTypeFilter::All)
+}
+
+/// `/api/v1/rules`' body: every group and its rules of the kinds `filter`
+/// lets through, in file order (a group none of whose rules pass is still
+/// listed, with no rules, as Prometheus 2.x lists it).
+///
+/// An alerting rule has its state (firing if any alert fires, else
+/// pending if any is pending), health, last error, last evaluation and
+/// its duration, and its active alerts. A streaming rule is always `ok`,
+/// evaluated at the last tick (and on every sample, which is why its
+/// duration says nothing and is 0); a periodic rule reports its last query
+/// (`unknown` before the first, or when the engine has no store to query).
+/// A recording rule (`type: "recording"`) has `name` (the record),
+/// `query`, `labels`, and the same health fields, `lastError` and
+/// `labels` left out when empty as Prometheus leaves them.
+pub fn rules_body_filtered(engine: &StreamingAlertEngine, filter: RuleTypeFilter) -> Value {
     let events = engine.current_events();
     let groups: Vec<Value> = engine
         .rule_set()
         .groups
         .iter()
         .map(|group| {
-            let rules: Vec<Value> = group
-                .rules
-                .iter()
-                .map(|rule| {
-                    let key = rule.key();
-                    let active: Vec<&AlertEvent> = events
-                        .iter()
-                        .filter(|e| {
-                            e.rule == key
-                                && matches!(e.transition, Transition::Pending | Transition::Firing)
-                        })
-                        .collect();
-                    let state = if active.iter().any(|e| e.transition == Transition::Firing) {
-                        "firing"
-                    } else if active.is_empty() {
-                        "inactive"
-                    } else {
-                        "pending"
-                    };
-                    let periodic = matches!(rule.expr, RuleExpr::Periodic(_));
-                    let (health, last_error, last_evaluation, duration) = if !periodic {
-                        ("ok", String::new(), engine.last_advance_ms(), 0.0)
-                    } else if !engine.evaluates_periodic_rules() {
-                        ("unknown", PERIODIC_NOT_EVALUATED.to_string(), None, 0.0)
-                    } else {
-                        let health = engine.rule_health(&key).unwrap_or_default();
-                        (
-                            health.health.as_str(),
-                            health.last_error.unwrap_or_default(),
-                            health.last_evaluation_ms,
-                            health.evaluation_duration.as_secs_f64(),
-                        )
-                    };
+            let alerting_json = |rule: &crate::rules::Rule| {
+                let key = rule.key();
+                let active: Vec<&AlertEvent> = events
+                    .iter()
+                    .filter(|e| {
+                        e.rule == key
+                            && matches!(e.transition, Transition::Pending | Transition::Firing)
+                    })
+                    .collect();
+                let state = if active.iter().any(|e| e.transition == Transition::Firing) {
+                    "firing"
+                } else if active.is_empty() {
+                    "inactive"
+                } else {
+                    "pending"
+                };
+                let periodic = matches!(rule.expr, RuleExpr::Periodic(_));
+                let (health, last_error, last_evaluation, duration) = if !periodic {
+                    ("ok", String::new(), engine.last_advance_ms(), 0.0)
+                } else if !engine.evaluates_periodic_rules() {
+                    ("unknown", PERIODIC_NOT_EVALUATED.to_string(), None, 0.0)
+                } else {
+                    let health = engine.rule_health(&key).unwrap_or_default();
+                    (
+                        health.health.as_str(),
+                        health.last_error.unwrap_or_default(),
+                        health.last_evaluation_ms,
+                        health.evaluation_duration.as_secs_f64(),
+                    )
+                };
+                let labels: BTreeMap<&str, &str> = rule
+                    .labels
+                    .iter()
+                    .map(|(n, t)| (n.as_str(), t.source()))
+                    .collect();
+                let annotations: BTreeMap<&str, &str> = rule
+                    .annotations
+                    .iter()
+                    .map(|(n, t)| (n.as_str(), t.source()))
+                    .collect();
+                json!({
+                    "state": state,
+                    "name": rule.name,
+                    "query": rule.expr_text,
+                    "duration": rule.for_ms / 1000,
+                    "keepFiringFor": rule.keep_firing_for_ms / 1000,
+                    "labels": labels,
+                    "annotations": annotations,
+                    "alerts": active.iter().map(|e| alert_json(e)).collect::<Vec<_>>(),
+                    "health": health,
+                    "lastError": last_error,
+                    "lastEvaluation": last_evaluation.map_or_else(|| NEVER.to_string(), rfc3339),
+                    "evaluationTime": duration,
+                    "type": "alerting",
+                })
+            };
+            let recording_json = |position: usize, rule: &crate::rules::RecordingRule| {
+                let health = if engine.evaluates_recording_rules() {
+                    engine
+                        .recording_health(&group.name, position)
+                        .unwrap_or_default()
+                } else {
+                    RuleHealth {
+                        last_error: Some(if engine.evaluates_periodic_rules() {
+                            RECORDING_NOT_WRITTEN.to_string()
+                        } else {
+                            PERIODIC_NOT_EVALUATED.to_string()
+                        }),
+                        ..RuleHealth::default()
+                    }
+                };
+                let mut body = json!({
+                    "name": rule.record,
+                    "query": rule.expr_text,
+                    "health": health.health.as_str(),
+                    "evaluationTime": health.evaluation_duration.as_secs_f64(),
+                    "lastEvaluation": health
+                        .last_evaluation_ms
+                        .map_or_else(|| NEVER.to_string(), rfc3339),
+                    "type": "recording",
+                });
+                if !rule.labels.is_empty() {
                     let labels: BTreeMap<&str, &str> = rule
                         .labels
                         .iter()
-                        .map(|(n, t)| (n.as_str(), t.source()))
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
                         .collect();
-                    let annotations: BTreeMap<&str, &str> = rule
-                        .annotations
-                        .iter()
-                        .map(|(n, t)| (n.as_str(), t.source()))
-                        .collect();
-                    json!({
-                        "state": state,
-                        "name": rule.name,
-                        "query": rule.expr_text,
-                        "duration": rule.for_ms / 1000,
-                        "keepFiringFor": rule.keep_firing_for_ms / 1000,
-                        "labels": labels,
-                        "annotations": annotations,
-                        "alerts": active.iter().map(|e| alert_json(e)).collect::<Vec<_>>(),
-                        "health": health,
-                        "lastError": last_error,
-                        "lastEvaluation": last_evaluation.map_or_else(|| NEVER.to_string(), rfc3339),
-                        "evaluationTime": duration,
-                        "type": "alerting",
-                    })
+                    body["labels"] = json!(labels);
+                }
+                if let Some(error) = health.last_error.filter(|e| !e.is_empty()) {
+                    body["lastError"] = json!(error);
+                }
+                body
+            };
+            let rules: Vec<Value> = group
+                .entries()
+                .into_iter()
+                .filter_map(|entry| match entry {
+                    GroupEntry::Alerting(i) if filter.alerting() => {
+                        group.rules.get(i).map(alerting_json)
+                    }
+                    GroupEntry::Recording(i) if filter.recording() => {
+                        group.recording.get(i).map(|rule| recording_json(i, rule))
+                    }
+                    _ => None,
                 })
                 .collect();
             let file = group
                 .rules
                 .iter()
                 .find_map(|r| r.origin.as_ref().map(|(file, _)| file.clone()))
+                .or_else(|| {
+                    group
+                        .recording
+                        .iter()
+                        .find_map(|r| r.origin.as_ref().map(|(file, _)| file.clone()))
+                })
                 .unwrap_or_default();
             // A group of streaming rules only is brought up to date at
-            // every tick; one with periodic rules at its interval.
+            // every tick; one with periodic or recording rules at its
+            // interval.
             let status = engine.group_status(&group.name);
             let last_evaluation = match &status {
                 Some(status) => status.last_evaluation_ms,
@@ -753,7 +860,10 @@ impl AlertingService {
         let now = self.clock().now_ms();
         let response = match path {
             "/api/v1/rules" => match method {
-                "GET" => respond(200, rules_body(self.engine())),
+                "GET" => match RuleTypeFilter::from_params(&request.query_pairs()) {
+                    Ok(filter) => respond(200, rules_body_filtered(self.engine(), filter)),
+                    Err(message) => respond(400, error_body("bad_data", message)),
+                },
                 _ => method_not_allowed("GET"),
             },
             "/api/v1/alerts" => match method {

@@ -1,7 +1,8 @@
 //! Craft 5's command-line flags, as a clap `Args` struct the platform
 //! flattens into its own, and the service built from them: rules, routing,
-//! state beside the data, periodic rules asked through the platform's query
-//! slot, threads started ([`AlertingSlot`]). Docs chapter 5.
+//! state beside the data, periodic and recording rules asked through the
+//! platform's query slot, recorded samples written back through its queue,
+//! threads started ([`AlertingSlot`]). Docs chapter 5.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 use common::http::RouteSet;
-use common::{InstantQuery, QueryEngine, QueryError, SystemClock};
+use common::{InstantQuery, MetricWriter, QueryEngine, QueryError, SystemClock, WriteBarrier};
 use thiserror::Error;
 
 use crate::api::AlertingApi;
@@ -65,6 +66,14 @@ pub struct AlertingArgs {
     /// This server's URL, for the alerts' `generatorURL`.
     #[arg(skip)]
     pub external_url: String,
+    /// Rule files to load when `--rules` names none (`--config.file`'s
+    /// `rule_files`, globs already expanded).
+    #[arg(skip)]
+    pub rule_files: Vec<PathBuf>,
+    /// The interval of groups that name none (`--config.file`'s
+    /// `global.evaluation_interval`).
+    #[arg(skip)]
+    pub evaluation_interval: Option<Duration>,
 }
 
 /// Craft 5 as the platform mounts it.
@@ -86,28 +95,32 @@ impl AlertingArgs {
     /// The service: `rules` (YAML rule groups or the seed's JSON; the
     /// seed's defaults without), state under `data_dir/alerts` unless
     /// `--alert-state`, time-driven transitions every `interval` (the
-    /// engine's default without), periodic rules through `query`; its
+    /// engine's default without), periodic and recording rules through
+    /// `query`, recorded samples written back through `pipeline`; its
     /// threads started.
     ///
     /// # Errors
     /// [`ArgsError`] naming the file and what is wrong with it, or
-    /// [`ArgsError::Unsupported`] when there are periodic rules and
-    /// `query` has no query language.
+    /// [`ArgsError::Unsupported`] when there are periodic or recording
+    /// rules and `query` has no query language.
     pub fn build(
         &self,
         rules: Option<&Path>,
         data_dir: &Path,
         interval: Option<Duration>,
         query: Arc<dyn QueryEngine>,
+        pipeline: PipelineAccess,
     ) -> Result<AlertingSlot, ArgsError> {
         let rules = match rules {
             Some(path) if is_yaml(path) => load_rule_files(&[path])?,
             Some(path) => RuleSet::from_seed_rules(&common::load_rules(path)?)?,
+            None if !self.rule_files.is_empty() => load_rule_files(&self.rule_files)?,
             None => RuleSet::defaults()?,
         };
         let periodic = rules.rules().filter(|r| r.streaming().is_none()).count();
-        if periodic > 0 {
-            refuse_without_language(&*query, periodic)?;
+        let recording = rules.recording_rules().count();
+        if periodic + recording > 0 {
+            refuse_without_language(&*query, periodic, recording)?;
         }
         let routing = match &self.alertmanager_config {
             Some(path) => RoutingConfig::load(path)?,
@@ -120,10 +133,12 @@ impl AlertingArgs {
         let query_name = query.name();
         let mut options = ServiceOptions::new(Arc::new(SystemClock))
             .with_state_file(&state_file)
-            .with_query(query);
+            .with_query(query)
+            .with_writer(pipeline.writer, Some(pipeline.barrier));
         if let Some(interval) = interval {
             options.interval = interval;
         }
+        options.default_group_interval = self.evaluation_interval;
         if !self.alertmanagers.is_empty() {
             common::say!(
                 "[Alerting] firing alerts also go to {} Alertmanager(s): {}",
@@ -151,6 +166,11 @@ impl AlertingArgs {
                 crate::evaluation::periodic::DEFAULT_GROUP_INTERVAL.as_secs()
             );
         }
+        if recording > 0 {
+            common::say!(
+                "[Alerting] {recording} recording rules evaluated through the query slot ({query_name}) and written back through the queue at their group interval"
+            );
+        }
         let report = service.outbox_report();
         if report.pending > 0 || report.torn_bytes > 0 || report.damaged_lines > 0 {
             common::say!(
@@ -169,10 +189,24 @@ impl AlertingArgs {
     }
 }
 
-/// Periodic rules are instant queries: a query slot without a language
-/// (phase0's scan) would fail every one of them at every interval, so the
-/// start is refused instead.
-fn refuse_without_language(query: &dyn QueryEngine, periodic: usize) -> Result<(), ArgsError> {
+/// What the alerting slot is handed of the pipeline it runs in: a writer
+/// into its queue for recorded samples, and the barrier that says they
+/// are stored.
+pub struct PipelineAccess {
+    /// The pipeline's queue as a writer (`common::QueueWriter`).
+    pub writer: Arc<dyn MetricWriter>,
+    /// The pipeline's `Components::barrier`.
+    pub barrier: Arc<WriteBarrier>,
+}
+
+/// Periodic and recording rules are instant queries: a query slot without
+/// a language (phase0's scan) would fail every one of them at every
+/// interval, so the start is refused instead.
+fn refuse_without_language(
+    query: &dyn QueryEngine,
+    periodic: usize,
+    recording: usize,
+) -> Result<(), ArgsError> {
     let probe = InstantQuery {
         expr: "vector(1)".into(),
         time_ms: 0,
@@ -180,10 +214,17 @@ fn refuse_without_language(query: &dyn QueryEngine, periodic: usize) -> Result<(
         timeout: Some(Duration::from_secs(1)),
     };
     match query.instant(&probe) {
-        Err(QueryError::Unsupported(why)) => Err(ArgsError::Unsupported(format!(
-            "{periodic} rules need an instant query each interval, and the query slot ({}) cannot answer one ({why}); run with --query craft4, or keep to threshold and window rules",
-            query.name()
-        ))),
+        Err(QueryError::Unsupported(why)) => {
+            let rules = match (periodic, recording) {
+                (0, r) => format!("{r} recording rules"),
+                (p, 0) => format!("{p} rules"),
+                (p, r) => format!("{p} periodic and {r} recording rules"),
+            };
+            Err(ArgsError::Unsupported(format!(
+                "{rules} need an instant query each interval, and the query slot ({}) cannot answer one ({why}); run with --query craft4, or keep to threshold and window rules",
+                query.name()
+            )))
+        }
         _ => Ok(()),
     }
 }

@@ -10,14 +10,16 @@
 //!
 //! One folder per stage an alert passes through, one file per concept:
 //!
-//! - [`rules`] — rule files in the shape of Prometheus rule groups, with
-//!   errors that name the file, group, rule and line; expressions sorted
-//!   into *streaming* (`avg_over_time(x[5m]) > 80`) and *periodic*
-//!   (anything else, asked of the query slot); the seed's defaults as
-//!   `rules/default.yml`. The language itself is the `promql` crate's.
+//! - [`rules`] — rule files in the shape of Prometheus rule groups,
+//!   alerting and recording rules, with errors that name the file, group,
+//!   rule and line; expressions sorted into *streaming*
+//!   (`avg_over_time(x[5m]) > 80`) and *periodic* (anything else, asked of
+//!   the query slot); the seed's defaults as `rules/default.yml`. The
+//!   language itself is the `promql` crate's.
 //! - [`evaluation`] — the [`StreamingAlertEngine`]: sliding windows, the
-//!   rule index, periodic rules, the alert state machine and its persisted
-//!   state.
+//!   rule index, periodic rules, recording rules (written back through
+//!   the platform's queue, `common::MetricWriter`), the alert state
+//!   machine and its persisted state.
 //! - [`routing`] — the route tree, alert groups and their timers,
 //!   inhibition, and the [`Dispatcher`] that flushes groups.
 //! - [`delivery`] — the outbox, the delivery worker (retries, fallback,

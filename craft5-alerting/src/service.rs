@@ -84,6 +84,14 @@ pub struct ServiceOptions {
     /// Alertmanagers every firing alert is also sent to, as Prometheus
     /// sends them (`delivery/alertmanager_api.rs`).
     pub alertmanagers: Option<AlertmanagerTargets>,
+    /// The interval of a rule group that names none (Prometheus'
+    /// `global.evaluation_interval`); `None`: the engine's 1 m.
+    pub default_group_interval: Option<Duration>,
+    /// Where recording rules write (the platform's queue); `None` leaves
+    /// them loaded but not evaluated.
+    pub writer: Option<Arc<dyn common::MetricWriter>>,
+    /// Settled before a later rule of a group reads an earlier record.
+    pub barrier: Option<Arc<common::WriteBarrier>>,
 }
 
 impl ServiceOptions {
@@ -100,7 +108,23 @@ impl ServiceOptions {
             query_limits: crate::evaluation::periodic::RuleQueryLimits::default(),
             notifiers: Vec::new(),
             alertmanagers: None,
+            default_group_interval: None,
+            writer: None,
+            barrier: None,
         }
+    }
+
+    /// Writes recording rules' samples through `writer` (the platform's
+    /// queue), settling `barrier` before a later rule of the group reads
+    /// them.
+    pub fn with_writer(
+        mut self,
+        writer: Arc<dyn common::MetricWriter>,
+        barrier: Option<Arc<common::WriteBarrier>>,
+    ) -> Self {
+        self.writer = Some(writer);
+        self.barrier = barrier;
+        self
     }
 
     /// Also tells `notifiers` of every alert that starts firing.
@@ -237,6 +261,11 @@ impl AlertingService {
         engine_options.state_file = options.state_file.clone();
         engine_options.query = options.query.clone();
         engine_options.query_limits = options.query_limits;
+        if let Some(interval) = options.default_group_interval {
+            engine_options.default_group_interval = interval;
+        }
+        engine_options.writer = options.writer.clone();
+        engine_options.barrier = options.barrier.clone();
         let engine = Arc::new(StreamingAlertEngine::new(
             rules,
             options.notifiers.clone(),

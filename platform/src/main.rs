@@ -48,9 +48,9 @@ fn main() -> anyhow::Result<()> {
             for warning in &set.warnings {
                 common::say_err!("[Scrape] {}: {warning}", path.display());
             }
-            if !set.rule_files.is_empty() {
+            if !set.rule_files.is_empty() && args.rules.is_some() {
                 common::say_err!(
-                    "[Scrape] {}: rule_files: not loaded from this file; give a rule file with --rules",
+                    "[Scrape] {}: rule_files: not loaded, --rules names the rule file",
                     path.display()
                 );
             }
@@ -113,6 +113,15 @@ fn main() -> anyhow::Result<()> {
     let mut craft5 = None;
     let alerting: Arc<dyn AlertEngine> = match args.alerting {
         Alerting::Phase0 => {
+            if args.rules.is_none()
+                && scrape_set
+                    .as_ref()
+                    .is_some_and(|(_, set)| !set.rule_files.is_empty())
+            {
+                anyhow::bail!(
+                    "--config.file: rule_files need --alerting craft5 (phase0 reads the seed's JSON rules via --rules)"
+                );
+            }
             if scrape_set
                 .as_ref()
                 .is_some_and(|(_, set)| !set.alertmanagers.is_empty())
@@ -154,12 +163,29 @@ fn main() -> anyhow::Result<()> {
                 alerting_args.alertmanagers = set.alertmanagers.clone();
                 alerting_args.alertmanager_timeout = Some(set.alertmanager_timeout);
                 alerting_args.external_url = format!("http://{}:{}", args.host, args.port);
+                alerting_args.evaluation_interval = Some(set.evaluation_interval);
+                for pattern in &set.rule_files {
+                    let found = craft1_ingestion::scrape::discovery::expand(pattern);
+                    if found.is_empty() {
+                        common::say_err!(
+                            "[Alerting] rule_files: {} matches no file",
+                            pattern.display()
+                        );
+                    }
+                    alerting_args.rule_files.extend(found);
+                }
             }
+            // Recording rules write back through the queue, like any write.
+            let pipeline = craft5_alerting::args::PipelineAccess {
+                writer: Arc::new(common::QueueWriter::new(queue.clone())),
+                barrier: barrier.clone(),
+            };
             let slot = alerting_args.build(
                 args.rules.as_deref(),
                 data_dir,
                 args.alert_interval,
                 query.clone(),
+                pipeline,
             )?;
             routes.push(slot.routes);
             craft5 = Some(slot.service.clone());

@@ -4,6 +4,8 @@
 //! alert appear in Alertmanager's own API with its labels and annotations,
 //! a sample under it resolves it there. Then Alertmanager is killed while
 //! the alert fires and restarted empty: the resend brings the alert back.
+//! The rules come from the same file's `rule_files` (a glob, relative to
+//! the file), as a Prometheus user has them.
 
 mod support;
 
@@ -96,15 +98,16 @@ fn firing_and_resolved_alerts_reach_a_real_alertmanager() {
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
-        format!("alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ['{am}']\n"),
+        format!(
+            "rule_files: ['rul*.yml']\n\
+             alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ['{am}']\n"
+        ),
     )
     .expect("prometheus.yml");
     let (_platform, addr) = start_platform(
         &[
             "--config.file",
             config.to_str().expect("utf-8"),
-            "--rules",
-            rules.to_str().expect("utf-8"),
             "--rules.alert.resend-delay",
             "1s",
         ],

@@ -18,7 +18,9 @@
 //! - **asking**: an instant query per rule, in file order (rules of a
 //!   group run one after another, as in Prometheus), the result turned
 //!   into (labels without `__name__`, value) pairs; two series that only
-//!   differed by metric name are an error, as in Prometheus;
+//!   differed by metric name are an error, as in Prometheus. A group's
+//!   recording rules run in the same pass, in their place in the file
+//!   (`recording.rs` writes their answers back through the queue);
 //! - **health**: per rule `ok`/`err` with the last error, the last
 //!   evaluation time and how long it took; per group the same, for
 //!   `/api/v1/rules`.
@@ -42,6 +44,10 @@ use std::time::{Duration, Instant};
 
 use common::{InstantQuery, Labels, QueryEngine, QueryError};
 use parking_lot::Mutex;
+
+use crate::evaluation::recording::{
+    RECORDING_NOT_WRITTEN, RecordingCounters, RecordingSink, RecordingStats, RecordingStep,
+};
 
 /// A group without `interval:` is evaluated this often: Prometheus'
 /// default `evaluation_interval`.
@@ -163,20 +169,31 @@ pub struct PeriodicRule {
     pub expr: String,
 }
 
-/// A group of periodic rules.
+/// One rule a group evaluates, in file order.
+pub enum PeriodicStep {
+    /// A periodic alerting rule: its answer goes back to the engine.
+    Alert(PeriodicRule),
+    /// A recording rule: its answer is written into the pipeline
+    /// (`recording.rs`).
+    Record(RecordingStep),
+}
+
+/// A group of periodic and recording rules.
 pub struct PeriodicGroup {
     /// The group's name.
     pub name: String,
     /// Its interval (> 0).
     pub interval_ms: i64,
-    /// Its periodic rules, in file order.
-    pub rules: Vec<PeriodicRule>,
+    /// Its periodic alerting and recording rules, in file order: the order
+    /// they are evaluated in.
+    pub steps: Vec<PeriodicStep>,
 }
 
 struct Scheduled {
-    group: PeriodicGroup,
+    name: String,
+    steps: Arc<Vec<PeriodicStep>>,
     status: GroupStatus,
-    /// Per rule of the group, same order.
+    /// Per step of the group, same order.
     health: Vec<RuleHealth>,
     /// Claimed by a tick that is evaluating it now.
     running: bool,
@@ -193,6 +210,9 @@ pub struct PeriodicStats {
     pub missed: u64,
     /// Ticks that left a due group for the next tick (budget spent).
     pub deferred: u64,
+    /// Recording rules: evaluations, samples and stale markers written,
+    /// writes refused, waits that ran out.
+    pub recording: RecordingStats,
 }
 
 #[derive(Default)]
@@ -210,11 +230,14 @@ pub struct PeriodicEvaluator {
     budget: Duration,
     groups: Mutex<Vec<Scheduled>>,
     counters: Counters,
+    /// Where recording rules write; `None`: they are not evaluated.
+    sink: Option<RecordingSink>,
+    recording: RecordingCounters,
 }
 
 impl PeriodicEvaluator {
     /// An evaluator asking `query`, every group first due at `start_ms`.
-    /// Groups without periodic rules are left out.
+    /// Groups without periodic or recording rules are left out.
     pub fn new(
         query: Arc<dyn QueryEngine>,
         limits: RuleQueryLimits,
@@ -224,7 +247,7 @@ impl PeriodicEvaluator {
     ) -> Self {
         let groups = groups
             .into_iter()
-            .filter(|g| !g.rules.is_empty())
+            .filter(|g| !g.steps.is_empty())
             .map(|group| Scheduled {
                 status: GroupStatus {
                     name: group.name.clone(),
@@ -234,8 +257,9 @@ impl PeriodicEvaluator {
                     evaluation_duration: Duration::ZERO,
                     missed: 0,
                 },
-                health: group.rules.iter().map(|_| RuleHealth::default()).collect(),
-                group,
+                health: group.steps.iter().map(|_| RuleHealth::default()).collect(),
+                name: group.name,
+                steps: Arc::new(group.steps),
                 running: false,
             })
             .collect();
@@ -245,47 +269,87 @@ impl PeriodicEvaluator {
             budget,
             groups: Mutex::new(groups),
             counters: Counters::default(),
+            sink: None,
+            recording: RecordingCounters::default(),
         }
     }
 
+    /// Recording rules write into `sink`.
+    pub fn with_sink(mut self, sink: RecordingSink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// True when recording rules are evaluated (there is a sink).
+    pub fn records(&self) -> bool {
+        self.sink.is_some()
+    }
+
     /// Evaluates the groups due at `now_ms`, oldest slot first, until the
-    /// budget is spent (at least one group runs). Returns every rule's
-    /// answer; the caller applies them.
+    /// budget is spent (at least one group runs). Within a group the rules
+    /// run in file order; a recording rule writes its samples (and waits
+    /// for them to be stored when a later rule reads them) before the next
+    /// rule runs. Returns every alerting rule's answer; the caller applies
+    /// them.
     pub fn run_due(&self, now_ms: i64) -> Vec<RuleResult> {
         let started = Instant::now();
         let mut results = Vec::new();
         let mut ran_any = false;
-        while let Some((index, at_ms, rules)) = self.claim(now_ms, ran_any, started) {
+        while let Some((index, at_ms, steps)) = self.claim(now_ms, ran_any, started) {
             ran_any = true;
             let group_started = Instant::now();
-            let mut health = Vec::with_capacity(rules.len());
-            for (rule, expr) in rules {
-                let query_started = Instant::now();
-                let result = self.query(&expr, at_ms);
-                let elapsed = query_started.elapsed();
-                self.counters.evaluations.fetch_add(1, Ordering::Relaxed);
-                health.push(match &result {
-                    Ok(_) => RuleHealth {
-                        health: Health::Ok,
-                        last_error: None,
-                        last_evaluation_ms: Some(at_ms),
-                        evaluation_duration: elapsed,
-                    },
-                    Err(error) => {
-                        self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                        RuleHealth {
-                            health: Health::Err,
-                            last_error: Some(error.to_string()),
-                            last_evaluation_ms: Some(at_ms),
-                            evaluation_duration: elapsed,
-                        }
+            let mut health = Vec::with_capacity(steps.len());
+            for step in steps.iter() {
+                match step {
+                    PeriodicStep::Alert(rule) => {
+                        let query_started = Instant::now();
+                        let result = self.query(&rule.expr, at_ms);
+                        let elapsed = query_started.elapsed();
+                        self.counters.evaluations.fetch_add(1, Ordering::Relaxed);
+                        health.push(match &result {
+                            Ok(_) => RuleHealth {
+                                health: Health::Ok,
+                                last_error: None,
+                                last_evaluation_ms: Some(at_ms),
+                                evaluation_duration: elapsed,
+                            },
+                            Err(error) => {
+                                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                                RuleHealth {
+                                    health: Health::Err,
+                                    last_error: Some(error.to_string()),
+                                    last_evaluation_ms: Some(at_ms),
+                                    evaluation_duration: elapsed,
+                                }
+                            }
+                        });
+                        results.push(RuleResult {
+                            rule: rule.rule,
+                            at_ms,
+                            result,
+                        });
                     }
-                });
-                results.push(RuleResult {
-                    rule,
-                    at_ms,
-                    result,
-                });
+                    PeriodicStep::Record(record) => match &self.sink {
+                        Some(sink) => {
+                            let outcome = record.evaluate(
+                                &*self.query,
+                                self.limits,
+                                sink,
+                                at_ms,
+                                &self.recording,
+                            );
+                            self.counters.evaluations.fetch_add(1, Ordering::Relaxed);
+                            if outcome.health == Health::Err {
+                                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                            }
+                            health.push(outcome);
+                        }
+                        None => health.push(RuleHealth {
+                            last_error: Some(RECORDING_NOT_WRITTEN.to_string()),
+                            ..RuleHealth::default()
+                        }),
+                    },
+                }
             }
             let mut groups = self.groups.lock();
             if let Some(scheduled) = groups.get_mut(index) {
@@ -301,13 +365,12 @@ impl PeriodicEvaluator {
     /// Picks the due group with the oldest slot and moves its schedule on,
     /// so a concurrent tick cannot evaluate it twice. `None` when nothing
     /// is due, or the budget is spent and something already ran.
-    #[allow(clippy::type_complexity)]
     fn claim(
         &self,
         now_ms: i64,
         ran_any: bool,
         started: Instant,
-    ) -> Option<(usize, i64, Vec<(usize, String)>)> {
+    ) -> Option<(usize, i64, Arc<Vec<PeriodicStep>>)> {
         let mut groups = self.groups.lock();
         let (index, scheduled) = groups
             .iter_mut()
@@ -330,13 +393,7 @@ impl PeriodicEvaluator {
         self.counters.missed.fetch_add(missed, Ordering::Relaxed);
         status.next_due_ms = at_ms.saturating_add(interval);
         scheduled.running = true;
-        let rules = scheduled
-            .group
-            .rules
-            .iter()
-            .map(|r| (r.rule, r.expr.clone()))
-            .collect();
-        Some((index, at_ms, rules))
+        Some((index, at_ms, scheduled.steps.clone()))
     }
 
     /// One instant query, as alert instances: `__name__` dropped (as
@@ -370,17 +427,32 @@ impl PeriodicEvaluator {
     pub fn rule_health(&self, rule: usize) -> Option<RuleHealth> {
         let groups = self.groups.lock();
         groups.iter().find_map(|scheduled| {
-            let position = scheduled.group.rules.iter().position(|r| r.rule == rule)?;
+            let position = scheduled
+                .steps
+                .iter()
+                .position(|step| matches!(step, PeriodicStep::Alert(r) if r.rule == rule))?;
             scheduled.health.get(position).cloned()
         })
     }
 
-    /// The status of group `name`, if it has periodic rules.
+    /// The health of recording rule `position` (its index among the
+    /// group's recording rules) of group `group`.
+    pub fn recording_health(&self, group: &str, position: usize) -> Option<RuleHealth> {
+        let groups = self.groups.lock();
+        let scheduled = groups.iter().find(|s| s.name == group)?;
+        let step = scheduled
+            .steps
+            .iter()
+            .position(|step| matches!(step, PeriodicStep::Record(r) if r.position == position))?;
+        scheduled.health.get(step).cloned()
+    }
+
+    /// The status of group `name`, if it has periodic or recording rules.
     pub fn group_status(&self, name: &str) -> Option<GroupStatus> {
         let groups = self.groups.lock();
         groups
             .iter()
-            .find(|s| s.group.name == name)
+            .find(|s| s.name == name)
             .map(|s| s.status.clone())
     }
 
@@ -392,6 +464,7 @@ impl PeriodicEvaluator {
             failures: load(&self.counters.failures),
             missed: load(&self.counters.missed),
             deferred: load(&self.counters.deferred),
+            recording: self.recording.stats(),
         }
     }
 }
@@ -422,14 +495,14 @@ mod tests {
             .map(|(name, interval_ms, exprs)| PeriodicGroup {
                 name: name.to_string(),
                 interval_ms: *interval_ms,
-                rules: exprs
+                steps: exprs
                     .iter()
                     .map(|text| {
                         next_rule += 1;
-                        PeriodicRule {
+                        PeriodicStep::Alert(PeriodicRule {
                             rule: next_rule - 1,
                             expr: text.to_string(),
-                        }
+                        })
                     })
                     .collect(),
             })

@@ -248,6 +248,42 @@ fn plain_selector_name(selector: &VectorSelector) -> Option<String> {
     selector.name.clone()
 }
 
+/// True when evaluating `expr` may read series of metric `name`: a
+/// selector names it, or a selector without a name does not rule it out
+/// by its `__name__` matchers. Used to know which later rule of a group
+/// reads an earlier recording rule's output (and must wait for it to be
+/// stored); "may" errs towards yes, which costs only a wait.
+pub fn may_read_metric(expr: &Expr, name: &str) -> bool {
+    fn selector(selector: &VectorSelector, name: &str) -> bool {
+        match &selector.name {
+            Some(own) => own == name,
+            None => selector
+                .matchers
+                .iter()
+                .filter(|m| m.name == LabelMatcher::METRIC_NAME)
+                .all(|m| m.matches_value(name)),
+        }
+    }
+    match expr {
+        Expr::Number(_) | Expr::String(_) => false,
+        Expr::VectorSelector(s) => selector(s, name),
+        Expr::MatrixSelector(m) => selector(&m.selector, name),
+        Expr::Subquery(q) => may_read_metric(&q.expr, name),
+        Expr::Call(call) => call.args.iter().any(|arg| may_read_metric(arg, name)),
+        Expr::Aggregate(aggregate) => {
+            aggregate
+                .param
+                .as_deref()
+                .is_some_and(|param| may_read_metric(param, name))
+                || may_read_metric(&aggregate.expr, name)
+        }
+        Expr::Negate(operand) => may_read_metric(operand, name),
+        Expr::Binary(binary) => {
+            may_read_metric(&binary.lhs, name) || may_read_metric(&binary.rhs, name)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use promql::parse;
@@ -339,5 +375,19 @@ mod tests {
         ] {
             assert!(!comparison.holds(f64::NAN, 1.0), "{comparison:?}");
         }
+    }
+
+    #[test]
+    fn which_expressions_may_read_a_recorded_metric() {
+        let reads = |text: &str| may_read_metric(&parse(text).unwrap(), "job:x:rate1m");
+        assert!(reads("sum(job:x:rate1m)"));
+        assert!(reads("rate(job:x:rate1m[5m]) > 1"));
+        assert!(reads("max_over_time(job:x:rate1m[5m:1m])"));
+        assert!(reads("topk(scalar(job:x:rate1m), y)"));
+        assert!(reads("{__name__=~\"job:.*\"}"));
+        assert!(reads("{job=\"a\"}"), "no name: may match anything");
+        assert!(!reads("{__name__=\"y\"}"));
+        assert!(!reads("sum(rate(x[1m])) / y"));
+        assert!(!reads("vector(1)"));
     }
 }

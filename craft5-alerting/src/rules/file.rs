@@ -4,8 +4,11 @@
 //! ```yaml
 //! groups:
 //!   - name: node
-//!     interval: 30s            # periodic rules only; streaming ones run on ingest
+//!     interval: 30s            # periodic and recording rules; streaming ones run on ingest
 //!     rules:
+//!       - record: job:cpu_usage:avg5m
+//!         expr: avg by (job) (avg_over_time(cpu_usage[5m]))
+//!         labels: { team: infra }
 //!       - alert: HighCpu
 //!         expr: avg_over_time(cpu_usage[5m]) > 80
 //!         for: 2m
@@ -21,8 +24,11 @@
 //! `rules.yml:7: group "node", rule "HighCpu": for: invalid duration "5x": …`.
 //! YAML syntax and shape errors carry the YAML library's line and column.
 //! Checks that come after parsing (durations, expressions, templates) get
-//! their line from a scan of the text for the rule's `alert:` key, which
-//! finds it for block-style YAML and honestly reports no line otherwise.
+//! their line from a scan of the text for the list item that opens each
+//! rule (`- alert:`, `- record:`, …), which finds it for block-style YAML
+//! and honestly reports no line otherwise. Recording rules are refused
+//! where promtool refuses them (both `record` and `alert`, an invalid
+//! metric name, `for`, `keep_firing_for` or `annotations` on a record).
 //! Unknown keys are refused (a misspelt `expr:` must not silently become a
 //! rule without a condition). Docs chapter 5, "The rule file".
 
@@ -30,12 +36,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use common::metric::{is_valid_label_name, is_valid_metric_name};
+use common::metric::{MAX_LABEL_VALUE_LEN, is_valid_label_name, is_valid_metric_name};
 use promql::{ValueType, parse, parse_duration};
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::{Rule, RuleExpr, RuleGroup, RuleSet, Scope};
+use super::{GroupEntry, RecordingRule, Rule, RuleExpr, RuleGroup, RuleSet, Scope};
 use crate::template::Template;
 
 /// One thing wrong with one rule (or group).
@@ -251,8 +257,12 @@ pub fn parse_rule_file(text: &str, path: &str) -> Result<RuleSet, RuleFileError>
             },
         };
         let mut rules: Vec<Rule> = Vec::new();
+        let mut recording: Vec<RecordingRule> = Vec::new();
+        let mut order: Vec<GroupEntry> = Vec::new();
         // Names seen so far, valid rules or not: a duplicate of a broken
-        // rule is still a duplicate.
+        // rule is still a duplicate. Record names may repeat (one metric
+        // recorded by several rules with different labels is common, and
+        // Prometheus allows it); alert names are an alert's identity here.
         let mut seen_names: Vec<String> = Vec::new();
         for (rule_index, raw_rule) in raw_group.rules.into_iter().enumerate() {
             let line = lines.rule(rule_position);
@@ -262,11 +272,12 @@ pub fn parse_rule_file(text: &str, path: &str) -> Result<RuleSet, RuleFileError>
                 .clone()
                 .or_else(|| raw_rule.record.clone())
                 .unwrap_or_else(|| format!("#{}", rule_index + 1));
-            let duplicate = raw_rule.alert.as_ref().is_some_and(|name| {
-                let seen = seen_names.contains(name);
-                seen_names.push(name.clone());
-                seen
-            });
+            let duplicate = raw_rule.record.is_none()
+                && raw_rule.alert.as_ref().is_some_and(|name| {
+                    let seen = seen_names.contains(name);
+                    seen_names.push(name.clone());
+                    seen
+                });
             let mut problem = |message: String| {
                 problems.push(RuleProblem {
                     group: Some(group_name.clone()),
@@ -275,10 +286,20 @@ pub fn parse_rule_file(text: &str, path: &str) -> Result<RuleSet, RuleFileError>
                     message,
                 })
             };
+            if raw_rule.record.is_some() {
+                if let Some(rule) =
+                    check_recording_rule(raw_rule, &group_name, path, line, &mut problem)
+                {
+                    order.push(GroupEntry::Recording(recording.len()));
+                    recording.push(rule);
+                }
+                continue;
+            }
             let rule = check_rule(raw_rule, &group_name, path, line, &mut problem);
             if duplicate {
                 problem("duplicate alert name in this group".to_string());
             } else if let Some(rule) = rule {
+                order.push(GroupEntry::Alerting(rules.len()));
                 rules.push(rule);
             }
         }
@@ -286,6 +307,8 @@ pub fn parse_rule_file(text: &str, path: &str) -> Result<RuleSet, RuleFileError>
             name: group_name,
             interval_ms,
             rules,
+            recording,
+            order,
         });
     }
     if problems.is_empty() {
@@ -312,10 +335,6 @@ fn check_rule(
         count += 1;
         problem(message);
     };
-    if raw.record.is_some() {
-        report("recording rules (`record:`) are not supported here, only alerting rules".into());
-        return None;
-    }
     let name = match raw.alert {
         Some(name) if is_valid_metric_name(&name) => name,
         Some(name) => {
@@ -325,7 +344,9 @@ fn check_rule(
             name
         }
         None => {
-            report("missing `alert:` (the alert's name)".into());
+            report(
+                "missing `alert:` (the alert's name) or `record:` (the recorded metric's name): one of them must be set".into(),
+            );
             String::new()
         }
     };
@@ -380,6 +401,104 @@ fn check_rule(
     })
 }
 
+/// Checks one recording rule, as promtool does: exactly one of `record`
+/// and `alert`, a valid metric name, an expression that parses (any type:
+/// a string or range result is an evaluation error, as in Prometheus),
+/// no `for`, `keep_firing_for` or `annotations` (an alert's fields), and
+/// valid label names. The rule when it has no problem.
+fn check_recording_rule(
+    raw: RawRule,
+    group: &str,
+    path: &str,
+    line: Option<usize>,
+    problem: &mut dyn FnMut(String),
+) -> Option<RecordingRule> {
+    let mut count = 0;
+    let mut report = |message: String| {
+        count += 1;
+        problem(message);
+    };
+    let record = raw.record.unwrap_or_default();
+    if raw.alert.is_some() {
+        report("only one of `record:` and `alert:` may be set: a rule records a series or raises an alert".into());
+    }
+    if !is_valid_metric_name(&record) {
+        report(format!(
+            "record: {record:?} is not a valid metric name: letters, digits, `_` and `:`, not starting with a digit"
+        ));
+    }
+    let expr = match raw.expr.as_deref().map(str::trim) {
+        None | Some("") => {
+            report("missing `expr:` (the expression to record)".into());
+            None
+        }
+        Some(text) => match parse(text) {
+            Ok(expr) => Some((text.to_string(), expr)),
+            Err(error) => {
+                report(format!("expr {text:?} does not parse: {error}"));
+                None
+            }
+        },
+    };
+    // Zero durations are what an absent field means, so promtool lets
+    // `for: 0s` pass; anything else belongs to an alert.
+    for (field, text) in [
+        ("for", &raw.for_duration),
+        ("keep_firing_for", &raw.keep_firing_for),
+    ] {
+        if let Some(text) = text {
+            match parse_duration(text) {
+                Ok(0) => {}
+                Ok(_) => report(format!(
+                    "{field}: a recording rule has no `{field}` (it belongs to alerting rules)"
+                )),
+                Err(message) => report(format!("{field}: {message}")),
+            }
+        }
+    }
+    if !raw.annotations.is_empty() {
+        report(
+            "annotations: a recording rule has no annotations (they belong to alerting rules)"
+                .into(),
+        );
+    }
+    let mut labels = Vec::new();
+    for (name, value) in raw.labels {
+        if !is_valid_label_name(&name) {
+            report(format!(
+                "label name {name:?} is not valid: letters, digits and `_`, not starting with a digit"
+            ));
+        } else if name.starts_with("__") {
+            // promtool refuses only `__name__`; the platform's write path
+            // refuses every reserved name, so the file is refused here
+            // rather than every write later.
+            report(format!(
+                "label name {name:?} is reserved: names starting with `__` are internal (the record's name is `record:`)"
+            ));
+        } else if value.len() > MAX_LABEL_VALUE_LEN {
+            // Every recorded sample would be refused by the write path.
+            report(format!(
+                "label {name:?}: the value is {} bytes, longer than the {MAX_LABEL_VALUE_LEN} a label value may be",
+                value.len()
+            ));
+        } else {
+            labels.push((name, value));
+        }
+    }
+    if count > 0 {
+        return None;
+    }
+    let (expr_text, expr) = expr?;
+    Some(RecordingRule {
+        group: group.to_string(),
+        record,
+        expr_text,
+        expr,
+        labels,
+        origin: Some((path.to_string(), line)),
+    })
+}
+
 fn templates(
     kind: &str,
     raw: BTreeMap<String, String>,
@@ -408,7 +527,18 @@ fn templates(
     parsed
 }
 
-/// Where each group's `name:` and each rule's `alert:` key sits, found by
+/// The keys a rule may open with.
+const RULE_KEYS: [&str; 7] = [
+    "alert",
+    "record",
+    "expr",
+    "for",
+    "keep_firing_for",
+    "labels",
+    "annotations",
+];
+
+/// Where each group's `name:` and each rule's first key sits, found by
 /// scanning the text. Used only when the count matches what the parser
 /// found, so a flow-style file or a label called `name` yields "no line"
 /// rather than a wrong one.
@@ -433,16 +563,27 @@ impl KeyLines {
         };
         let group_count = raw.groups.len();
         let rule_count = raw.groups.iter().map(|g| g.rules.len()).sum::<usize>();
-        let alert_keys = raw
-            .groups
-            .iter()
-            .flat_map(|g| &g.rules)
-            .all(|r| r.alert.is_some() || r.record.is_some());
         let groups = Some(find("name")).filter(|lines| lines.len() == group_count);
-        let mut rule_lines = find("alert");
-        rule_lines.extend(find("record"));
-        rule_lines.sort_unstable();
-        let rules = Some(rule_lines).filter(|lines| alert_keys && lines.len() == rule_count);
+        // A rule begins where a list item opens with one of a rule's keys
+        // (`- alert:`, `- record:`, `- expr:` …): that finds rules whatever
+        // key they start with, and one line per rule even when a broken
+        // rule has both `alert:` and `record:`.
+        let rule_starts: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| {
+                let Some(item) = line.trim_start().strip_prefix('-') else {
+                    return false;
+                };
+                let item = item.trim_start();
+                RULE_KEYS.iter().any(|key| {
+                    item.strip_prefix(key)
+                        .is_some_and(|rest| rest.trim_start().starts_with(':'))
+                })
+            })
+            .map(|(index, _)| index + 1)
+            .collect();
+        let rules = Some(rule_starts).filter(|lines| lines.len() == rule_count);
         KeyLines { groups, rules }
     }
 
@@ -608,17 +749,123 @@ groups:
     }
 
     #[test]
-    fn unnamed_and_recording_rules_are_named_by_position_or_record() {
+    fn unnamed_rules_are_named_by_position_and_lines_found_by_their_first_key() {
         let text = "groups:\n- name: g\n  rules:\n  - expr: x > 1\n  - record: job:x:sum\n    expr: sum(x)\n  - alert: \"bad name\"\n    expr: x > 1\n";
         let (message, found) = problems(text);
+        assert_eq!(found.len(), 2, "{message}");
         assert_eq!(found[0].rule.as_deref(), Some("#1"), "{message}");
         assert!(found[0].message.contains("missing `alert:`"));
-        assert_eq!(found[1].rule.as_deref(), Some("job:x:sum"));
-        assert!(found[1].message.contains("recording rules"));
-        assert_eq!(found[2].rule.as_deref(), Some("bad name"));
-        assert!(found[2].message.contains("is not valid"));
-        // The first rule has no `alert:` key, so lines are not guessed.
-        assert!(found.iter().all(|p| p.line.is_none()), "{message}");
+        assert!(found[0].message.contains("or `record:`"));
+        assert_eq!(found[0].line, Some(4), "{message}");
+        assert_eq!(found[1].rule.as_deref(), Some("bad name"));
+        assert!(found[1].message.contains("is not valid"));
+        assert_eq!(found[1].line, Some(7), "{message}");
+    }
+
+    #[test]
+    fn recording_rules_load_in_file_order_beside_alerting_rules() {
+        let text = r#"groups:
+  - name: g
+    interval: 15s
+    rules:
+      - record: job:x:rate1m
+        expr: sum by (job) (rate(x[1m]))
+        labels: { team: sre, empty: "" }
+      - alert: High
+        expr: job:x:rate1m > 1
+      - record: job:x:rate1m
+        expr: "1 + 1"
+        for: 0s
+      - record: string:result
+        expr: '"a string: refused when evaluated, as Prometheus does"'
+"#;
+        let set = parse_rule_file(text, "r.yml").unwrap();
+        let group = &set.groups[0];
+        assert_eq!(
+            group.entries(),
+            vec![
+                GroupEntry::Recording(0),
+                GroupEntry::Alerting(0),
+                GroupEntry::Recording(1),
+                GroupEntry::Recording(2),
+            ]
+        );
+        let first = &group.recording[0];
+        assert_eq!(first.record, "job:x:rate1m");
+        assert_eq!(first.expr_text, "sum by (job) (rate(x[1m]))");
+        assert_eq!(
+            first.labels,
+            vec![
+                ("empty".to_string(), String::new()),
+                ("team".to_string(), "sre".to_string())
+            ]
+        );
+        assert_eq!(first.origin, Some(("r.yml".to_string(), Some(5))));
+        assert_eq!(group.recording[1].origin.as_ref().unwrap().1, Some(10));
+        assert_eq!(set.recording_rules().count(), 3, "a record name may repeat");
+        assert_eq!(set.rules().count(), 1);
+    }
+
+    #[test]
+    fn recording_rules_are_refused_where_promtool_refuses_them() {
+        let text = r#"groups:
+  - name: g
+    rules:
+      - record: job:x:sum
+        alert: Both
+        expr: sum(x)
+      - record: "job-x-sum"
+        expr: sum(x)
+      - record: job:x:for
+        expr: sum(x)
+        for: 5m
+      - record: job:x:keep
+        expr: sum(x)
+        keep_firing_for: 1m
+      - record: job:x:annotated
+        expr: sum(x)
+        annotations: { summary: "no" }
+      - record: job:x:labels
+        expr: sum(x)
+        labels: { __name__: other, 1bad: x }
+      - record: job:x:noexpr
+      - record: job:x:badexpr
+        expr: sum(x
+"#;
+        let (message, found) = problems(text);
+        let expected = [
+            (4, "Both", "only one of `record:` and `alert:` may be set"),
+            (
+                7,
+                "job-x-sum",
+                "record: \"job-x-sum\" is not a valid metric name",
+            ),
+            (9, "job:x:for", "for: a recording rule has no `for`"),
+            (
+                12,
+                "job:x:keep",
+                "keep_firing_for: a recording rule has no `keep_firing_for`",
+            ),
+            (
+                15,
+                "job:x:annotated",
+                "annotations: a recording rule has no annotations",
+            ),
+            (18, "job:x:labels", "label name \"1bad\" is not valid"),
+            (18, "job:x:labels", "label name \"__name__\" is reserved"),
+            (21, "job:x:noexpr", "missing `expr:`"),
+            (22, "job:x:badexpr", "does not parse"),
+        ];
+        assert_eq!(found.len(), expected.len(), "{message}");
+        for (problem, (line, rule, text)) in found.iter().zip(expected) {
+            assert_eq!(problem.rule.as_deref(), Some(rule), "{problem}");
+            assert_eq!(problem.line, Some(line), "{problem}");
+            assert!(problem.message.contains(text), "{problem} lacks {text}");
+            assert!(
+                message.contains(&format!("bad.yml:{line}: group \"g\", rule \"{rule}\": ")),
+                "{message}"
+            );
+        }
     }
 
     #[test]

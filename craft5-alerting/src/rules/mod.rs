@@ -1,6 +1,8 @@
-//! Alerting rules: what a rule is once loaded, where rules come from (a
-//! YAML file in the shape of Prometheus rule groups, or the seed's
-//! `AlertRule`s), and the seed's three defaults expressed as a rule file.
+//! Rules: what an alerting rule and a recording rule are once loaded,
+//! where rules come from (a YAML file in the shape of Prometheus rule
+//! groups, or the seed's `AlertRule`s), and the seed's three defaults
+//! expressed as a rule file. A group keeps both kinds in file order,
+//! the order it evaluates them in.
 //!
 //! phase0's rule is one shape — "the average of a metric over a window is
 //! above or below a number" — and fires on every check while it holds.
@@ -159,17 +161,80 @@ impl Rule {
     }
 }
 
+/// One recording rule (`record:`), checked: at each evaluation of its
+/// group, `expr` is asked of the query slot at the evaluation time and
+/// every result series is written back through the queue as a sample of
+/// metric `record`, with `labels` set on it.
+#[derive(Debug, Clone)]
+pub struct RecordingRule {
+    /// The group it belongs to.
+    pub group: String,
+    /// The metric name the results are written under (`record:`).
+    pub record: String,
+    /// The expression as written.
+    pub expr_text: String,
+    /// The expression, parsed; printed canonically when the query slot is
+    /// asked.
+    pub expr: promql::Expr,
+    /// Labels set on every result, overriding the result's own; an empty
+    /// value removes the label (Prometheus' label builder does the same).
+    /// Literal: Prometheus does not template recording rules' labels.
+    /// Name order.
+    pub labels: Vec<(String, String)>,
+    /// The file and line it was loaded from.
+    pub origin: Option<(String, Option<usize>)>,
+}
+
+/// A rule of a group in file order: which list it is in, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupEntry {
+    /// `RuleGroup::rules[i]`.
+    Alerting(usize),
+    /// `RuleGroup::recording[i]`.
+    Recording(usize),
+}
+
 /// A named list of rules sharing an evaluation interval.
 #[derive(Debug, Clone)]
 pub struct RuleGroup {
     /// Unique across the rule set.
     pub name: String,
-    /// How often periodic rules of the group are evaluated; `None` means
-    /// the engine's `default_group_interval` (1 m, Prometheus' default).
-    /// Streaming rules are evaluated on ingest and ignore it.
+    /// How often periodic and recording rules of the group are evaluated;
+    /// `None` means the engine's `default_group_interval` (1 m,
+    /// Prometheus' default). Streaming rules are evaluated on ingest and
+    /// ignore it.
     pub interval_ms: Option<i64>,
-    /// The rules, in file order.
+    /// The alerting rules, in file order.
     pub rules: Vec<Rule>,
+    /// The recording rules, in file order.
+    pub recording: Vec<RecordingRule>,
+    /// Both kinds interleaved as the file has them: the order the group
+    /// evaluates in. Empty means `rules` in order (groups built in code).
+    pub order: Vec<GroupEntry>,
+}
+
+impl RuleGroup {
+    /// A group of alerting rules only.
+    pub fn alerting(name: impl Into<String>, interval_ms: Option<i64>, rules: Vec<Rule>) -> Self {
+        RuleGroup {
+            name: name.into(),
+            interval_ms,
+            rules,
+            recording: Vec::new(),
+            order: Vec::new(),
+        }
+    }
+
+    /// Every rule in evaluation (file) order.
+    pub fn entries(&self) -> Vec<GroupEntry> {
+        if self.order.is_empty() {
+            let alerting = (0..self.rules.len()).map(GroupEntry::Alerting);
+            let recording = (0..self.recording.len()).map(GroupEntry::Recording);
+            alerting.chain(recording).collect()
+        } else {
+            self.order.clone()
+        }
+    }
 }
 
 /// Every group the engine runs.
@@ -180,9 +245,14 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// Every rule, group by group.
+    /// Every alerting rule, group by group.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.groups.iter().flat_map(|group| group.rules.iter())
+    }
+
+    /// Every recording rule, group by group.
+    pub fn recording_rules(&self) -> impl Iterator<Item = &RecordingRule> {
+        self.groups.iter().flat_map(|group| group.recording.iter())
     }
 
     /// The seed's defaults, from [`DEFAULT_RULES_YAML`].
@@ -228,11 +298,7 @@ impl RuleSet {
             });
         }
         Ok(RuleSet {
-            groups: vec![RuleGroup {
-                name: SEED_GROUP.to_string(),
-                interval_ms: None,
-                rules,
-            }],
+            groups: vec![RuleGroup::alerting(SEED_GROUP, None, rules)],
         })
     }
 }

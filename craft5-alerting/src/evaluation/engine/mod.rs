@@ -55,8 +55,8 @@ use std::time::Duration;
 
 use common::metric::STALE_NAN_BITS;
 use common::{
-    Alert, AlertEngine, AlertError, AlertRule, Clock, Evaluation, Labels, Metric, Notifier,
-    QueryEngine, QueryError,
+    Alert, AlertEngine, AlertError, AlertRule, Clock, Evaluation, Labels, Metric, MetricWriter,
+    Notifier, QueryEngine, QueryError, WriteBarrier,
 };
 use parking_lot::Mutex;
 use thiserror::Error;
@@ -65,6 +65,7 @@ use crate::evaluation::periodic::{
     DEFAULT_GROUP_INTERVAL, DEFAULT_PERIODIC_BUDGET, GroupStatus, PeriodicEvaluator, PeriodicGroup,
     PeriodicRule, PeriodicStats, RuleHealth, RuleQueryLimits, RuleResult,
 };
+use crate::evaluation::recording::{DEFAULT_RECORD_SETTLE_TIMEOUT, RecordingSink};
 use crate::evaluation::rule_index::RuleIndex;
 use crate::evaluation::state::{AlertState, AlertStatus, Observation, Timing, Transition};
 use crate::evaluation::store::{PersistedAlert, StateStore, StoreError};
@@ -129,6 +130,14 @@ pub struct EngineOptions {
     /// How long one `evaluate` may spend starting periodic groups before
     /// leaving the rest for the next tick (`periodic.rs`).
     pub periodic_budget: Duration,
+    /// Where recording rules write their samples (the pipeline's queue);
+    /// `None`: recording rules are loaded and reported, not evaluated.
+    pub writer: Option<Arc<dyn MetricWriter>>,
+    /// Settled before a later rule of a group reads an earlier record
+    /// (`recording.rs`); `None`: never wait.
+    pub barrier: Option<Arc<WriteBarrier>>,
+    /// How long one such wait may take.
+    pub record_settle_timeout: Duration,
 }
 
 impl EngineOptions {
@@ -145,7 +154,22 @@ impl EngineOptions {
             query_limits: RuleQueryLimits::default(),
             default_group_interval: DEFAULT_GROUP_INTERVAL,
             periodic_budget: DEFAULT_PERIODIC_BUDGET,
+            writer: None,
+            barrier: None,
+            record_settle_timeout: DEFAULT_RECORD_SETTLE_TIMEOUT,
         }
+    }
+
+    /// Writes recording rules' samples through `writer`, waiting on
+    /// `barrier` before a later rule reads them.
+    pub fn with_writer(
+        mut self,
+        writer: Arc<dyn MetricWriter>,
+        barrier: Option<Arc<WriteBarrier>>,
+    ) -> Self {
+        self.writer = Some(writer);
+        self.barrier = barrier;
+        self
     }
 
     /// Evaluates periodic rules through `query`.
@@ -345,13 +369,21 @@ impl StreamingAlertEngine {
             dirty: false,
         };
         let periodic_evaluator = options.query.clone().map(|query| {
-            PeriodicEvaluator::new(
+            let evaluator = PeriodicEvaluator::new(
                 query,
                 options.query_limits,
                 options.periodic_budget,
                 periodic_groups(&rule_set, &rules, options.default_group_interval),
                 started_at_ms,
-            )
+            );
+            match &options.writer {
+                Some(writer) => evaluator.with_sink(RecordingSink {
+                    writer: writer.clone(),
+                    barrier: options.barrier.clone(),
+                    settle_timeout: options.record_settle_timeout,
+                }),
+                None => evaluator,
+            }
         });
         if let Some(store) = &store {
             let restored = store.load()?;
@@ -436,6 +468,23 @@ impl StreamingAlertEngine {
         let evaluator = self.periodic_evaluator.as_ref()?;
         let index = self.rules.iter().position(|r| r.rule.key() == key)?;
         evaluator.rule_health(index)
+    }
+
+    /// True when recording rules are evaluated (a query slot to ask and a
+    /// writer to write through).
+    pub fn evaluates_recording_rules(&self) -> bool {
+        self.periodic_evaluator
+            .as_ref()
+            .is_some_and(PeriodicEvaluator::records)
+    }
+
+    /// The last evaluation of recording rule `position` (its index in
+    /// `RuleGroup::recording`) of group `group`; `None` when the engine
+    /// does not evaluate recording rules.
+    pub fn recording_health(&self, group: &str, position: usize) -> Option<RuleHealth> {
+        self.periodic_evaluator
+            .as_ref()?
+            .recording_health(group, position)
     }
 
     /// The schedule and last evaluation of group `name`, if it has

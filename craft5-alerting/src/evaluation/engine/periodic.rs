@@ -1,9 +1,13 @@
-//! Periodic rules inside the engine: the groups built at load time, and a
-//! query's answer applied to the same state machines streaming alerts use
-//! (the queries themselves run in `evaluation/periodic.rs`, without the
-//! state lock). Docs: chapter 5, "Periodic rules and inhibition".
+//! Periodic rules inside the engine: the groups built at load time (with
+//! their recording rules, in file order), and a query's answer applied to
+//! the same state machines streaming alerts use (the queries themselves
+//! run in `evaluation/periodic.rs`, without the state lock). Docs: chapter 5, "Periodic rules and inhibition".
 
 use super::*;
+use crate::evaluation::periodic::PeriodicStep;
+use crate::evaluation::recording::RecordingStep;
+use crate::rules::GroupEntry;
+use crate::rules::expr::may_read_metric;
 
 impl StreamingAlertEngine {
     /// Steps periodic rule `result.rule`'s alerts with one query answer:
@@ -81,33 +85,70 @@ pub(super) fn periodic_tracked() -> Tracked {
     }
 }
 
-/// The periodic rules of each group, with the group's interval.
+/// The periodic and recording rules of each group, in file order, with
+/// the group's interval. A recording rule waits for its write to be
+/// stored when a later periodic or recording rule of the group may read
+/// its metric (streaming rules see the write on ingest, whenever it is
+/// stored).
 pub(super) fn periodic_groups(
     rule_set: &RuleSet,
     rules: &[CompiledRule],
     default_interval: Duration,
 ) -> Vec<PeriodicGroup> {
-    let mut index = 0;
+    // Engine rules are numbered group by group over the alerting rules.
+    let mut first_rule = 0;
     let mut groups = Vec::new();
     for group in &rule_set.groups {
-        let mut periodic = Vec::new();
-        for _ in &group.rules {
-            if let Some(compiled) = rules.get(index)
-                && let RuleExpr::Periodic(expr) = &compiled.rule.expr
-            {
-                periodic.push(PeriodicRule {
-                    rule: index,
-                    expr: expr.to_string(),
-                });
+        let entries = group.entries();
+        // What each entry reads, to know which records a later one needs.
+        let expressions: Vec<Option<&promql::Expr>> = entries
+            .iter()
+            .map(|entry| match *entry {
+                GroupEntry::Alerting(i) => match &rules.get(first_rule + i)?.rule.expr {
+                    RuleExpr::Periodic(expr) => Some(expr),
+                    RuleExpr::Streaming(_) => None,
+                },
+                GroupEntry::Recording(i) => group.recording.get(i).map(|r| &r.expr),
+            })
+            .collect();
+        let mut steps = Vec::new();
+        for (position, entry) in entries.iter().enumerate() {
+            match *entry {
+                GroupEntry::Alerting(i) => {
+                    if let Some(compiled) = rules.get(first_rule + i)
+                        && let RuleExpr::Periodic(expr) = &compiled.rule.expr
+                    {
+                        steps.push(PeriodicStep::Alert(PeriodicRule {
+                            rule: first_rule + i,
+                            expr: expr.to_string(),
+                        }));
+                    }
+                }
+                GroupEntry::Recording(i) => {
+                    let Some(record) = group.recording.get(i) else {
+                        continue;
+                    };
+                    let settle_after = expressions[position + 1..]
+                        .iter()
+                        .flatten()
+                        .any(|later| may_read_metric(later, &record.record));
+                    steps.push(PeriodicStep::Record(RecordingStep::new(
+                        i,
+                        record.record.clone(),
+                        record.expr.to_string(),
+                        record.labels.clone(),
+                        settle_after,
+                    )));
+                }
             }
-            index += 1;
         }
+        first_rule += group.rules.len();
         groups.push(PeriodicGroup {
             name: group.name.clone(),
             interval_ms: group
                 .interval_ms
                 .unwrap_or_else(|| duration_ms(default_interval)),
-            rules: periodic,
+            steps,
         });
     }
     groups
