@@ -76,6 +76,22 @@ pub struct AlertingArgs {
     pub evaluation_interval: Option<Duration>,
 }
 
+impl Default for AlertingArgs {
+    /// The flags' defaults, as clap fills them.
+    fn default() -> Self {
+        AlertingArgs {
+            alertmanager_config: None,
+            alert_state: None,
+            resend_delay: crate::delivery::alertmanager_api::DEFAULT_RESEND_DELAY,
+            alertmanagers: Vec::new(),
+            alertmanager_timeout: None,
+            external_url: String::new(),
+            rule_files: Vec::new(),
+            evaluation_interval: None,
+        }
+    }
+}
+
 /// Craft 5 as the platform mounts it.
 pub struct AlertingSlot {
     /// Slot 5; stop it after the pipeline ([`AlertingService::stop`]).

@@ -562,10 +562,7 @@ fn recording_rules_over_a_query_slot_without_a_language_refuse_the_start() {
         Arc::new(phase0::storage::JsonlFileStore::open(dir.path()).unwrap());
     let scan: Arc<dyn QueryEngine> = Arc::new(phase0::query::ScanQueryEngine::new(store));
     let queue: Arc<dyn MetricQueue> = Arc::new(phase0::queue::MutexQueue::new(10));
-    let args = craft5_alerting::args::AlertingArgs {
-        alertmanager_config: None,
-        alert_state: None,
-    };
+    let args = craft5_alerting::args::AlertingArgs::default();
     let access = craft5_alerting::args::PipelineAccess {
         writer: Arc::new(QueueWriter::new(queue)),
         barrier: Arc::new(WriteBarrier::new()),
