@@ -27,7 +27,8 @@
 //! `alert-latency` times alert notifications end to end (sample accepted →
 //! notification at a local webhook receiver, or in the server's stdout), and
 //! `gen-rules` writes the rule files it and the 10,000-rule run use (docs
-//! chapter 5).
+//! chapter 5). `exporters` serves a fleet of fake Prometheus targets for
+//! the scraping benchmark (docs chapter 1).
 //!
 //! This file is the command line only: it parses and validates arguments
 //! (bad values are rejected with the value named), builds one multi-threaded
@@ -42,6 +43,7 @@ mod compare;
 // `gen` is a reserved word in Rust 2024, hence the path attribute.
 #[path = "gen.rs"]
 mod dataset_gen;
+mod exporters;
 mod gen_rules;
 mod generator;
 mod health;
@@ -104,7 +106,24 @@ enum Command {
     AlertLatency(AlertLatencyArgs),
     /// Write alerting rule files: one rule per probe metric, or N rules over `run`'s series.
     GenRules(gen_rules::GenRulesArgs),
+    /// A fleet of fake exporters: N targets on N ports, M series each, scrapes counted.
+    #[command(long_about = EXPORTERS_ABOUT)]
+    Exporters(exporters::ExportersArgs),
 }
+
+const EXPORTERS_ABOUT: &str = "\
+A fleet of fake Prometheus exporters in one process, for measuring scrapers.
+
+--targets ports are bound on --host (any free ones); each answers GET /metrics
+with --series series in the text format 0.0.4 (counters, gauges and classic
+histograms with HELP/TYPE lines; values change every scrape). --file-sd writes
+the targets as file_sd JSON, --static-config as a `scrape_configs:` section of
+prometheus.yml. GET /scrapes on the control port answers the pages served per
+target. The fleet runs until killed; it prints `control listening on ADDR`
+once every target is bound and the files are written.
+
+Example:
+  loadgen exporters --targets 1000 --series 1000 --static-config /tmp/fleet.yml";
 
 const ALERT_LATENCY_ABOUT: &str = "\
 Measure alert detection latency end to end: from the 202 answering a sample
@@ -460,6 +479,12 @@ fn execute(cli: Cli) -> Result<()> {
         // Reads the file before the runtime (and the clock) starts.
         Command::Send(args) => return send_command(&args),
         Command::GenRules(args) => return gen_rules::run(&args),
+        // Its own runtime, sized by --threads: it shares the machine with
+        // the scraper it measures.
+        Command::Exporters(args) => {
+            exporters::check(&args)?;
+            return exporters::run(&args);
+        }
         other => other,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -469,8 +494,8 @@ fn execute(cli: Cli) -> Result<()> {
     runtime.block_on(async move {
         match command {
             // Both return above, before any runtime exists.
-            Command::Gen(_) | Command::Send(_) | Command::GenRules(_) => {
-                bail!("internal: gen/send/gen-rules need no runtime")
+            Command::Gen(_) | Command::Send(_) | Command::GenRules(_) | Command::Exporters(_) => {
+                bail!("internal: gen/send/gen-rules/exporters return before this runtime")
             }
             Command::AlertLatency(args) => alert_latency_command(&args).await,
             Command::Burst(args) => burst_command(args).await,
