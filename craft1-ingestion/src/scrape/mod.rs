@@ -9,6 +9,7 @@
 //! stays keeps its loop, so a reload loses no scrape. Docs chapter 1,
 //! "Pull".
 
+pub mod cache;
 pub mod config;
 pub mod discovery;
 pub mod relabel;

@@ -19,7 +19,6 @@
 //! URL), so a thousand targets are not all scraped in the same second.
 //! Docs chapter 1, "Pull".
 
-use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::sync::Arc;
@@ -31,6 +30,7 @@ use common::{
     Clock, Labels, MetadataRegistry, Metric, MetricQueue, Shutdown, TargetHealth, TargetRegistry,
 };
 
+use super::cache::SeriesCache;
 use super::config::TargetSpec;
 use super::relabel::{self, LabelSet};
 use super::stats::ScrapeStats;
@@ -59,9 +59,6 @@ pub struct TargetLoop {
     pub stats: Arc<super::stats::ScrapeStats>,
 }
 
-/// A series as the store knows it.
-type SeriesId = (String, Labels);
-
 /// How one scrape went.
 struct Outcome {
     samples: Vec<Metric>,
@@ -84,7 +81,8 @@ impl TargetLoop {
                 .user_agent(concat!("systems-craft-scraper/", env!("CARGO_PKG_VERSION")))
                 .build(),
         );
-        let mut previous: HashSet<SeriesId> = HashSet::new();
+        let mut series = SeriesCache::new();
+        let mut body = Vec::new();
         if shutdown.wait_timeout(offset(&self.spec.url, interval)) {
             return;
         }
@@ -93,28 +91,27 @@ impl TargetLoop {
         loop {
             let began = Instant::now();
             let at_ms = self.clock.now_ms();
-            let mut outcome = self.scrape(&agent, at_ms);
-            let mut current: HashSet<SeriesId> = HashSet::new();
+            let mut outcome = self.scrape(&agent, at_ms, &mut body);
+            series.begin();
+            let mut added = 0;
             if outcome.error.is_none() {
-                current = outcome
-                    .samples
-                    .iter()
-                    .map(|m| (m.name.clone(), m.labels.clone()))
-                    .collect();
+                for metric in &outcome.samples {
+                    if series.see(&metric.name, &metric.labels) {
+                        added += 1;
+                    }
+                }
             }
-            let added = current.difference(&previous).count();
             let mut batch = std::mem::take(&mut outcome.samples);
+            let kept = batch.len();
             // Every series the target had and no longer has ends now.
-            for (name, labels) in previous.difference(&current) {
-                batch.push(
-                    Metric::new(name.clone(), f64::from_bits(STALE_NAN_BITS), at_ms)
-                        .with_labels(labels.clone()),
-                );
+            let stale = f64::from_bits(STALE_NAN_BITS);
+            for (name, labels) in series.unseen() {
+                batch.push(Metric::new(name, stale, at_ms).with_labels(labels));
             }
             let seconds = began.elapsed().as_secs_f64();
             let up = if outcome.error.is_none() { 1.0 } else { 0.0 };
             let (scraped, kept) = if outcome.error.is_none() {
-                (outcome.scraped, batch.len())
+                (outcome.scraped, kept)
             } else {
                 (0, 0)
             };
@@ -125,13 +122,17 @@ impl TargetLoop {
                 0
             };
             let pushed = self.queue.push(batch);
+            // Nothing of a refused push was stored: the next scrape must
+            // still end what this one would have ended.
+            if pushed.is_ok() {
+                series.commit();
+            } else {
+                series.revert();
+            }
             let error = match (outcome.error, pushed) {
                 (Some(error), _) => Some(error),
                 (None, Err(refused)) => {
                     ScrapeStats::bump(&self.stats.queue_refused, 1);
-                    // Nothing of this scrape was stored: the next one must
-                    // still end what this one would have ended.
-                    current = previous.clone();
                     let _ = self
                         .queue
                         .push(self.synthetic(at_ms, 0.0, seconds, 0, 0, 0));
@@ -148,7 +149,7 @@ impl TargetLoop {
             }
             if shutdown.is_triggered() {
                 // Stopping: the queue closes under the last scrape.
-                self.end_if_removed(&current);
+                self.end_if_removed(&series);
                 return;
             }
             let page_metadata = std::mem::take(&mut outcome.metadata);
@@ -178,7 +179,6 @@ impl TargetLoop {
                 }
                 last_error = error;
             }
-            previous = current;
             next += interval;
             let now = Instant::now();
             if next < now {
@@ -186,7 +186,7 @@ impl TargetLoop {
                 next = now + interval;
             }
             if shutdown.wait_timeout(next - now) {
-                self.end_if_removed(&previous);
+                self.end_if_removed(&series);
                 return;
             }
         }
@@ -194,17 +194,16 @@ impl TargetLoop {
 
     /// A target no longer discovered: its series, `up` and the other
     /// synthetic ones included, end now, as Prometheus ends them.
-    fn end_if_removed(&self, series: &HashSet<SeriesId>) {
+    fn end_if_removed(&self, series: &SeriesCache) {
         if !self.removed.load(Ordering::Acquire) {
             return;
         }
         let at_ms = self.clock.now_ms();
         let stale = f64::from_bits(STALE_NAN_BITS);
         let mut batch: Vec<Metric> = series
-            .iter()
-            .map(|(name, labels)| {
-                Metric::new(name.clone(), stale, at_ms).with_labels(labels.clone())
-            })
+            .all()
+            .into_iter()
+            .map(|(name, labels)| Metric::new(name, stale, at_ms).with_labels(labels))
             .collect();
         batch.extend(
             self.synthetic(at_ms, stale, stale, 0, 0, 0)
@@ -225,7 +224,7 @@ impl TargetLoop {
 
     /// One scrape: the page's samples with the target's labels, after
     /// metric relabelling, or why not.
-    fn scrape(&self, agent: &ureq::Agent, at_ms: i64) -> Outcome {
+    fn scrape(&self, agent: &ureq::Agent, at_ms: i64, body: &mut Vec<u8>) -> Outcome {
         let job = &self.spec.job;
         let fail = |error: String| Outcome {
             samples: Vec::new(),
@@ -263,12 +262,14 @@ impl TargetLoop {
         } else {
             self.limits.max_body_bytes
         };
-        let mut body = Vec::new();
+        // The buffer is the loop's: a page a scrape reads into memory the
+        // previous one already faulted in.
+        body.clear();
         let read = response
             .body_mut()
             .as_reader()
             .take(limit as u64 + 1)
-            .read_to_end(&mut body);
+            .read_to_end(body);
         if let Err(error) = read {
             return fail(format!("reading the page: {error}"));
         }
@@ -277,7 +278,7 @@ impl TargetLoop {
                 "body size limit exceeded: the page is larger than {limit} bytes"
             ));
         }
-        let exposition = match decode_exposition(&body, format, at_ms, &self.limits) {
+        let exposition = match decode_exposition(body, format, at_ms, &self.limits) {
             Ok(exposition) => exposition,
             Err(error) => return fail(format!("the page does not parse: {error}")),
         };
@@ -432,7 +433,7 @@ mod tests {
     #[test]
     fn offsets_spread_targets_over_the_interval() {
         let interval = Duration::from_secs(15);
-        let offsets: HashSet<u128> = (0..100)
+        let offsets: std::collections::HashSet<u128> = (0..100)
             .map(|i| {
                 offset(&format!("http://10.0.0.{i}:9100/metrics"), interval).as_millis() / 1_000
             })
