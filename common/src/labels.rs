@@ -80,6 +80,12 @@ impl Labels {
             .map(|i| self.0[i].1.as_str())
     }
 
+    /// The pairs themselves, in name order, for a caller that builds a
+    /// new set from them without copying their strings.
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.0
+    }
+
     /// Pairs in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))

@@ -288,7 +288,7 @@ impl TargetLoop {
             if !job.honor_timestamps {
                 metric.timestamp_ms = at_ms;
             }
-            metric.labels = self.target_labels(&metric.labels);
+            metric.labels = self.target_labels(std::mem::take(&mut metric.labels));
             if !job.metric_relabel.is_empty() && !metric_relabel(&job.metric_relabel, &mut metric) {
                 continue;
             }
@@ -316,18 +316,22 @@ impl TargetLoop {
     /// The exposed labels with the target's added. On a clash the exposed
     /// one wins with `honor_labels`; otherwise it is kept as
     /// `exported_<name>`, as Prometheus does.
-    fn target_labels(&self, exposed: &Labels) -> Labels {
+    fn target_labels(&self, exposed: Labels) -> Labels {
         let honor = self.spec.job.honor_labels;
-        let mut pairs: Vec<(String, String)> = Vec::with_capacity(exposed.len() + 2);
-        for (name, value) in exposed.iter() {
-            if !honor && self.spec.labels.contains_key(name) {
-                pairs.push((format!("exported_{name}"), value.to_string()));
-            } else {
-                pairs.push((name.to_string(), value.to_string()));
+        // The page's strings move into the new set; only the target's
+        // labels are copied.
+        let mut pairs = exposed.into_pairs();
+        let exposed_count = pairs.len();
+        pairs.reserve(self.spec.labels.len());
+        if !honor {
+            for (name, _) in pairs.iter_mut() {
+                if self.spec.labels.contains_key(name.as_str()) {
+                    *name = format!("exported_{name}");
+                }
             }
         }
         for (name, value) in &self.spec.labels {
-            if honor && exposed.get(name).is_some() {
+            if honor && pairs[..exposed_count].iter().any(|(n, _)| n == name) {
                 continue;
             }
             pairs.push((name.clone(), value.clone()));
