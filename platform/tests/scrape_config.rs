@@ -353,6 +353,12 @@ fn reload_by_http_and_sighup_keeps_the_old_file_on_error_and_loses_no_scrape() {
     assert!(sent.success());
     wait_until(addr, r#"up{job="third"}"#, "third", value_is("1"));
     wait_until(addr, r#"up{job="second"}"#, "second ends", |a| a.is_empty());
+    let (status, shown) = call(addr, "GET", "/api/v1/status/config", "").expect("config");
+    assert_eq!(status, 200, "{shown}");
+    assert!(
+        shown.contains("job_name: third") && !shown.contains("job_name: second"),
+        "the running file: {shown}"
+    );
     let (_, metrics) = call(addr, "GET", "/metrics", "").expect("metrics");
     assert!(
         metrics.contains("scraper_reloads_total 2")

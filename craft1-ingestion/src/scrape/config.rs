@@ -70,6 +70,10 @@ pub struct ScrapeSet {
     pub alertmanager_timeout: Duration,
     /// `key path: why`, one per unsupported key.
     pub warnings: Vec<String>,
+    /// The file as `/api/v1/status/config` shows it: re-printed from what
+    /// was parsed, every secret (`password`, `credentials`,
+    /// `bearer_token`) replaced by `<secret>`, as Prometheus shows it.
+    pub shown: String,
 }
 
 /// One `scrape_configs` entry: how its targets are found and scraped.
@@ -319,6 +323,7 @@ pub fn parse(text: &str) -> Result<ScrapeSet, String> {
 
 pub(crate) fn parse_in(text: &str, base: &Path) -> Result<ScrapeSet, String> {
     let file: File = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    let shown = shown(text);
     let mut warnings = Vec::new();
     let mut unsupported = |at: &str, other: &BTreeMap<String, serde_yaml_ng::Value>| {
         for key in other.keys() {
@@ -426,6 +431,7 @@ pub(crate) fn parse_in(text: &str, base: &Path) -> Result<ScrapeSet, String> {
             alertmanager_timeout
         },
         warnings,
+        shown,
     })
 }
 
@@ -550,6 +556,31 @@ fn job(
         static_groups,
         file_sd,
     })
+}
+
+/// The file re-printed with its secrets masked.
+fn shown(text: &str) -> String {
+    fn mask(value: &mut serde_yaml_ng::Value) {
+        match value {
+            serde_yaml_ng::Value::Mapping(map) => {
+                for (key, inner) in map.iter_mut() {
+                    let secret = key
+                        .as_str()
+                        .is_some_and(|k| matches!(k, "password" | "credentials" | "bearer_token"));
+                    if secret {
+                        *inner = serde_yaml_ng::Value::String("<secret>".into());
+                    } else {
+                        mask(inner);
+                    }
+                }
+            }
+            serde_yaml_ng::Value::Sequence(items) => items.iter_mut().for_each(mask),
+            _ => {}
+        }
+    }
+    let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap_or_default();
+    mask(&mut value);
+    serde_yaml_ng::to_string(&value).unwrap_or_default()
 }
 
 /// `host:port` (or `host`), no scheme or path.
@@ -782,6 +813,8 @@ mod tests {
         );
         assert_eq!(app.body_size_limit, 10 * 1024 * 1024);
         assert_eq!(app.authorization.as_deref(), Some("Basic dTpw"));
+        assert!(set.shown.contains("password: <secret>"), "{}", set.shown);
+        assert!(set.shown.contains("username: u"), "{}", set.shown);
         assert_eq!(set.rule_files, [PathBuf::from("./rules.yml")]);
         assert_eq!(set.alertmanagers, ["http://am:9093/am/api/v2/alerts"]);
         assert_eq!(

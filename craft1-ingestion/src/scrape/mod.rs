@@ -86,6 +86,7 @@ impl Scraper {
         // how many there are.
         manager.sync();
         let requests = reload.requests();
+        requests.show(set.shown.clone());
         let shutdown = shutdown.clone();
         let manager = std::thread::Builder::new()
             .name("scrape-manager".into())
@@ -132,7 +133,7 @@ impl Manager {
         let mut last_sync = Instant::now();
         while !shutdown.is_triggered() {
             if let Some(reply) = requests.next(Duration::from_millis(200)) {
-                let outcome = self.reload();
+                let outcome = self.reload(requests);
                 let _ = reply.send(outcome);
                 last_sync = Instant::now();
             } else if last_sync.elapsed() >= RESYNC {
@@ -153,7 +154,7 @@ impl Manager {
     }
 
     /// Reads the file again; a file that does not load changes nothing.
-    fn reload(&mut self) -> Result<String, String> {
+    fn reload(&mut self, requests: &reload::Requests) -> Result<String, String> {
         let set = match load(&self.path) {
             Ok(set) => set,
             Err(error) => {
@@ -166,6 +167,7 @@ impl Manager {
             common::say_err!("[Scrape] {}: {warning}", self.path.display());
         }
         self.jobs = set.jobs;
+        requests.show(set.shown);
         self.said.clear();
         self.sync();
         let message = format!(

@@ -3,12 +3,15 @@
 //! manager, which reads the file again and answers; a file that does not
 //! load leaves the running configuration as it was, and the answer (the
 //! HTTP reply, or the log line for SIGHUP) names the file, line and key.
+//! `GET /api/v1/status/config` shows the configuration running, secrets
+//! masked.
 //! Docs chapter 1, "Pull".
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use parking_lot::RwLock;
 
 use common::http::{Request, Response, Route, RouteSet};
 
@@ -25,17 +28,24 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 pub struct ReloadHandle {
     send: Sender<Sender<Outcome>>,
     receive: Receiver<Sender<Outcome>>,
+    shown: Arc<RwLock<String>>,
 }
 
 /// The manager's end.
 pub struct Requests {
     receive: Receiver<Sender<Outcome>>,
+    shown: Arc<RwLock<String>>,
 }
 
 impl Requests {
     /// The next request's reply channel, if one comes within `wait`.
     pub fn next(&self, wait: Duration) -> Option<Sender<Outcome>> {
         self.receive.recv_timeout(wait).ok()
+    }
+
+    /// The configuration now running, as `/api/v1/status/config` shows it.
+    pub fn show(&self, yaml: String) {
+        *self.shown.write() = yaml;
     }
 }
 
@@ -49,13 +59,18 @@ impl ReloadHandle {
     /// A handle no manager answers yet.
     pub fn new() -> Self {
         let (send, receive) = unbounded();
-        ReloadHandle { send, receive }
+        ReloadHandle {
+            send,
+            receive,
+            shown: Arc::default(),
+        }
     }
 
     /// The manager's end of it.
     pub fn requests(&self) -> Requests {
         Requests {
             receive: self.receive.clone(),
+            shown: self.shown.clone(),
         }
     }
 
@@ -115,10 +130,20 @@ impl RouteSet for ReloadRoutes {
     }
 
     fn routes(&self) -> Vec<Route> {
-        vec![Route::new("/-/reload", &["POST", "PUT"])]
+        vec![
+            Route::new("/-/reload", &["POST", "PUT"]),
+            Route::new("/api/v1/status/config", &["GET"]),
+        ]
     }
 
-    fn handle(&self, _request: &Request) -> Response {
+    fn handle(&self, request: &Request) -> Response {
+        if request.path == "/api/v1/status/config" {
+            let yaml = self.handle.shown.read().clone();
+            return Response::json(
+                200,
+                &serde_json::json!({"status": "success", "data": {"yaml": yaml}}),
+            );
+        }
         match self.handle.reload() {
             Ok(message) => Response::json(
                 200,
