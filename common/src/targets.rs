@@ -83,6 +83,7 @@ struct Inner {
     next_id: u64,
     active: BTreeMap<u64, TargetStatus>,
     dropped: Vec<DroppedTarget>,
+    alertmanagers: Vec<String>,
 }
 
 impl TargetRegistry {
@@ -122,6 +123,18 @@ impl TargetRegistry {
     /// A copy of every active target, in registration order.
     pub fn snapshot(&self) -> Vec<TargetStatus> {
         self.inner.read().active.values().cloned().collect()
+    }
+
+    /// Records the Alertmanagers alerts are sent to (their
+    /// `/api/v2/alerts` URLs): the other kind of target a Prometheus
+    /// configuration names, listed by `/api/v1/alertmanagers`.
+    pub fn set_alertmanagers(&self, urls: Vec<String>) {
+        self.inner.write().alertmanagers = urls;
+    }
+
+    /// The Alertmanagers alerts are sent to.
+    pub fn alertmanagers(&self) -> Vec<String> {
+        self.inner.read().alertmanagers.clone()
     }
 
     /// A copy of the dropped targets.

@@ -96,6 +96,9 @@ fn main() -> anyhow::Result<()> {
     let barrier = Arc::new(WriteBarrier::new());
     // Written by the scraper, read by slot 4's /api/v1/targets.
     let targets = Arc::new(TargetRegistry::new());
+    if let Some((_, set)) = &scrape_set {
+        targets.set_alertmanagers(set.alertmanagers.clone());
+    }
     let query: Arc<dyn common::QueryEngine> = match args.query {
         Query::Phase0 => Arc::new(phase0::query::ScanQueryEngine::new(store.clone())),
         Query::Craft4 => {

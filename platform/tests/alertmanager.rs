@@ -114,6 +114,12 @@ fn firing_and_resolved_alerts_reach_a_real_alertmanager() {
         &dir.path().join("data"),
     );
 
+    let (status, body) = call(addr, "GET", "/api/v1/alertmanagers", "").expect("alertmanagers");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(&format!("\"url\":\"http://{am}/api/v2/alerts\"")),
+        "{body}"
+    );
     post(addr, "a", 95.0);
     let list = wait_for(am, "firing", |l| l.len() == 1);
     let alert = &list[0];

@@ -17,7 +17,7 @@
 //! /api/v1/status/tsdb     status.rs    cardinality: store.series → top 10s
 //! /api/v1/targets         status.rs    the scraper's targets and their health
 //! /api/v1/targets/metadata status.rs   each target's families, from its last page
-//! /api/v1/alertmanagers   status.rs    none configured: empty lists
+//! /api/v1/alertmanagers   status.rs    the Alertmanagers alerts are sent to
 //! /api/v1/metadata        metadata.rs  the MetadataRegistry the write paths fill
 //! /api/v1/query_exemplars metadata.rs  no exemplars stored yet: an empty list
 //! /api/v1/format_query    metadata.rs  parse → the canonical printer
@@ -206,7 +206,7 @@ pub fn answer(context: &ApiContext<'_>, call: &ApiCall) -> Result<Answer, QueryE
         ApiEndpoint::TsdbStatus => status::tsdb(store, params),
         ApiEndpoint::Targets => status::targets(context.targets, params),
         ApiEndpoint::TargetsMetadata => status::targets_metadata(context.targets, params),
-        ApiEndpoint::Alertmanagers => Ok(status::alertmanagers()),
+        ApiEndpoint::Alertmanagers => Ok(status::alertmanagers(context.targets)),
         ApiEndpoint::Metadata => metadata::metric_metadata(context.metadata, params),
         ApiEndpoint::QueryExemplars => metadata::query_exemplars(params),
         ApiEndpoint::FormatQuery => {

@@ -239,10 +239,16 @@ pub fn targets_metadata(registry: &TargetRegistry, params: Params<'_>) -> Result
     Ok(Json::Array(out))
 }
 
-/// `/api/v1/alertmanagers`: craft 5 delivers notifications itself; no
-/// Alertmanager is configured to send to.
-pub fn alertmanagers() -> Json {
-    json!({"activeAlertmanagers": [], "droppedAlertmanagers": []})
+/// `/api/v1/alertmanagers`: the Alertmanagers of `--config.file`'s
+/// `alerting` section that craft 5 sends alerts to (none without one:
+/// craft 5 then delivers notifications only itself).
+pub fn alertmanagers(registry: &TargetRegistry) -> Json {
+    let active: Vec<Json> = registry
+        .alertmanagers()
+        .into_iter()
+        .map(|url| json!({"url": url}))
+        .collect();
+    json!({"activeAlertmanagers": active, "droppedAlertmanagers": []})
 }
 
 /// `ms` since the epoch as RFC 3339 in UTC, millisecond precision
