@@ -316,3 +316,159 @@ fn a_real_node_exporter_page_parses_in_both_formats() {
         again.metrics.len()
     );
 }
+
+/// The exporter the OpenMetrics test runs: Python's official client
+/// (Debian's `python3-prometheus-client`), one family of each type, with
+/// exemplars, label values that need escaping, and `start_http_server`,
+/// which answers OpenMetrics to a scraper that asks for it.
+const PYTHON_EXPORTER: &str = r#"
+import sys, time
+from prometheus_client import Counter, Gauge, Histogram, Summary, Info, Enum, start_http_server
+c = Counter('requests', 'Requests served.', ['path'])
+c.labels('/a').inc(3)
+c.labels('quote"back\\slash\nnewline').inc(2)
+c.labels('/e').inc(1, exemplar={'trace_id': 'abc123'})
+Gauge('temperature_celsius', 'Room temperature.', unit='celsius').set(21.5)
+h = Histogram('latency_seconds', 'Latency.', buckets=[0.1, 0.5, 1.0])
+for v in (0.05, 0.3, 0.7, 2.0):
+    h.observe(v)
+h.observe(0.2, exemplar={'trace_id': 'def'})
+Summary('size_bytes', 'Sizes.').observe(512)
+Info('build', 'Build info.').info({'version': '1.2.3'})
+Enum('state', 'State.', states=['up', 'down']).state('down')
+start_http_server(int(sys.argv[1]), addr='127.0.0.1')
+while True:
+    time.sleep(1)
+"#;
+
+/// A real OpenMetrics page, from an implementation not written here:
+/// Python's official client (node_exporter 1.5 and Prometheus 2.42 answer
+/// only the text format). Every sample line is one metric, exemplars and
+/// escapes included, the page ends in `# EOF`, the values and types are
+/// the client's, and its text-format page holds the same series.
+#[test]
+fn a_real_openmetrics_page_from_the_python_client_parses() {
+    let python = Path::new("/usr/bin/python3");
+    let available = python.exists()
+        && Command::new(python)
+            .args(["-c", "import prometheus_client"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install python3-prometheus-client (see .ci/run)"
+        );
+        eprintln!("skipping: apt-get install python3-prometheus-client");
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let _exporter = Exporter(
+        Command::new(python)
+            .args(["-c", PYTHON_EXPORTER, &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the python exporter"),
+    );
+    let accept = ExpositionFormat::ACCEPT;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (content_type, body) = loop {
+        match scrape(port, accept) {
+            Ok(page) if !page.1.is_empty() => break page,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Ok(_) => panic!("the exporter answered an empty page"),
+            Err(error) => panic!("the exporter did not answer: {error}"),
+        }
+    };
+    let format = ExpositionFormat::from_content_type(&content_type);
+    assert_eq!(format, ExpositionFormat::OpenMetrics, "{content_type}");
+    let limits = DecodeLimits::default();
+    let parsed = decode_exposition(&body, format, 1, &limits).unwrap_or_else(|e| panic!("{e}"));
+    let page = String::from_utf8(body).expect("UTF-8");
+    assert_eq!(page.lines().last(), Some("# EOF"), "{page}");
+    assert!(
+        page.contains("# {trace_id=\"abc123\"}"),
+        "exemplars on the page: {page}"
+    );
+    let sample_lines = page
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .count();
+    assert_eq!(parsed.metrics.len(), sample_lines, "{page}");
+    let value = |name: &str, label: Option<(&str, &str)>| -> Option<f64> {
+        parsed
+            .metrics
+            .iter()
+            .find(|m| m.name == name && label.is_none_or(|(n, v)| m.labels.get(n) == Some(v)))
+            .map(|m| m.value)
+    };
+    assert_eq!(value("requests_total", Some(("path", "/a"))), Some(3.0));
+    assert_eq!(
+        value(
+            "requests_total",
+            Some(("path", "quote\"back\\slash\nnewline"))
+        ),
+        Some(2.0),
+        "escapes read back"
+    );
+    assert_eq!(
+        value("requests_total", Some(("path", "/e"))),
+        Some(1.0),
+        "exemplar skipped"
+    );
+    assert_eq!(value("temperature_celsius", None), Some(21.5));
+    assert_eq!(
+        value("latency_seconds_bucket", Some(("le", "0.5"))),
+        Some(3.0)
+    );
+    assert_eq!(
+        value("latency_seconds_bucket", Some(("le", "+Inf"))),
+        Some(5.0)
+    );
+    assert_eq!(value("latency_seconds_count", None), Some(5.0));
+    assert_eq!(value("build_info", Some(("version", "1.2.3"))), Some(1.0));
+    assert_eq!(value("state", Some(("state", "down"))), Some(1.0));
+    let kind = |family: &str| {
+        parsed
+            .metadata
+            .iter()
+            .find(|(f, _)| f == family)
+            .map(|(_, m)| (m.metric_type, m.unit.clone()))
+    };
+    assert_eq!(kind("requests").map(|k| k.0), Some(MetricType::Counter));
+    assert_eq!(
+        kind("latency_seconds").map(|k| k.0),
+        Some(MetricType::Histogram)
+    );
+    assert_eq!(kind("size_bytes").map(|k| k.0), Some(MetricType::Summary));
+    assert_eq!(
+        kind("temperature_celsius"),
+        Some((MetricType::Gauge, "celsius".to_string()))
+    );
+
+    let (text_type, text) = scrape(port, "text/plain;version=0.0.4").expect("text page");
+    assert_eq!(
+        ExpositionFormat::from_content_type(&text_type),
+        ExpositionFormat::Prometheus
+    );
+    let text = decode_exposition(&text, ExpositionFormat::Prometheus, 1, &limits)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let series = |metrics: &[common::Metric]| -> std::collections::BTreeSet<String> {
+        metrics
+            .iter()
+            .map(|m| format!("{}{:?}", m.name, m.labels))
+            .collect()
+    };
+    let (om, plain) = (series(&parsed.metrics), series(&text.metrics));
+    let missing: Vec<&String> = plain.difference(&om).collect();
+    assert!(missing.is_empty(), "in the text page only: {missing:?}");
+    eprintln!(
+        "python client: {} samples in the OpenMetrics page, {} in the text page",
+        parsed.metrics.len(),
+        text.metrics.len()
+    );
+}
