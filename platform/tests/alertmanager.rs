@@ -144,6 +144,12 @@ fn firing_and_resolved_alerts_reach_a_real_alertmanager() {
 
     post(addr, "a", 10.0);
     wait_for(am_again, "resolved", |l| l.is_empty());
+
+    // Rules are read at start: a reload that finds them changed says so.
+    std::fs::write(&rules, RULES.replace("> 80", "> 90")).expect("rules");
+    let (status, body) = call(addr, "POST", "/-/reload", "").expect("reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("restart to apply"), "{body}");
 }
 
 /// Alertmanager again on `addr`.

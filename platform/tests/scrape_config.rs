@@ -340,6 +340,7 @@ fn reload_by_http_and_sighup_keeps_the_old_file_on_error_and_loses_no_scrape() {
     std::fs::write(&config, file(&["keep", "second"])).expect("rewrite");
     let (status, body) = call(addr, "POST", "/-/reload", "").expect("reload");
     assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("rule_files"), "{body}");
     wait_until(addr, r#"up{job="second"}"#, "second", value_is("1"));
     wait_until(addr, r#"up{job="first"}"#, "first ends", |a| a.is_empty());
 

@@ -72,7 +72,9 @@ impl Scraper {
         shutdown: &Shutdown,
     ) -> std::io::Result<Scraper> {
         let active = Arc::new(AtomicUsize::new(0));
+        let rules_at_start = rule_texts(&set.rule_files);
         let mut manager = Manager {
+            rules_at_start,
             path,
             jobs: set.jobs,
             deps,
@@ -105,6 +107,18 @@ impl Scraper {
     }
 }
 
+/// Each rule file the patterns name now, with its text.
+fn rule_texts(patterns: &[PathBuf]) -> Vec<(PathBuf, String)> {
+    patterns
+        .iter()
+        .flat_map(|pattern| discovery::expand(pattern))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            (path, text)
+        })
+        .collect()
+}
+
 /// One target's running loop.
 struct Running {
     spec: TargetSpec,
@@ -116,6 +130,9 @@ struct Running {
 
 struct Manager {
     path: PathBuf,
+    /// The rule files' text as the start read them: rules are loaded at
+    /// start only, so a reload that finds them changed says so.
+    rules_at_start: Vec<(PathBuf, String)>,
     jobs: Vec<Arc<Job>>,
     deps: ScrapeDeps,
     cache: discovery::FileCache,
@@ -170,12 +187,22 @@ impl Manager {
         requests.show(set.shown);
         self.said.clear();
         self.sync();
-        let message = format!(
+        let mut message = format!(
             "{}: {} jobs, {} targets",
             self.path.display(),
             self.jobs.len(),
             self.running.len()
         );
+        if rule_texts(&set.rule_files) != self.rules_at_start {
+            // Never a silent half-reload: the scrape jobs changed, the
+            // rules did not, and the answer says which.
+            message.push_str(
+                "; rule_files changed but rules are read at start only: restart to apply them",
+            );
+            common::say_err!(
+                "[Scrape] reload: rule_files changed; the rules running are the ones read at start"
+            );
+        }
         common::say!("[Scrape] configuration reloaded: {message}");
         Ok(message)
     }
