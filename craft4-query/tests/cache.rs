@@ -175,6 +175,32 @@ fn repeated_queries_over_old_data_hit() {
 }
 
 #[test]
+fn nocache_bypasses_the_cache_and_a_bad_value_is_refused() {
+    let s = setup(CacheConfig::enabled());
+    s.write(&samples(T0, T0 + 120 * MINUTE));
+    s.clock.set(T0 + 120 * MINUTE);
+    let query = "sum by (host) (rate(requests_total[5m]))";
+    let (start, end) = (T0 + 10 * MINUTE, T0 + 60 * MINUTE);
+    s.range(query, start, end, MINUTE);
+    let before = s.stats();
+    let mut bypass = call(query, start, end, MINUTE);
+    bypass.params.push(("nocache".into(), "1".into()));
+    let answer = s.cached.api(&bypass).expect("answer");
+    assert_eq!(
+        answer,
+        s.range(query, start, end, MINUTE),
+        "the same answer"
+    );
+    let after = s.stats();
+    assert_eq!(after.hits, before.hits + 1, "only the checked call hit");
+    assert_eq!(after.steps_evaluated, before.steps_evaluated);
+    let mut bad = call(query, start, end, MINUTE);
+    bad.params.push(("nocache".into(), "maybe".into()));
+    let error = s.cached.api(&bad).expect_err("refused");
+    assert!(error.to_string().contains("nocache"), "{error}");
+}
+
+#[test]
 fn only_the_mutable_tail_is_evaluated_again() {
     let s = setup(CacheConfig::enabled());
     let now = T0 + 120 * MINUTE;

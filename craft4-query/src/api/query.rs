@@ -116,7 +116,19 @@ fn range_with(
     }
     // A step's answer under `@` depends on more than the step (a fixed
     // time, or the query's own start and end): never cached.
-    let cache = cache.filter(|_| !expr.uses_at());
+    // `nocache=1` (VictoriaMetrics' parameter): evaluate every step, so a
+    // benchmark can say whether it measured the evaluator or the cache.
+    let bypass = match params.value("nocache") {
+        "" | "0" | "false" => false,
+        "1" | "true" => true,
+        other => {
+            return Err(invalid_parameter(
+                "nocache",
+                format!("{other:?} is neither 1 nor 0"),
+            ));
+        }
+    };
+    let cache = cache.filter(|_| !expr.uses_at() && !bypass);
     with_timeout(engine, timeout, |engine| match cache {
         Some((cache, now_ms)) => cache.range(engine, &expr, start_ms, end_ms, step_ms, now_ms),
         None => engine.range(&expr, start_ms, end_ms, step_ms),
