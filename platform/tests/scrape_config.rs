@@ -427,3 +427,192 @@ fn a_scrape_the_queue_refuses_is_down_counted_and_named() {
         .unwrap_or(0);
     assert!(refused >= 1, "{metrics}");
 }
+
+/// An `https` target serving one gauge: Python's `http.server` behind
+/// its `ssl` module, with a certificate `openssl` signs by a test CA.
+const HTTPS_TARGET: &str = r##"
+import http.server, ssl, sys
+class Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"# TYPE secure_up gauge\nsecure_up 1\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Page)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"##;
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run openssl");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+#[test]
+fn https_targets_with_tls_config() {
+    let have = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !have("openssl") || !have("python3") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs openssl and python3"
+        );
+        eprintln!("skipping: needs openssl and python3");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=systems-craft test CA",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        d.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+        ],
+    );
+    let port = support::free_port();
+    let _target = support::Killed(
+        Command::new("python3")
+            .args([
+                "-c",
+                HTTPS_TARGET,
+                &port.to_string(),
+                "leaf.pem",
+                "leaf.key",
+            ])
+            .current_dir(d)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the https target"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the https target did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let config = d.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n\
+             - job_name: trusted\n  scheme: https\n  tls_config: {{ca_file: ca.pem}}\n  static_configs:\n  - targets: ['127.0.0.1:{port}']\n\
+             - job_name: untrusted\n  scheme: https\n  static_configs:\n  - targets: ['127.0.0.1:{port}']\n\
+             - job_name: unchecked\n  scheme: https\n  tls_config: {{insecure_skip_verify: true}}\n  static_configs:\n  - targets: ['127.0.0.1:{port}']\n"
+        ),
+    )
+    .expect("write config");
+    let (_platform, addr, _output) = start_platform_with_output(
+        &[
+            "--config.file",
+            config.to_str().expect("utf-8"),
+            "--alert-interval",
+            "1h",
+        ],
+        &d.join("data"),
+    );
+    wait_until(
+        addr,
+        r#"secure_up{job="trusted"}"#,
+        "trusted by its CA",
+        value_is("1"),
+    );
+    wait_until(
+        addr,
+        r#"up{job="unchecked"}"#,
+        "not verified",
+        value_is("1"),
+    );
+    let error = wait_for_error(addr, "untrusted", "invalid peer certificate");
+    eprintln!("untrusted: {error}");
+    wait_until(addr, r#"up{job="untrusted"}"#, "not trusted", value_is("0"));
+
+    // A CA file that is no certificate: refused at start, with the key.
+    std::fs::write(d.join("bad.pem"), "not a certificate").expect("bad pem");
+    std::fs::write(
+        &config,
+        "scrape_configs:\n- job_name: a\n  tls_config: {ca_file: bad.pem}\n",
+    )
+    .expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_platform"))
+        .args(["--port", "0", "--host", "127.0.0.1", "--config.file"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(d.join("data2"))
+        .output()
+        .expect("run platform");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("scrape_configs[0] (a).tls_config.ca_file"),
+        "{stderr}"
+    );
+}

@@ -10,6 +10,8 @@
 //! `https`), `params`, `honor_labels`, `honor_timestamps`, `sample_limit`,
 //! `label_limit`, `label_name_length_limit`, `label_value_length_limit`,
 //! `body_size_limit`, `basic_auth`, `authorization`, `bearer_token(_file)`,
+//! `tls_config` (`ca(_file)`, `cert(_file)`, `key(_file)`,
+//! `insecure_skip_verify`),
 //! `relabel_configs`, `metric_relabel_configs`, `static_configs` and
 //! `file_sd_configs`. Every other key, at any level, is kept out of the
 //! running configuration but named in a warning — never silently ignored,
@@ -109,6 +111,8 @@ pub struct Job {
     pub body_size_limit: usize,
     /// The `Authorization` header sent with every scrape, if any.
     pub authorization: Option<String>,
+    /// `tls_config`, for `https` targets.
+    pub tls: TlsSettings,
     /// `relabel_configs`: target labels → final labels, or dropped.
     pub relabel: Vec<Rule>,
     /// `metric_relabel_configs`: each sample's labels, or dropped.
@@ -117,6 +121,19 @@ pub struct Job {
     pub static_groups: Vec<TargetGroup>,
     /// `file_sd_configs`.
     pub file_sd: Vec<FileSd>,
+}
+
+/// A job's `tls_config`: whom to trust, who we are, whether to check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM certificates to trust instead of the public roots (`ca_file`,
+    /// `ca`).
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate chain and key to present (`cert_file`/`key_file`,
+    /// `cert`/`key`).
+    pub client_pem: Option<(Vec<u8>, Vec<u8>)>,
+    /// `insecure_skip_verify`.
+    pub insecure_skip_verify: bool,
 }
 
 /// A group of targets with shared labels: one `static_configs` entry or
@@ -235,6 +252,7 @@ struct ScrapeConfig {
     authorization: Option<Authorization>,
     bearer_token: Option<String>,
     bearer_token_file: Option<String>,
+    tls_config: Option<TlsConfigFile>,
     #[serde(default)]
     relabel_configs: Vec<RelabelConfig>,
     #[serde(default)]
@@ -263,6 +281,20 @@ struct Authorization {
     kind: Option<String>,
     credentials: Option<String>,
     credentials_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TlsConfigFile {
+    ca_file: Option<String>,
+    ca: Option<String>,
+    cert_file: Option<String>,
+    cert: Option<String>,
+    key_file: Option<String>,
+    key: Option<String>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_yaml_ng::Value>,
 }
 
 #[derive(Deserialize)]
@@ -364,6 +396,9 @@ pub(crate) fn parse_in(text: &str, base: &Path) -> Result<ScrapeSet, String> {
             return Err(format!("{at}.job_name: found twice"));
         }
         unsupported(&format!("{at}."), &config.other);
+        if let Some(tls) = &config.tls_config {
+            unsupported(&format!("{at}.tls_config."), &tls.other);
+        }
         for (group, static_config) in config.static_configs.iter().enumerate() {
             unsupported(
                 &format!("{at}.static_configs[{group}]."),
@@ -478,6 +513,10 @@ fn job(
         })?,
     };
     let authorization = authorization(&config, at, base)?;
+    let tls = match &config.tls_config {
+        Some(file) => tls_settings(file, at, base)?,
+        None => TlsSettings::default(),
+    };
     let compile = |rules: &[RelabelConfig], key: &str| -> Result<Vec<Rule>, String> {
         rules
             .iter()
@@ -551,6 +590,7 @@ fn job(
         label_value_length_limit: config.label_value_length_limit,
         body_size_limit,
         authorization,
+        tls,
         relabel,
         metric_relabel,
         static_groups,
@@ -666,6 +706,65 @@ fn authorization(config: &ScrapeConfig, at: &str, base: &Path) -> Result<Option<
         (None, Some(file)) => Ok(Some(format!("Bearer {}", read(file, "bearer_token_file")?))),
         (None, None) => Ok(None),
     }
+}
+
+/// `tls_config`'s PEM, read and checked now, so a wrong file is refused at
+/// load with its key rather than failing every scrape.
+fn tls_settings(file: &TlsConfigFile, at: &str, base: &Path) -> Result<TlsSettings, String> {
+    let pem = |inline: &Option<String>,
+               path: &Option<String>,
+               key: &str|
+     -> Result<Option<Vec<u8>>, String> {
+        match (inline, path) {
+            (Some(_), Some(_)) => Err(format!(
+                "{at}.tls_config: at most one of {key} and {key}_file"
+            )),
+            (Some(text), None) => Ok(Some(text.clone().into_bytes())),
+            (None, Some(path)) => {
+                let full = base.join(path);
+                std::fs::read(&full).map(Some).map_err(|e| {
+                    format!(
+                        "{at}.tls_config.{key}_file: cannot read {}: {e}",
+                        full.display()
+                    )
+                })
+            }
+            (None, None) => Ok(None),
+        }
+    };
+    let ca_pem = pem(&file.ca, &file.ca_file, "ca")?;
+    if let Some(ca) = &ca_pem {
+        let certificates = ureq::tls::parse_pem(ca)
+            .filter(|item| matches!(item, Ok(ureq::tls::PemItem::Certificate(_))))
+            .count();
+        if certificates == 0 {
+            return Err(format!("{at}.tls_config.ca_file: no PEM certificate in it"));
+        }
+    }
+    let client_pem = match (
+        pem(&file.cert, &file.cert_file, "cert")?,
+        pem(&file.key, &file.key_file, "key")?,
+    ) {
+        (Some(cert), Some(key)) => {
+            if ureq::tls::PrivateKey::from_pem(&key).is_err() {
+                return Err(format!(
+                    "{at}.tls_config.key_file: no PEM private key in it"
+                ));
+            }
+            Some((cert, key))
+        }
+        (None, None) => None,
+        _ => {
+            return Err(format!(
+                "{at}.tls_config: a client certificate needs both cert_file and key_file"
+            ));
+        }
+    };
+    Ok(TlsSettings {
+        ca_pem,
+        client_pem,
+        insecure_skip_verify: file.insecure_skip_verify,
+    })
 }
 
 /// Standard base64 with padding, for `basic_auth`.

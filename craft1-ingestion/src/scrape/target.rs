@@ -79,6 +79,7 @@ impl TargetLoop {
                 .timeout_global(Some(self.spec.timeout))
                 .http_status_as_error(false)
                 .user_agent(concat!("systems-craft-scraper/", env!("CARGO_PKG_VERSION")))
+                .tls_config(tls_config(&self.spec.job.tls))
                 .build(),
         );
         let mut series = SeriesCache::new();
@@ -367,6 +368,35 @@ impl TargetLoop {
         .map(|(name, value)| Metric::new(name, value, at_ms).with_labels(labels.clone()))
         .collect()
     }
+}
+
+/// The job's `tls_config` as the HTTP client's (the PEM was checked when
+/// the file loaded; what does not parse now is left out, and the scrape
+/// then fails its TLS handshake, saying so).
+fn tls_config(settings: &super::config::TlsSettings) -> ureq::tls::TlsConfig {
+    use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+    let mut builder = TlsConfig::builder().disable_verification(settings.insecure_skip_verify);
+    if let Some(ca) = &settings.ca_pem {
+        let roots: Vec<Certificate<'static>> = ureq::tls::parse_pem(ca)
+            .filter_map(|item| match item {
+                Ok(PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect();
+        builder = builder.root_certs(RootCerts::new_with_certs(&roots));
+    }
+    if let Some((cert, key)) = &settings.client_pem {
+        let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(cert)
+            .filter_map(|item| match item {
+                Ok(PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect();
+        if let Ok(key) = PrivateKey::from_pem(key) {
+            builder = builder.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+        }
+    }
+    builder.build()
 }
 
 /// `metric_relabel_configs` over one sample, its name as `__name__`;
