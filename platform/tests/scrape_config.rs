@@ -616,3 +616,85 @@ fn https_targets_with_tls_config() {
         "{stderr}"
     );
 }
+
+/// A target that gzips its page when asked (`/page`), and one whose small
+/// gzipped body inflates to 2 MB (`/bomb`).
+const GZIP_TARGET: &str = r##"
+import gzip, http.server, sys
+PAGE = "".join('gz_series{i="%d"} %d\n' % (i, i) for i in range(10)).encode()
+BOMB = b"a 1\n" * 500000
+class Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = BOMB if self.path == "/bomb" else PAGE
+        asked = "gzip" in self.headers.get("Accept-Encoding", "")
+        if not asked and self.path != "/bomb":
+            body = b"# gzip was not asked for\nnot_gzipped 1\n"
+        else:
+            body = gzip.compress(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Page).serve_forever()
+"##;
+
+#[test]
+fn gzipped_pages_are_inflated_up_to_the_limit() {
+    if Command::new("python3")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_err()
+    {
+        assert!(std::env::var_os("CI").is_none(), "CI needs python3");
+        eprintln!("skipping: needs python3");
+        return;
+    }
+    let port = support::free_port();
+    let _target = support::Killed(
+        Command::new("python3")
+            .args(["-c", GZIP_TARGET, &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the gzip target"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the gzip target did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n\
+             - job_name: page\n  metrics_path: /page\n  static_configs:\n  - targets: ['127.0.0.1:{port}']\n\
+             - job_name: bomb\n  metrics_path: /bomb\n  body_size_limit: 100KB\n  static_configs:\n  - targets: ['127.0.0.1:{port}']\n"
+        ),
+    )
+    .expect("write config");
+    let (_platform, addr, _output) = start_platform_with_output(
+        &[
+            "--config.file",
+            config.to_str().expect("utf-8"),
+            "--alert-interval",
+            "1h",
+        ],
+        &dir.path().join("data"),
+    );
+    wait_until(
+        addr,
+        r#"count(gz_series{job="page"})"#,
+        "inflated",
+        value_is("10"),
+    );
+    assert!(query(addr, "not_gzipped").is_empty(), "gzip was asked for");
+    wait_for_error(addr, "bomb", "body size limit exceeded");
+    assert!(query(addr, r#"a{job="bomb"}"#).is_empty());
+}
