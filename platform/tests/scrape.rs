@@ -12,56 +12,8 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{call, encode, find_binary, start_on_free_port, start_platform_with_output};
-
-/// The instant vector `query` answers, as (labels, value) pairs.
-fn query(addr: SocketAddr, expr: &str) -> Vec<(serde_json::Value, String)> {
-    let (status, body) = call(
-        addr,
-        "GET",
-        &format!("/api/v1/query?query={}", encode(expr)),
-        "",
-    )
-    .expect("query");
-    assert_eq!(status, 200, "{expr}: {body}");
-    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
-    answer["data"]["result"]
-        .as_array()
-        .expect("vector")
-        .iter()
-        .map(|s| {
-            (
-                s["metric"].clone(),
-                s["value"][1].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
-/// Waits (bounded) until `expr`'s answer satisfies `done`.
-fn wait_until(
-    addr: SocketAddr,
-    expr: &str,
-    what: &str,
-    done: impl Fn(&[(serde_json::Value, String)]) -> bool,
-) -> Vec<(serde_json::Value, String)> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let answer = query(addr, expr);
-        if done(&answer) {
-            return answer;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {expr} answers {answer:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn value_is(expected: &str) -> impl Fn(&[(serde_json::Value, String)]) -> bool + '_ {
-    move |answer| answer.len() == 1 && answer[0].1 == expected
-}
+use support::vector::{query, value_is, wait_until};
+use support::{call, find_binary, start_on_free_port, start_platform_with_output};
 
 #[test]
 fn a_real_node_exporter_is_scraped_goes_down_and_comes_back() {

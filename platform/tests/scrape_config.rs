@@ -14,51 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::exporter::Exporter;
+use support::vector::{query, value_is, wait_until};
 use support::{call, encode, start_platform_with_output};
-
-type Answer = Vec<(serde_json::Value, String)>;
-
-fn query(addr: SocketAddr, expr: &str) -> Answer {
-    let (status, body) = call(
-        addr,
-        "GET",
-        &format!("/api/v1/query?query={}", encode(expr)),
-        "",
-    )
-    .expect("query");
-    assert_eq!(status, 200, "{expr}: {body}");
-    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
-    answer["data"]["result"]
-        .as_array()
-        .expect("vector")
-        .iter()
-        .map(|s| {
-            (
-                s["metric"].clone(),
-                s["value"][1].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
-fn wait_until(addr: SocketAddr, expr: &str, what: &str, done: impl Fn(&Answer) -> bool) -> Answer {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let answer = query(addr, expr);
-        if done(&answer) {
-            return answer;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {expr} answers {answer:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn value_is(expected: &str) -> impl Fn(&Answer) -> bool + '_ {
-    move |answer| answer.len() == 1 && answer[0].1 == expected
-}
 
 /// `/api/v1/targets`' active targets of `pool`.
 fn targets(addr: SocketAddr, pool: &str) -> Vec<serde_json::Value> {

@@ -634,12 +634,6 @@ pub(crate) fn check_address(address: &str) -> Result<(), String> {
 /// The `Authorization` header of `basic_auth`, `authorization` or
 /// `bearer_token(_file)` (at most one of them, as Prometheus requires).
 fn authorization(config: &ScrapeConfig, at: &str, base: &Path) -> Result<Option<String>, String> {
-    let read = |file: &str, key: &str| -> Result<String, String> {
-        let path = base.join(file);
-        std::fs::read_to_string(&path)
-            .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
-            .map_err(|e| format!("{at}.{key}: cannot read {}: {e}", path.display()))
-    };
     let given = [
         config.basic_auth.is_some(),
         config.authorization.is_some(),
@@ -654,26 +648,20 @@ fn authorization(config: &ScrapeConfig, at: &str, base: &Path) -> Result<Option<
         ));
     }
     if let Some(auth) = &config.basic_auth {
-        let username = match (&auth.username, &auth.username_file) {
-            (Some(_), Some(_)) => {
-                return Err(format!(
-                    "{at}.basic_auth: at most one of username and username_file"
-                ));
-            }
-            (Some(name), None) => name.clone(),
-            (None, Some(file)) => read(file, "basic_auth.username_file")?,
-            (None, None) => String::new(),
-        };
-        let password = match (&auth.password, &auth.password_file) {
-            (Some(_), Some(_)) => {
-                return Err(format!(
-                    "{at}.basic_auth: at most one of password and password_file"
-                ));
-            }
-            (Some(password), None) => password.clone(),
-            (None, Some(file)) => read(file, "basic_auth.password_file")?,
-            (None, None) => String::new(),
-        };
+        let username = inline_or_file(
+            &auth.username,
+            &auth.username_file,
+            &format!("{at}.basic_auth.username"),
+            base,
+        )?
+        .unwrap_or_default();
+        let password = inline_or_file(
+            &auth.password,
+            &auth.password_file,
+            &format!("{at}.basic_auth.password"),
+            base,
+        )?
+        .unwrap_or_default();
         return Ok(Some(format!(
             "Basic {}",
             base64(format!("{username}:{password}").as_bytes())
@@ -686,51 +674,30 @@ fn authorization(config: &ScrapeConfig, at: &str, base: &Path) -> Result<Option<
                 "{at}.authorization.type: Basic is not allowed here, use basic_auth"
             ));
         }
-        let credentials = match (&auth.credentials, &auth.credentials_file) {
-            (Some(_), Some(_)) => {
-                return Err(format!(
-                    "{at}.authorization: at most one of credentials and credentials_file"
-                ));
-            }
-            (Some(credentials), None) => credentials.clone(),
-            (None, Some(file)) => read(file, "authorization.credentials_file")?,
-            (None, None) => String::new(),
-        };
+        let credentials = inline_or_file(
+            &auth.credentials,
+            &auth.credentials_file,
+            &format!("{at}.authorization.credentials"),
+            base,
+        )?
+        .unwrap_or_default();
         return Ok(Some(format!("{kind} {credentials}")));
     }
-    match (&config.bearer_token, &config.bearer_token_file) {
-        (Some(_), Some(_)) => Err(format!(
-            "{at}: at most one of bearer_token and bearer_token_file"
-        )),
-        (Some(token), None) => Ok(Some(format!("Bearer {token}"))),
-        (None, Some(file)) => Ok(Some(format!("Bearer {}", read(file, "bearer_token_file")?))),
-        (None, None) => Ok(None),
-    }
+    Ok(inline_or_file(
+        &config.bearer_token,
+        &config.bearer_token_file,
+        &format!("{at}.bearer_token"),
+        base,
+    )?
+    .map(|token| format!("Bearer {token}")))
 }
 
 /// `tls_config`'s PEM, read and checked now, so a wrong file is refused at
 /// load with its key rather than failing every scrape.
 fn tls_settings(file: &TlsConfigFile, at: &str, base: &Path) -> Result<TlsSettings, String> {
-    let pem = |inline: &Option<String>,
-               path: &Option<String>,
-               key: &str|
-     -> Result<Option<Vec<u8>>, String> {
-        match (inline, path) {
-            (Some(_), Some(_)) => Err(format!(
-                "{at}.tls_config: at most one of {key} and {key}_file"
-            )),
-            (Some(text), None) => Ok(Some(text.clone().into_bytes())),
-            (None, Some(path)) => {
-                let full = base.join(path);
-                std::fs::read(&full).map(Some).map_err(|e| {
-                    format!(
-                        "{at}.tls_config.{key}_file: cannot read {}: {e}",
-                        full.display()
-                    )
-                })
-            }
-            (None, None) => Ok(None),
-        }
+    let pem = |inline: &Option<String>, path: &Option<String>, key: &str| {
+        inline_or_file(inline, path, &format!("{at}.tls_config.{key}"), base)
+            .map(|text| text.map(String::into_bytes))
     };
     let ca_pem = pem(&file.ca, &file.ca_file, "ca")?;
     if let Some(ca) = &ca_pem {
@@ -765,6 +732,27 @@ fn tls_settings(file: &TlsConfigFile, at: &str, base: &Path) -> Result<TlsSettin
         client_pem,
         insecure_skip_verify: file.insecure_skip_verify,
     })
+}
+
+/// A value given inline (`key`) or in a file (`key_file`, relative to
+/// `base`, its trailing newline dropped): at most one of the two.
+fn inline_or_file(
+    inline: &Option<String>,
+    file: &Option<String>,
+    key: &str,
+    base: &Path,
+) -> Result<Option<String>, String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(format!("{key}: at most one of it and {key}_file")),
+        (Some(value), None) => Ok(Some(value.clone())),
+        (None, Some(file)) => {
+            let path = base.join(file);
+            std::fs::read_to_string(&path)
+                .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_string()))
+                .map_err(|e| format!("{key}_file: cannot read {}: {e}", path.display()))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// Standard base64 with padding, for `basic_auth`.
@@ -818,69 +806,17 @@ fn duration(text: Option<&str>, key: &str) -> Result<Option<Duration>, String> {
         return Ok(None);
     };
     let ms = parse_prometheus_duration(text)
-        .filter(|ms| *ms > 0)
         .ok_or_else(|| format!("{key}: {text:?} is not a duration (like 15s, 1m, 1h30m)"))?;
     Ok(Some(Duration::from_millis(ms)))
 }
 
-/// `1h30m`, `15s`, `500ms`, `2d`: units from largest to smallest.
+/// A positive Prometheus duration in ms (`promql`'s parser, the one the
+/// rule files and the query language read durations with).
 pub(crate) fn parse_prometheus_duration(text: &str) -> Option<u64> {
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    let mut rest = text;
-    let mut total: u64 = 0;
-    let mut last_unit = 0;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let number: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        // `ms` before `m`: the longer unit name wins.
-        let (index, (unit, factor)) = UNITS
-            .iter()
-            .enumerate()
-            .filter(|(_, (unit, _))| rest.starts_with(unit))
-            .max_by_key(|(_, (unit, _))| unit.len())?;
-        if index < last_unit && total > 0 {
-            return None;
-        }
-        last_unit = index + 1;
-        rest = &rest[unit.len()..];
-        total = total.checked_add(number.checked_mul(*factor)?)?;
-    }
-    Some(total)
-}
-
-/// `ms` as Prometheus prints a duration: `1m`, `1h30m`, `15s`, `500ms`.
-pub(crate) fn format_duration(ms: u64) -> String {
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    let mut rest = ms;
-    for (unit, factor) in [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
-        if rest >= factor {
-            out.push_str(&format!("{}{unit}", rest / factor));
-            rest %= factor;
-        }
-    }
-    out
+    promql::parse_duration(text)
+        .ok()
+        .and_then(|ms| u64::try_from(ms).ok())
+        .filter(|ms| *ms > 0)
 }
 
 #[cfg(test)]
@@ -987,8 +923,6 @@ mod tests {
         assert_eq!(parse_prometheus_duration("1h30m"), Some(5_400_000));
         assert_eq!(parse_prometheus_duration("500ms"), Some(500));
         assert_eq!(parse_prometheus_duration("30m1h"), None);
-        assert_eq!(format_duration(5_400_000), "1h30m");
-        assert_eq!(format_duration(15_000), "15s");
     }
 
     #[test]

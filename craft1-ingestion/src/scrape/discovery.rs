@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use common::DroppedTarget;
 
 use super::config::{
-    FileSd, Job, TargetGroup, TargetSpec, check_address, format_duration, parse_prometheus_duration,
+    FileSd, Job, TargetGroup, TargetSpec, check_address, parse_prometheus_duration,
 };
 use super::relabel::{self, LabelSet};
 
@@ -111,11 +111,11 @@ pub fn target(job: &Arc<Job>, mut labels: LabelSet) -> Result<Target, String> {
         ("__metrics_path__", job.metrics_path.clone()),
         (
             "__scrape_interval__",
-            format_duration(job.interval.as_millis() as u64),
+            promql::format_duration(job.interval.as_millis() as i64),
         ),
         (
             "__scrape_timeout__",
-            format_duration(job.timeout.as_millis() as u64),
+            promql::format_duration(job.timeout.as_millis() as i64),
         ),
     ];
     for (name, value) in defaults {
