@@ -153,7 +153,11 @@ impl Manager {
                 let outcome = self.reload(requests);
                 let _ = reply.send(outcome);
                 last_sync = Instant::now();
-            } else if last_sync.elapsed() >= RESYNC {
+            } else if last_sync.elapsed() >= RESYNC
+                && self.jobs.iter().any(|j| !j.file_sd.is_empty())
+            {
+                // Static targets change only on a reload; only files are
+                // looked at again.
                 self.sync();
                 last_sync = Instant::now();
             }

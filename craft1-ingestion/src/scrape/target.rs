@@ -88,6 +88,7 @@ impl TargetLoop {
             return;
         }
         let mut last_error: Option<String> = None;
+        let mut last_metadata: Vec<(String, common::MetricMetadata)> = Vec::new();
         let mut next = Instant::now();
         loop {
             let began = Instant::now();
@@ -153,7 +154,14 @@ impl TargetLoop {
                 self.end_if_removed(&series);
                 return;
             }
-            let page_metadata = std::mem::take(&mut outcome.metadata);
+            // A page describes its families the same way scrape after
+            // scrape: only a change is worth copying to the registries.
+            let page_metadata =
+                std::mem::take(&mut outcome.metadata).filter(|metadata| *metadata != last_metadata);
+            if let Some(metadata) = &page_metadata {
+                self.metadata.record(metadata.clone());
+                last_metadata = metadata.clone();
+            }
             self.targets.update(self.id, |status| {
                 status.health = if error.is_none() {
                     TargetHealth::Up
@@ -320,7 +328,6 @@ impl TargetLoop {
                 job.sample_limit
             ));
         }
-        self.metadata.record(exposition.metadata.clone());
         Outcome {
             samples,
             scraped,
