@@ -234,7 +234,9 @@ fn main() -> anyhow::Result<()> {
     let scraper = match scrape_set {
         Some((path, set)) => {
             let deps = craft1_ingestion::scrape::ScrapeDeps {
-                queue,
+                // A writer, not the queue: the scraper adds samples, as
+                // recording rules do, and never consumes.
+                writer: Arc::new(common::QueueWriter::new(queue)),
                 clock: Arc::new(SystemClock),
                 metadata,
                 targets,

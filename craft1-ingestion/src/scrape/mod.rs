@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Clock, MetadataRegistry, MetricQueue, Shutdown, TargetRegistry, TargetStatus};
+use common::{Clock, MetadataRegistry, MetricWriter, Shutdown, TargetRegistry, TargetStatus};
 
 pub use config::{ConfigError, Job, ScrapeSet, TargetSpec, load};
 pub use reload::{ReloadHandle, ReloadRoutes};
@@ -38,8 +38,9 @@ const RESYNC: Duration = Duration::from_secs(1);
 /// What the scrape loops write to and report to.
 #[derive(Clone)]
 pub struct ScrapeDeps {
-    /// Where the samples go.
-    pub queue: Arc<dyn MetricQueue>,
+    /// Where the samples go: the pipeline's queue, as a
+    /// `common::MetricWriter` (add, never consume), as recording rules get it.
+    pub writer: Arc<dyn MetricWriter>,
     /// The scrape's time.
     pub clock: Arc<dyn Clock>,
     /// Where pages' `HELP`/`TYPE`/`UNIT` go (`/api/v1/metadata`).
@@ -299,7 +300,7 @@ impl Manager {
             removed: removed.clone(),
             targets: self.deps.targets.clone(),
             spec: spec.clone(),
-            queue: self.deps.queue.clone(),
+            writer: self.deps.writer.clone(),
             clock: self.deps.clock.clone(),
             metadata: self.deps.metadata.clone(),
             stats: self.deps.stats.clone(),

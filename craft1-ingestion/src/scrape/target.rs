@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::metric::STALE_NAN_BITS;
 use common::{
-    Clock, Labels, MetadataRegistry, Metric, MetricQueue, Shutdown, TargetHealth, TargetRegistry,
+    Clock, Labels, MetadataRegistry, Metric, MetricWriter, Shutdown, TargetHealth, TargetRegistry,
 };
 
 use super::cache::SeriesCache;
@@ -48,7 +48,7 @@ pub struct TargetLoop {
     /// Where each scrape's outcome is reported (`/api/v1/targets`).
     pub targets: Arc<TargetRegistry>,
     /// Where the samples go.
-    pub queue: Arc<dyn MetricQueue>,
+    pub writer: Arc<dyn MetricWriter>,
     /// The scrape's time, for samples without their own.
     pub clock: Arc<dyn Clock>,
     /// Where the page's `HELP`/`TYPE`/`UNIT` go.
@@ -123,7 +123,7 @@ impl TargetLoop {
             } else {
                 0
             };
-            let pushed = self.queue.push(batch);
+            let pushed = self.writer.write(batch);
             // Nothing of a refused push was stored: the next scrape must
             // still end what this one would have ended.
             if pushed.is_ok() {
@@ -136,8 +136,8 @@ impl TargetLoop {
                 (None, Err(refused)) => {
                     ScrapeStats::bump(&self.stats.queue_refused, 1);
                     let _ = self
-                        .queue
-                        .push(self.synthetic(at_ms, 0.0, seconds, 0, 0, 0));
+                        .writer
+                        .write(self.synthetic(at_ms, 0.0, seconds, 0, 0, 0));
                     Some(format!("the queue refused the scrape: {refused}"))
                 }
                 (None, Ok(())) => {
@@ -222,7 +222,7 @@ impl TargetLoop {
                     m
                 }),
         );
-        if let Err(refused) = self.queue.push(batch) {
+        if let Err(refused) = self.writer.write(batch) {
             common::say_err!(
                 "[Scrape] {} {}: removed, but its series could not be ended: {refused}",
                 self.spec.job.name,
